@@ -1,0 +1,87 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// TaskService is the tenant task API: every use case takes the merchant,
+// and the storage query itself is scoped to it.
+type TaskService struct {
+	tasks  ports.TenantTaskRepository
+	ledger ports.RecoveryLedger
+	clock  ports.Clock
+}
+
+// NewTaskService returns the tenant task use cases.
+func NewTaskService(tasks ports.TenantTaskRepository, ledger ports.RecoveryLedger, clock ports.Clock) *TaskService {
+	return &TaskService{tasks: tasks, ledger: ledger, clock: clock}
+}
+
+// List returns one page of the merchant's tasks, newest first.
+func (s *TaskService) List(ctx context.Context, m domain.Merchant, f domain.TaskFilter) (domain.TaskPage, error) {
+	if f.Limit == 0 {
+		f.Limit = domain.DefaultPageSize
+	}
+	if f.Limit < 1 || f.Limit > domain.MaxPageSize {
+		return domain.TaskPage{}, fmt.Errorf("%w: limit must be between 1 and %d", domain.ErrInvalid, domain.MaxPageSize)
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return domain.TaskPage{}, fmt.Errorf("%w: unknown status %q", domain.ErrInvalid, f.Status)
+	}
+	return s.tasks.List(ctx, m.ID, f)
+}
+
+// Get returns the merchant's task: ErrForbidden if another merchant owns it,
+// ErrNotFound if there is no such task.
+func (s *TaskService) Get(ctx context.Context, m domain.Merchant, id domain.TaskID) (domain.Task, error) {
+	t, err := s.tasks.Get(ctx, m.ID, id)
+	return t, s.explainMiss(ctx, id, err)
+}
+
+// Retry makes the merchant's failed or cancelled task pending, due now.
+// ErrConflict from another status; ErrForbidden / ErrNotFound as Get.
+func (s *TaskService) Retry(ctx context.Context, m domain.Merchant, id domain.TaskID) (domain.Task, error) {
+	t, err := s.tasks.Retry(ctx, m.ID, id, s.clock.Now())
+	return t, s.explainMiss(ctx, id, err)
+}
+
+// Delete removes the merchant's task. ErrConflict while it runs;
+// ErrForbidden / ErrNotFound as Get.
+func (s *TaskService) Delete(ctx context.Context, m domain.Merchant, id domain.TaskID) error {
+	return s.explainMiss(ctx, id, s.tasks.Delete(ctx, m.ID, id))
+}
+
+// Stats returns the merchant's recovery figures.
+func (s *TaskService) Stats(ctx context.Context, m domain.Merchant) (domain.RecoveryStats, error) {
+	byCurrency, err := s.ledger.Recovery(ctx, m.ID)
+	if err != nil {
+		return domain.RecoveryStats{}, fmt.Errorf("recovery figures: %w", err)
+	}
+	byStatus, err := s.tasks.CountByStatus(ctx, m.ID)
+	if err != nil {
+		return domain.RecoveryStats{}, fmt.Errorf("task counts: %w", err)
+	}
+	return domain.RecoveryStats{ByCurrency: byCurrency, TasksByStatus: byStatus}, nil
+}
+
+// explainMiss turns a scoped miss into ErrForbidden when the task exists for
+// another merchant. The scoped query already decided that nothing happens;
+// this only chooses the answer.
+func (s *TaskService) explainMiss(ctx context.Context, id domain.TaskID, err error) error {
+	if !errors.Is(err, domain.ErrNotFound) {
+		return err
+	}
+	exists, xerr := s.tasks.Exists(ctx, id)
+	if xerr != nil {
+		return fmt.Errorf("task lookup: %w", xerr)
+	}
+	if exists {
+		return domain.ErrForbidden
+	}
+	return err
+}

@@ -1,0 +1,72 @@
+package domain
+
+import "time"
+
+// Event is a Stripe event in the terms the dunning policy needs. The Stripe
+// adapter decodes the raw webhook into it; nothing here knows Stripe's JSON.
+type Event struct {
+	ID         string // evt_…
+	Type       string // invoice.payment_failed, …
+	Account    string // the connected account (acct_…) the event is about
+	Livemode   bool
+	APIVersion string
+	Created    time.Time
+
+	// The event's data object, decoded by type; at most one is set.
+	Invoice      *Invoice
+	Charge       *Charge
+	Subscription *Subscription
+}
+
+// Invoice is the part of a Stripe invoice the policy reads.
+type Invoice struct {
+	ID                 string
+	Status             string // draft, open, paid, uncollectible, void
+	CustomerID         string
+	CustomerEmail      string
+	SubscriptionID     string
+	ChargeID           string
+	AmountDue          int64
+	AmountPaid         int64
+	Currency           string
+	HostedInvoiceURL   string
+	AttemptCount       int
+	NextPaymentAttempt *time.Time // nil: Stripe will not retry on its own
+}
+
+// Charge is the part of a Stripe charge the policy reads.
+type Charge struct {
+	ID            string
+	CustomerID    string
+	CustomerEmail string
+	InvoiceID     string // empty: a charge outside any invoice
+	Amount        int64
+	Currency      string
+}
+
+// Subscription is the part of a Stripe subscription the policy reads.
+type Subscription struct {
+	ID         string
+	CustomerID string
+}
+
+// The event types the default policy acts on.
+const (
+	EventInvoicePaymentFailed         = "invoice.payment_failed"
+	EventInvoicePaymentActionRequired = "invoice.payment_action_required"
+	EventCustomerSubscriptionDeleted  = "customer.subscription.deleted"
+	EventChargeFailed                 = "charge.failed"
+	EventInvoicePaid                  = "invoice.paid"
+	EventInvoiceVoided                = "invoice.voided"
+	EventInvoiceMarkedUncollectible   = "invoice.marked_uncollectible"
+)
+
+// Handles reports whether the policy acts on events of this type.
+func Handles(eventType string) bool {
+	switch eventType {
+	case EventInvoicePaymentFailed, EventInvoicePaymentActionRequired, EventCustomerSubscriptionDeleted,
+		EventChargeFailed, EventInvoicePaid, EventInvoiceVoided, EventInvoiceMarkedUncollectible:
+		return true
+	}
+	return false
+}

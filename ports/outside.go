@@ -1,0 +1,27 @@
+package ports
+
+import (
+	"time"
+
+	"github.com/recoupdev/recoup/domain"
+)
+
+// Clock tells the time; tests fix it.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock, in UTC.
+type SystemClock struct{}
+
+// Now returns the current time in UTC.
+func (SystemClock) Now() time.Time { return time.Now().UTC() }
+
+// WebhookVerifier turns a raw webhook delivery into an event after checking
+// its signature.
+type WebhookVerifier interface {
+	// VerifyEvent checks the Stripe-Signature header against the payload and
+	// decodes the event. Every rejection is ErrInvalid (wrapped, with a
+	// message fit for the sender).
+	VerifyEvent(payload []byte, signatureHeader string) (domain.Event, error)
+}

@@ -1,0 +1,151 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/recoupdev/recoup/domain"
+)
+
+// EventLocker takes the idempotency lock of a Stripe event. It is only
+// reachable inside a unit of work (Tx), so the lock commits or rolls back
+// with the event's effects.
+type EventLocker interface {
+	// AttemptEventLock records eventID as processed by the current unit of
+	// work. It returns true when this unit of work now holds the lock, and
+	// false when the event was already processed (committed). While another
+	// unit of work holds the lock in flight, it waits for that one's outcome:
+	// false if it commits; if it rolls back, exactly one waiter gets true.
+	// It returns ctx's error if the wait is cancelled, ErrUnavailable (wrapped)
+	// if storage cannot be reached.
+	AttemptEventLock(ctx context.Context, eventID string) (bool, error)
+}
+
+// TenantTaskRepository stores tasks. Every method but Exists takes the
+// merchant and reads or writes that merchant's tasks only: the merchant is
+// part of every query, never checked after one. An empty merchant is
+// ErrInvalid.
+type TenantTaskRepository interface {
+	// Schedule stores new tasks for merchant (their MerchantID must be
+	// merchant) and returns those that were stored, applying the "at most
+	// one" rules:
+	//   - a notify_payment_failed whose (invoice, invoice attempt) already
+	//     has one is not stored again;
+	//   - a retry_payment for an invoice that has a pending retry_payment
+	//     replaces that one's schedule and event (keeping its id) when its
+	//     invoice attempt is higher, and is not stored otherwise.
+	Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error)
+	// CancelPending makes the merchant's pending tasks that match sel
+	// cancelled and returns their ids.
+	CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error)
+	// List returns one page of the merchant's tasks, newest first (by
+	// CreatedAt, then ID, descending), starting after filter.After.
+	List(ctx context.Context, merchant domain.MerchantID, filter domain.TaskFilter) (domain.TaskPage, error)
+	// Get returns the merchant's task id; ErrNotFound if the merchant has no
+	// such task.
+	Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error)
+	// Retry makes the merchant's failed or cancelled task pending again, due
+	// at now, and returns it; ErrNotFound if the merchant has no such task,
+	// ErrConflict if it is in another status.
+	Retry(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, now time.Time) (domain.Task, error)
+	// Delete removes the merchant's task; ErrNotFound if the merchant has no
+	// such task, ErrConflict while it is running.
+	Delete(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) error
+	// CountByStatus counts the merchant's tasks in each status.
+	CountByStatus(ctx context.Context, merchant domain.MerchantID) (map[domain.TaskStatus]int, error)
+	// Exists reports whether a task with this id exists for any merchant.
+	// It is the one unscoped read, it reveals nothing but a bool, and it is
+	// used only after a scoped query found nothing, to tell 403 from 404.
+	Exists(ctx context.Context, id domain.TaskID) (bool, error)
+}
+
+// RecoveryLedger records failed and recovered invoices for the recovery
+// figures.
+type RecoveryLedger interface {
+	// RecordFailure notes that a payment on the invoice failed. The first
+	// failure of an invoice counts; later ones change nothing.
+	RecordFailure(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error
+	// RecordPaid notes that the invoice was paid. It counts as recovered,
+	// with the paid amount, only if a failure was recorded for it before and
+	// it was not recovered yet.
+	RecordPaid(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error
+	// Recovery sums the merchant's failed and recovered amounts by currency.
+	Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error)
+}
+
+// Tx is what a unit of work may touch: everything it does commits or rolls
+// back together.
+type Tx interface {
+	Events() EventLocker
+	Tasks() TenantTaskRepository
+	Ledger() RecoveryLedger
+}
+
+// UnitOfWork runs work atomically.
+type UnitOfWork interface {
+	// InTx runs fn in one transaction and commits if fn returns nil. If fn
+	// returns an error (or panics), everything fn did is rolled back,
+	// including any event lock it took, and InTx returns that error. A
+	// failed commit is returned wrapped in ErrUnavailable.
+	InTx(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+}
+
+// MerchantDirectory stores merchants and their API keys.
+type MerchantDirectory interface {
+	// CreateMerchant stores a merchant with its first API key;
+	// ErrConflict if its Stripe account is already bound to a merchant.
+	CreateMerchant(ctx context.Context, m domain.Merchant, key domain.APIKey) error
+	// MerchantByID returns a merchant; ErrNotFound if there is none.
+	MerchantByID(ctx context.Context, id domain.MerchantID) (domain.Merchant, error)
+	// MerchantByStripeAccount returns the merchant bound to a connected
+	// account; ErrNotFound if there is none.
+	MerchantByStripeAccount(ctx context.Context, account string) (domain.Merchant, error)
+	// MerchantByAPIKey returns the owner of the unrevoked key with this
+	// prefix, after comparing hash with the stored hash in constant time;
+	// ErrNotFound if there is no such key or the hash differs.
+	MerchantByAPIKey(ctx context.Context, prefix string, hash domain.APIKeyHash) (domain.Merchant, error)
+	// AddAPIKey stores another key for key.MerchantID; ErrNotFound if there
+	// is no such merchant, ErrConflict if the prefix is taken.
+	AddAPIKey(ctx context.Context, key domain.APIKey) error
+	// RevokeAPIKey revokes the merchant's key with this prefix; ErrNotFound
+	// if the merchant has no such unrevoked key.
+	RevokeAPIKey(ctx context.Context, merchant domain.MerchantID, prefix string, at time.Time) error
+}
+
+// TaskQueue is the worker's view of tasks: across merchants, because the
+// worker serves them all, yet every write after the claim names the
+// merchant and the claim's attempt.
+type TaskQueue interface {
+	// ClaimDue marks up to limit due tasks running and returns them with
+	// Attempts incremented. Due means pending with RunAt <= now, or running
+	// with a lease that expired before now (its worker died). The lease
+	// lasts until now+lease. No task is handed to two callers at once, also
+	// across processes.
+	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error)
+	// Finish records the end of the run that claimed the merchant's task
+	// with this attempt; ErrConflict if that claim no longer holds (the
+	// lease expired and another worker claimed it, or it was changed).
+	Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error
+	// Backlog reports how many tasks are due at now and the oldest due
+	// RunAt (zero if none).
+	Backlog(ctx context.Context, now time.Time) (count int, oldest time.Time, err error)
+}
+
+// EventRetention prunes old idempotency locks.
+type EventRetention interface {
+	// PruneEvents deletes up to batch lock rows recorded before cutoff and
+	// returns how many it deleted; callers repeat until it returns < batch.
+	PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error)
+}
+
+// Storage is everything recoup keeps, as one adapter provides it.
+type Storage interface {
+	UnitOfWork
+	Tasks() TenantTaskRepository
+	Ledger() RecoveryLedger
+	Merchants() MerchantDirectory
+	Queue() TaskQueue
+	EventRetention
+	// Ping reports whether storage is reachable (ErrUnavailable if not).
+	Ping(ctx context.Context) error
+}
