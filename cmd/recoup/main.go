@@ -1,0 +1,95 @@
+// Command recoup is the recoup server: Stripe webhook intake, the tenant task
+// API, the admin API and the task worker, with its maintenance subcommands.
+// See API.md and the README for its configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usage is the help text of the binary.
+const usage = `usage: recoup <command> [flags]
+
+commands:
+  serve [--addr A] [--worker=false]   HTTP server (and the task worker, unless --worker=false)
+  worker                               the task worker alone (Postgres only)
+  migrate up|down|status               schema migrations (Postgres only)
+  merchant create --name N --stripe-account acct_…
+                                       create a merchant in Postgres, print it with its API key
+  dev send-event --type T --account acct_… [--url U] [--invoice in_…] [--attempt N]
+                                       send a signed test event to a running server
+  version                              version and build info
+
+Configuration is read from the environment; see the README.
+`
+
+// usageError is a command-line mistake: exit status 2, like a bad setting.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// run is the whole program, testable: it returns when the command is done or
+// ctx is cancelled (SIGTERM).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return &usageError{"no command given"}
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stderr)
+	case "worker":
+		return runWorker(ctx, rest, getenv, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "merchant":
+		return runMerchant(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		return runVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return &usageError{fmt.Sprintf("unknown command %q", cmd)}
+}
+
+// exitCode prints err as one line and chooses the exit status: 2 for bad
+// configuration or usage, 1 for any other failure.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "recoup:", err)
+	var ce *configError
+	var ue *usageError
+	if errors.As(err, &ce) || errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// newLogger makes the process logger in the configured format.
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

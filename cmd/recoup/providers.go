@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/wire"
+	"github.com/uptrace/bun"
+
+	"github.com/recoupdev/recoup/adapters/email"
+	"github.com/recoupdev/recoup/adapters/httpapi"
+	"github.com/recoupdev/recoup/adapters/postgres"
+	"github.com/recoupdev/recoup/adapters/stripe"
+	"github.com/recoupdev/recoup/app"
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// service is what `serve` and `worker` run; the wire injectors build it.
+type service struct {
+	cfg     config
+	log     *slog.Logger
+	storage ports.Storage
+	handler http.Handler
+	worker  *app.Worker
+}
+
+// runWorker runs the task worker and the lock retention until ctx ends.
+func (s *service) runWorker(ctx context.Context) error {
+	go s.pruneEvents(ctx)
+	return s.worker.Run(ctx)
+}
+
+// pruneEvents deletes idempotency locks older than the retention window
+// (far past Stripe's three days of redelivery) every hour, in small batches
+// so that no statement holds locks for long.
+func (s *service) pruneEvents(ctx context.Context) {
+	const batch = 1000
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		cutoff := time.Now().Add(-s.cfg.EventRetention)
+		total := 0
+		for ctx.Err() == nil {
+			n, err := s.storage.PruneEvents(ctx, cutoff, batch)
+			if err != nil {
+				s.log.Warn("pruning idempotency locks", "error", err)
+				break
+			}
+			total += n
+			if n < batch {
+				break
+			}
+		}
+		if total > 0 {
+			s.log.Info("pruned idempotency locks", "count", total, "older_than", cutoff)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// commonSet provides everything but the storage adapter.
+var commonSet = wire.NewSet(
+	wire.Struct(new(service), "*"),
+	wire.Bind(new(ports.Clock), new(ports.SystemClock)),
+	wire.Struct(new(ports.SystemClock)),
+	domain.DefaultPolicy,
+	provideLivemode,
+	app.NewWebhookService,
+	provideTaskService,
+	provideMerchantService,
+	provideVerifier,
+	wire.Bind(new(ports.WebhookVerifier), new(*stripe.Verifier)),
+	provideGateway,
+	provideNotifier,
+	provideWorker,
+	provideHandler,
+)
+
+func provideLivemode(cfg config) app.Livemode { return app.Livemode(cfg.Livemode) }
+
+func provideTaskService(store ports.Storage, clock ports.Clock) *app.TaskService {
+	return app.NewTaskService(store.Tasks(), store.Ledger(), clock)
+}
+
+func provideMerchantService(store ports.Storage, clock ports.Clock) *app.MerchantService {
+	return app.NewMerchantService(store.Merchants(), clock)
+}
+
+func provideVerifier(cfg config, log *slog.Logger) (*stripe.Verifier, error) {
+	return stripe.NewVerifier(cfg.WebhookSecrets, stripe.WithLogger(log))
+}
+
+// provideGateway returns nil without STRIPE_API_KEY: the worker then records
+// payment retries as failed with a clear error and still sends emails.
+func provideGateway(cfg config) ports.PaymentGateway {
+	if cfg.StripeAPIKey == "" {
+		return nil
+	}
+	return stripe.NewGateway(stripe.GatewayConfig{APIKey: cfg.StripeAPIKey, APIBase: cfg.StripeAPIBase})
+}
+
+// provideNotifier sends email over SMTP when RECOUP_SMTP_URL is set, and
+// writes it to the log otherwise.
+func provideNotifier(cfg config, log *slog.Logger) (ports.Notifier, error) {
+	if cfg.SMTPURL == "" {
+		return email.NewLogNotifier(log), nil
+	}
+	smtp, err := email.ParseSMTPURL(cfg.SMTPURL)
+	if err != nil {
+		return nil, &configError{"RECOUP_SMTP_URL", strings.TrimPrefix(err.Error(), domain.ErrInvalid.Error()+": ")}
+	}
+	smtp.From = cfg.EmailFrom
+	return email.NewSMTPNotifier(smtp, log)
+}
+
+func provideWorker(cfg config, store ports.Storage, gateway ports.PaymentGateway, notifier ports.Notifier, clock ports.Clock, log *slog.Logger) (*app.Worker, error) {
+	return app.NewWorker(app.WorkerConfig{
+		Concurrency: cfg.WorkerConcurrency, Poll: cfg.WorkerPoll, Lease: cfg.WorkerLease,
+	}, store.Queue(), store.Merchants(), gateway, notifier, clock, log)
+}
+
+func provideHandler(cfg config, verifier ports.WebhookVerifier, webhooks *app.WebhookService,
+	tasks *app.TaskService, merchants *app.MerchantService, store ports.Storage, log *slog.Logger) http.Handler {
+	return httpapi.NewServer(httpapi.Config{
+		Verifier: verifier, Webhooks: webhooks, Tasks: tasks, Merchants: merchants,
+		AdminToken: cfg.AdminToken, Ready: store.Ping, Logger: log,
+	})
+}
+
+// openPostgres connects to DATABASE_URL and refuses a schema with pending
+// migrations, naming the command that applies them.
+func openPostgres(ctx context.Context, cfg config) (*bun.DB, func(), error) {
+	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to DATABASE_URL: %w", err)
+	}
+	pending, err := postgres.PendingMigrations(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("read migration status: %w", err)
+	}
+	if len(pending) > 0 {
+		db.Close()
+		return nil, nil, fmt.Errorf("the database has %d pending migration(s) (%s): run `recoup migrate up` first", len(pending), strings.Join(pending, ", "))
+	}
+	return db, func() { db.Close() }, nil
+}
+
+// buildService composes the server on the storage the configuration names.
+func buildService(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
+	if cfg.DatabaseURL == "" {
+		return newMemoryService(cfg, log)
+	}
+	return newPostgresService(ctx, cfg, log)
+}

@@ -1,0 +1,28 @@
+//go:build wireinject
+
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/google/wire"
+	"github.com/uptrace/bun"
+
+	"github.com/recoupdev/recoup/adapters/memory"
+	"github.com/recoupdev/recoup/adapters/postgres"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// newMemoryService composes recoup on the embedded in-memory storage.
+func newMemoryService(cfg config, log *slog.Logger) (*service, func(), error) {
+	wire.Build(commonSet, memory.New, wire.Bind(new(ports.Storage), new(*memory.Store)))
+	return nil, nil, nil
+}
+
+// newPostgresService composes recoup on PostgreSQL.
+func newPostgresService(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
+	wire.Build(commonSet, openPostgres, wire.Bind(new(bun.IDB), new(*bun.DB)),
+		postgres.New, wire.Bind(new(ports.Storage), new(*postgres.Store)))
+	return nil, nil, nil
+}
