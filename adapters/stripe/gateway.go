@@ -1,0 +1,256 @@
+package stripe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	stripego "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// DefaultTimeout bounds one Stripe request when GatewayConfig sets neither
+// Timeout nor HTTPClient.
+const DefaultTimeout = 30 * time.Second
+
+// GatewayConfig configures a Gateway.
+type GatewayConfig struct {
+	// APIKey is the platform's secret key (STRIPE_API_KEY). Empty: every
+	// call fails with a Permanent PaymentError, and nothing is sent.
+	APIKey string
+	// APIBase replaces https://api.stripe.com (STRIPE_API_BASE; tests point
+	// it at stripe-mock).
+	APIBase string
+	// HTTPClient sends the requests; nil means a default client. It is
+	// copied, not changed.
+	HTTPClient *http.Client
+	// Timeout bounds one request when HTTPClient has no timeout of its own;
+	// 0 means DefaultTimeout. A request never waits without bound.
+	Timeout time.Duration
+}
+
+// Gateway is the PaymentGateway on the Stripe API. It is safe for
+// concurrent use.
+type Gateway struct {
+	api *client.API // nil when there is no API key
+	key string      // only to scrub it from error messages
+}
+
+var _ ports.PaymentGateway = (*Gateway)(nil)
+
+// NewGateway returns a Gateway with its own stripe-go backend: stripe-go's
+// retries are off (MaxNetworkRetries 0) because the worker owns retrying,
+// with its backoff and its attempt count, and its logging is off because
+// every failure comes back to the worker as an error.
+func NewGateway(cfg GatewayConfig) *Gateway {
+	if cfg.APIKey == "" {
+		return &Gateway{}
+	}
+	hc := &http.Client{}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient // a copy: its Transport is wrapped below
+		hc = &c
+	}
+	if hc.Timeout == 0 {
+		hc.Timeout = cfg.Timeout
+	}
+	if hc.Timeout == 0 {
+		hc.Timeout = DefaultTimeout
+	}
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = statusRecorder{base: base}
+
+	backend := func(typ stripego.SupportedBackend, url string) stripego.Backend {
+		cfg := &stripego.BackendConfig{
+			HTTPClient:        hc,
+			LeveledLogger:     &stripego.LeveledLogger{Level: stripego.LevelNull},
+			MaxNetworkRetries: stripego.Int64(0),
+			EnableTelemetry:   stripego.Bool(false),
+		}
+		if url != "" {
+			cfg.URL = stripego.String(url)
+		}
+		return stripego.GetBackendWithConfig(typ, cfg)
+	}
+	apiBase := strings.TrimRight(cfg.APIBase, "/")
+	return &Gateway{key: cfg.APIKey, api: client.New(cfg.APIKey, &stripego.Backends{
+		API:     backend(stripego.APIBackend, apiBase),
+		Connect: backend(stripego.ConnectBackend, ""),
+		Uploads: backend(stripego.UploadsBackend, ""),
+	})}
+}
+
+// errNoAPIKey is what every call answers without an API key.
+var errNoAPIKey = &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "STRIPE_API_KEY is not set: payment retries are disabled"}
+
+// Invoice re-reads an invoice on the connected account. An unknown invoice
+// is a Permanent PaymentError that wraps domain.ErrNotFound.
+func (g *Gateway) Invoice(ctx context.Context, account, invoiceID string) (domain.Invoice, error) {
+	if err := g.check(account, invoiceID); err != nil {
+		return domain.Invoice{}, err
+	}
+	ctx, status := withStatus(ctx)
+	params := &stripego.InvoiceParams{}
+	params.Context = ctx
+	params.SetStripeAccount(account)
+	inv, err := g.api.Invoices.Get(invoiceID, params)
+	if err != nil {
+		return domain.Invoice{}, g.classify(ctx, err, *status, "read invoice "+invoiceID)
+	}
+	return invoiceFromStripe(inv), nil
+}
+
+// PayInvoice asks Stripe to pay the invoice now with the customer's default
+// payment method, off session. The idempotency key makes a repeat of the
+// same attempt (after a crash, a timeout) return the first outcome instead
+// of charging again.
+func (g *Gateway) PayInvoice(ctx context.Context, account, invoiceID, idempotencyKey string) error {
+	if err := g.check(account, invoiceID); err != nil {
+		return err
+	}
+	if idempotencyKey == "" {
+		return &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "pay invoice " + invoiceID + ": an idempotency key is required", Err: domain.ErrInvalid}
+	}
+	ctx, status := withStatus(ctx)
+	params := &stripego.InvoicePayParams{}
+	params.Context = ctx
+	params.SetStripeAccount(account)
+	params.SetIdempotencyKey(idempotencyKey)
+	if _, err := g.api.Invoices.Pay(invoiceID, params); err != nil {
+		return g.classify(ctx, err, *status, "pay invoice "+invoiceID)
+	}
+	return nil
+}
+
+func (g *Gateway) check(account, invoiceID string) error {
+	if g.api == nil {
+		return errNoAPIKey
+	}
+	if account == "" || invoiceID == "" {
+		return &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "a connected account and an invoice id are required", Err: domain.ErrInvalid}
+	}
+	return nil
+}
+
+// hardDeclines are the decline (or card error) codes another attempt cannot
+// turn into a payment: the card is gone, blocked or refused for good, or
+// the payment needs the customer (authentication), who is not there when
+// the worker retries. Every other card error is a soft decline.
+var hardDeclines = map[string]bool{
+	"stolen_card":                            true,
+	"lost_card":                              true,
+	"fraudulent":                             true,
+	"pickup_card":                            true,
+	"restricted_card":                        true,
+	"merchant_blacklist":                     true,
+	"do_not_honor":                           true,
+	"do_not_try_again":                       true,
+	"invalid_account":                        true,
+	"new_account_information_available":      true,
+	"card_not_supported":                     true,
+	"currency_not_supported":                 true,
+	"invalid_card_type":                      true,
+	"incorrect_number":                       true,
+	"invalid_number":                         true,
+	"invalid_expiry_month":                   true,
+	"invalid_expiry_year":                    true,
+	"expired_card":                           true,
+	"revocation_of_authorization":            true,
+	"revocation_of_all_authorizations":       true,
+	"security_violation":                     true,
+	"service_not_allowed":                    true,
+	"stop_payment_order":                     true,
+	"transaction_not_allowed":                true,
+	"authentication_required":                true,
+	"invoice_payment_intent_requires_action": true,
+	"payment_intent_authentication_failure":  true,
+}
+
+// IsHardDecline reports whether a decline code means no further attempt
+// can succeed (see the list in the source). Soft declines, such as
+// insufficient_funds, generic_decline, card_velocity_exceeded,
+// try_again_later or processing_error, are everything else.
+func IsHardDecline(code string) bool { return hardDeclines[code] }
+
+// classify turns a stripe-go error into a PaymentError whose message never
+// holds the API key: Stripe masks it in its answers, but a proxy or a
+// double (stripe-mock echoes it) may not, and the message is stored in
+// last_error.
+func (g *Gateway) classify(ctx context.Context, err error, status int, op string) *domain.PaymentError {
+	pe := classify(ctx, err, status, op)
+	pe.Message = strings.ReplaceAll(pe.Message, g.key, "[redacted]")
+	return pe
+}
+
+// classify turns a stripe-go error into a PaymentError. status is the HTTP
+// status seen on the wire (0 if no answer came), which matters when the
+// body was not Stripe's error JSON (a proxy's 502 page, say).
+func classify(ctx context.Context, err error, status int, op string) *domain.PaymentError {
+	var se *stripego.Error
+	if errors.As(err, &se) {
+		code := string(se.Code)
+		if se.DeclineCode != "" {
+			code = string(se.DeclineCode)
+		}
+		msg := op + ": " + se.Msg
+		switch {
+		case se.HTTPStatusCode == http.StatusTooManyRequests || se.HTTPStatusCode >= 500 ||
+			se.Type == stripego.ErrorTypeAPI || se.Code == stripego.ErrorCodeLockTimeout:
+			return &domain.PaymentError{Kind: domain.PaymentTransient, Code: code, Message: fmt.Sprintf("%s (Stripe answered %d)", msg, se.HTTPStatusCode)}
+		case se.Type == stripego.ErrorTypeCard:
+			kind := domain.PaymentSoftDecline
+			if IsHardDecline(code) || IsHardDecline(string(se.Code)) {
+				kind = domain.PaymentHardDecline
+			}
+			return &domain.PaymentError{Kind: kind, Code: code, Message: msg}
+		case se.HTTPStatusCode == http.StatusNotFound:
+			return &domain.PaymentError{Kind: domain.PaymentPermanent, Code: code, Message: msg, Err: domain.ErrNotFound}
+		case se.HTTPStatusCode == http.StatusUnauthorized || se.HTTPStatusCode == http.StatusForbidden:
+			return &domain.PaymentError{Kind: domain.PaymentPermanent, Code: code, Message: op + ": Stripe refused the API key or its permissions: " + se.Msg}
+		default:
+			return &domain.PaymentError{Kind: domain.PaymentPermanent, Code: code, Message: fmt.Sprintf("%s (Stripe answered %d)", msg, se.HTTPStatusCode)}
+		}
+	}
+	// No Stripe error JSON: a transport failure (timeout, refused
+	// connection, cancelled context) or a body that did not parse.
+	switch {
+	case status == 0 || ctx.Err() != nil:
+		return &domain.PaymentError{Kind: domain.PaymentTransient, Message: op + ": " + err.Error(), Err: err}
+	case status == http.StatusTooManyRequests || status >= 500:
+		return &domain.PaymentError{Kind: domain.PaymentTransient, Message: fmt.Sprintf("%s: Stripe answered %d: %v", op, status, err), Err: err}
+	case status < 300:
+		// A success whose body did not parse: the request may have taken
+		// effect, and a repeat with the same idempotency key is safe.
+		return &domain.PaymentError{Kind: domain.PaymentTransient, Message: fmt.Sprintf("%s: unreadable answer from Stripe: %v", op, err), Err: err}
+	default:
+		return &domain.PaymentError{Kind: domain.PaymentPermanent, Message: fmt.Sprintf("%s: Stripe answered %d: %v", op, status, err), Err: err}
+	}
+}
+
+// statusRecorder notes the HTTP status of each answer in the request's
+// context (see withStatus), for classify.
+type statusRecorder struct{ base http.RoundTripper }
+
+type statusKey struct{}
+
+func (r statusRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.base.RoundTrip(req)
+	if p, ok := req.Context().Value(statusKey{}).(*int); ok && resp != nil {
+		*p = resp.StatusCode // one request per call: stripe-go's retries are off
+	}
+	return resp, err
+}
+
+func withStatus(ctx context.Context) (context.Context, *int) {
+	p := new(int)
+	return context.WithValue(ctx, statusKey{}, p), p
+}

@@ -1,0 +1,180 @@
+package stripe_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	recoupstripe "github.com/recoupdev/recoup/adapters/stripe"
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/stripetest"
+)
+
+const (
+	secret    = "whsec_test_current_0123456789"
+	oldSecret = "whsec_test_previous_9876543210"
+)
+
+// fixedClock is a ports.Clock that always answers the same time.
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+var now = time.Date(2026, 3, 14, 12, 0, 0, 0, time.UTC)
+
+func newVerifier(t *testing.T, secrets []string, opts ...recoupstripe.VerifierOption) *recoupstripe.Verifier {
+	t.Helper()
+	v, err := recoupstripe.NewVerifier(secrets, append([]recoupstripe.VerifierOption{recoupstripe.WithClock(fixedClock{now})}, opts...)...)
+	if err != nil {
+		t.Fatalf("NewVerifier: %v", err)
+	}
+	return v
+}
+
+func failedInvoiceEvent() []byte {
+	return stripetest.Event{ID: "evt_1", Type: domain.EventInvoicePaymentFailed, Account: "acct_1", Created: now, Object: stripetest.Invoice{
+		ID: "in_1", Customer: "cus_1", CustomerEmail: "jenny@example.com", AmountDue: 2000, Currency: "usd", AttemptCount: 1, Status: "open",
+	}}.JSON()
+}
+
+func TestVerifierRejects(t *testing.T) {
+	good := failedInvoiceEvent()
+	signed := func(p []byte, at time.Time) string { return stripetest.Sign(p, secret, at) }
+	cases := []struct {
+		name    string
+		payload []byte
+		header  string
+		want    string
+	}{
+		{"no header", good, "", "missing Stripe-Signature header"},
+		{"blank header", good, "  ", "missing Stripe-Signature header"},
+		{"header without timestamp", good, "v1=abcdef", "malformed Stripe-Signature header"},
+		{"header not key=value", good, "garbage", "malformed Stripe-Signature header"},
+		{"header without a v1 signature", good, "t=" + itoa(now.Unix()), "no valid signature for any configured secret"},
+		{"wrong secret", good, stripetest.Sign(good, "whsec_wrong", now), "no valid signature for any configured secret"},
+		{"timestamp 301 s old", good, signed(good, now.Add(-301*time.Second)), "timestamp outside the tolerance"},
+		{"timestamp an hour old", good, signed(good, now.Add(-time.Hour)), "timestamp outside the tolerance"},
+		{"timestamp 301 s ahead", good, signed(good, now.Add(301*time.Second)), "timestamp outside the tolerance"},
+		{"timestamp a day ahead", good, signed(good, now.Add(24*time.Hour)), "timestamp outside the tolerance"},
+		{"body changed after signing", bytes.Replace(good, []byte(`"amount_due":2000`), []byte(`"amount_due":1`), 1), signed(good, now), "no valid signature for any configured secret"},
+		{"body extended after signing", append(append([]byte{}, good...), ' '), signed(good, now), "no valid signature for any configured secret"},
+		{"non-JSON body", []byte("hello, stripe"), signed([]byte("hello, stripe"), now), "body is not a Stripe event"},
+		{"empty body", []byte{}, signed([]byte{}, now), "body is not a Stripe event"},
+		{"JSON array", []byte(`[1,2,3]`), signed([]byte(`[1,2,3]`), now), "body is not a Stripe event"},
+		{"JSON object, not an event", []byte(`{"hello":"world"}`), signed([]byte(`{"hello":"world"}`), now), "body is not a Stripe event"},
+		{"event without id", []byte(`{"object":"event","type":"invoice.paid","data":{"object":{"object":"invoice","id":"in_1"}}}`),
+			signed([]byte(`{"object":"event","type":"invoice.paid","data":{"object":{"object":"invoice","id":"in_1"}}}`), now), "body is not a Stripe event"},
+		{"handled type without data", []byte(`{"id":"evt_1","object":"event","type":"invoice.paid"}`),
+			signed([]byte(`{"id":"evt_1","object":"event","type":"invoice.paid"}`), now), "body is not a Stripe event"},
+	}
+	mismatched := stripetest.Event{Type: domain.EventInvoicePaymentFailed, Account: "acct_1", Object: stripetest.Charge{}}.JSON()
+	cases = append(cases, struct {
+		name    string
+		payload []byte
+		header  string
+		want    string
+	}{"invoice event carrying a charge", mismatched, signed(mismatched, now), "body is not a Stripe event"})
+	badObject := []byte(`{"id":"evt_1","object":"event","type":"invoice.paid","data":{"object":{"object":"invoice","id":"in_1","amount_due":"lots"}}}`)
+	cases = append(cases, struct {
+		name    string
+		payload []byte
+		header  string
+		want    string
+	}{"invoice field of the wrong type", badObject, signed(badObject, now), "body is not a Stripe event"})
+
+	v := newVerifier(t, []string{secret})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			_, err := v.VerifyEvent(tc.payload, tc.header)
+			is.True(err != nil)                             // rejected
+			is.True(errors.Is(err, domain.ErrInvalid))      // as invalid input
+			is.True(strings.Contains(err.Error(), tc.want)) // with the sender's message
+			is.True(!strings.Contains(err.Error(), secret)) // never revealing the secret
+		})
+	}
+}
+
+func TestVerifierToleranceEdges(t *testing.T) {
+	v := newVerifier(t, []string{secret})
+	payload := failedInvoiceEvent()
+	for _, d := range []time.Duration{-300 * time.Second, -time.Second, 0, time.Second, 300 * time.Second} {
+		t.Run(d.String(), func(t *testing.T) {
+			is := is.New(t)
+			ev, err := v.VerifyEvent(payload, stripetest.Sign(payload, secret, now.Add(d)))
+			is.NoErr(err)            // within 300 s either way is accepted
+			is.Equal(ev.ID, "evt_1") // and decoded
+		})
+	}
+}
+
+func TestVerifierRotation(t *testing.T) {
+	v := newVerifier(t, []string{secret, " ", oldSecret})
+	payload := failedInvoiceEvent()
+	for _, s := range []string{secret, oldSecret} {
+		t.Run(s[:14], func(t *testing.T) {
+			is := is.New(t)
+			ev, err := v.VerifyEvent(payload, stripetest.Sign(payload, s, now))
+			is.NoErr(err) // signed with either configured secret: accepted
+			is.Equal(ev.ID, "evt_1")
+		})
+	}
+	t.Run("both signatures in one header", func(t *testing.T) {
+		is := is.New(t)
+		// During a rotation Stripe signs with both secrets: t=…,v1=…,v1=…
+		h1 := stripetest.Sign(payload, "whsec_unknown", now)
+		h2 := stripetest.Sign(payload, oldSecret, now)
+		_, sig2, _ := strings.Cut(h2, ",")
+		_, err := v.VerifyEvent(payload, h1+","+sig2)
+		is.NoErr(err) // one matching signature is enough
+	})
+	t.Run("only the old secret configured", func(t *testing.T) {
+		is := is.New(t)
+		v := newVerifier(t, []string{oldSecret})
+		_, err := v.VerifyEvent(payload, stripetest.Sign(payload, secret, now))
+		is.True(errors.Is(err, domain.ErrInvalid)) // a secret no longer configured is refused
+	})
+}
+
+func TestNewVerifierNeedsASecret(t *testing.T) {
+	for _, secrets := range [][]string{nil, {}, {""}, {" ", ""}} {
+		is := is.New(t)
+		_, err := recoupstripe.NewVerifier(secrets)
+		is.True(errors.Is(err, domain.ErrInvalid)) // no secret: refused at start
+	}
+}
+
+func TestVerifierAPIVersionMismatchWarns(t *testing.T) {
+	is := is.New(t)
+	var logs bytes.Buffer
+	v := newVerifier(t, []string{secret}, recoupstripe.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+
+	payload := stripetest.Event{ID: "evt_old", Type: domain.EventInvoicePaid, Account: "acct_1", APIVersion: "2022-11-15",
+		Object: stripetest.Invoice{ID: "in_1", Status: "paid", AmountPaid: 100}}.JSON()
+	ev, err := v.VerifyEvent(payload, stripetest.Sign(payload, secret, now))
+	is.NoErr(err)                         // another API version is still accepted
+	is.Equal(ev.APIVersion, "2022-11-15") // and says so
+	is.Equal(ev.Invoice.ID, "in_1")       // and decoded
+
+	var line map[string]any
+	is.NoErr(json.Unmarshal(logs.Bytes(), &line)) // exactly one JSON log line
+	is.Equal(line["level"], "WARN")
+	is.Equal(line["event_id"], "evt_old")
+	is.Equal(line["api_version"], "2022-11-15")
+	is.Equal(line["expected_api_version"], "2023-10-16")
+	is.True(!strings.Contains(logs.String(), secret)) // the secret is never logged
+
+	logs.Reset()
+	payload = failedInvoiceEvent()
+	_, err = v.VerifyEvent(payload, stripetest.Sign(payload, secret, now))
+	is.NoErr(err)
+	is.Equal(logs.Len(), 0) // the pinned version logs nothing
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,213 @@
+package stripetest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/recoupdev/recoup/internal/stripetest"
+)
+
+// openAPI is the part of stripe-mock's spec3.json the shape check reads.
+type openAPI struct {
+	Components struct {
+		Schemas map[string]map[string]any `json:"schemas"`
+	} `json:"components"`
+}
+
+var (
+	specOnce sync.Once
+	spec     *openAPI
+	specErr  error
+)
+
+// loadSpec reads the OpenAPI spec of Stripe API 2023-10-16 that stripe-mock
+// v0.180.0 embeds, from the module cache.
+func loadSpec(t *testing.T) *openAPI {
+	t.Helper()
+	specOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+		if err != nil {
+			specErr = fmt.Errorf("go env GOMODCACHE: %w", err)
+			return
+		}
+		path := filepath.Join(strings.TrimSpace(string(out)), "github.com", "stripe", "stripe-mock@"+stripetest.MockVersion, "embedded", "openapi", "spec3.json")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			specErr = fmt.Errorf("%w: the shape check needs stripe-mock's spec: go mod download github.com/stripe/stripe-mock@%s", err, stripetest.MockVersion)
+			return
+		}
+		spec = new(openAPI)
+		specErr = json.Unmarshal(b, spec)
+	})
+	if specErr != nil {
+		t.Fatalf("load Stripe OpenAPI spec: %v", specErr)
+	}
+	return spec
+}
+
+func (o *openAPI) resolve(s map[string]any) map[string]any {
+	for {
+		ref, ok := s["$ref"].(string)
+		if !ok {
+			return s
+		}
+		s = o.Components.Schemas[strings.TrimPrefix(ref, "#/components/schemas/")]
+	}
+}
+
+// check lists where v does not fit schema s: unknown keys, null where the
+// spec does not allow it, wrong JSON types, values outside an enum.
+func (o *openAPI) check(path string, s map[string]any, v any) []string {
+	s = o.resolve(s)
+	if v == nil {
+		if s["nullable"] == true {
+			return nil
+		}
+		return []string{path + ": null, but the spec does not allow null"}
+	}
+	if alts, ok := s["anyOf"].([]any); ok {
+		var all []string
+		for _, a := range alts {
+			p := o.check(path, a.(map[string]any), v)
+			if len(p) == 0 {
+				return nil
+			}
+			all = append(all, p...)
+		}
+		return append([]string{path + ": matches no alternative of anyOf"}, all...)
+	}
+	typ, _ := s["type"].(string)
+	switch v := v.(type) {
+	case map[string]any:
+		if typ != "object" {
+			return []string{fmt.Sprintf("%s: object, spec says %q", path, typ)}
+		}
+		props, _ := s["properties"].(map[string]any)
+		extra, _ := s["additionalProperties"].(map[string]any)
+		var probs []string
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			switch p, ok := props[k].(map[string]any); {
+			case ok:
+				probs = append(probs, o.check(path+"."+k, p, v[k])...)
+			case extra != nil:
+				probs = append(probs, o.check(path+"."+k, extra, v[k])...)
+			case len(props) == 0:
+				// a free-form object (data.object is typed by its "object")
+			default:
+				probs = append(probs, path+"."+k+": no such field in the spec")
+			}
+		}
+		return probs
+	case string:
+		if typ != "string" {
+			return []string{fmt.Sprintf("%s: string %q, spec says %q", path, v, typ)}
+		}
+		if enum, ok := s["enum"].([]any); ok && !slices.Contains(enum, any(v)) {
+			return []string{fmt.Sprintf("%s: %q is not one of %v", path, v, enum)}
+		}
+	case float64:
+		if typ != "integer" && typ != "number" {
+			return []string{fmt.Sprintf("%s: number, spec says %q", path, typ)}
+		}
+		if typ == "integer" && v != math.Trunc(v) {
+			return []string{fmt.Sprintf("%s: %v is not an integer", path, v)}
+		}
+	case bool:
+		if typ != "boolean" {
+			return []string{fmt.Sprintf("%s: boolean, spec says %q", path, typ)}
+		}
+	case []any:
+		if typ != "array" {
+			return []string{fmt.Sprintf("%s: array, spec says %q", path, typ)}
+		}
+		items, _ := s["items"].(map[string]any)
+		var probs []string
+		for i, e := range v {
+			probs = append(probs, o.check(fmt.Sprintf("%s[%d]", path, i), items, e)...)
+		}
+		return probs
+	}
+	return nil
+}
+
+// TestShapesMatchStripeSpec checks that every key the builders emit exists,
+// with a fitting type and nullability, in Stripe's OpenAPI spec of API
+// version 2023-10-16 (the one stripe-mock v0.180.0 serves and stripe-go v76
+// pins), so that the test events are shapes Stripe really sends.
+func TestShapesMatchStripeSpec(t *testing.T) {
+	o := loadSpec(t)
+	next := time.Now().Add(72 * time.Hour)
+	cases := []struct {
+		name   string
+		schema string
+		ev     stripetest.Event
+	}{
+		{"invoice, defaults", "invoice", stripetest.Event{Type: "invoice.payment_failed", Account: "acct_1", Object: stripetest.Invoice{}}},
+		{"invoice, every field", "invoice", stripetest.Event{Type: "invoice.payment_failed", Account: "acct_1", Livemode: true, Object: stripetest.Invoice{
+			ID: "in_1", Customer: "cus_1", CustomerEmail: "jenny@example.com", AmountDue: 2000, AmountPaid: 0, Currency: "eur",
+			AttemptCount: 2, NextPaymentAttempt: &next, HostedInvoiceURL: "https://invoice.stripe.com/i/acct_1/test", Subscription: "sub_1", Charge: "ch_1", Status: "open", Livemode: true,
+		}}},
+		{"invoice, paid", "invoice", stripetest.Event{Type: "invoice.paid", Account: "acct_1", Object: stripetest.Invoice{Status: "paid", AmountPaid: 2000, AmountDue: 2000}}},
+		{"charge, failed, no invoice", "charge", stripetest.Event{Type: "charge.failed", Account: "acct_1", Object: stripetest.Charge{Customer: "cus_1", BillingEmail: "a@example.com", ReceiptEmail: "b@example.com", Amount: 500}}},
+		{"charge, of an invoice", "charge", stripetest.Event{Type: "charge.failed", Account: "acct_1", Object: stripetest.Charge{Invoice: "in_1"}}},
+		{"charge, succeeded", "charge", stripetest.Event{Type: "charge.succeeded", Object: stripetest.Charge{Status: "succeeded"}}},
+		{"subscription, deleted", "subscription", stripetest.Event{Type: "customer.subscription.deleted", Account: "acct_1", Object: stripetest.Subscription{ID: "sub_1", Customer: "cus_1"}}},
+		{"subscription, active", "subscription", stripetest.Event{Type: "customer.subscription.updated", Account: "acct_1", Object: stripetest.Subscription{Status: "active"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			var ev map[string]any
+			is.NoErr(json.Unmarshal(tc.ev.JSON(), &ev)) // the event is JSON
+
+			probs := o.check("event", o.Components.Schemas["event"], ev)
+			for _, req := range o.Components.Schemas["event"]["required"].([]any) {
+				if _, ok := ev[req.(string)]; !ok {
+					probs = append(probs, "event."+req.(string)+": required by the spec, missing")
+				}
+			}
+			obj := ev["data"].(map[string]any)["object"]
+			probs = append(probs, o.check("data.object", o.Components.Schemas[tc.schema], obj)...)
+			is.Equal(obj.(map[string]any)["object"], tc.schema) // data.object names its type
+			is.Equal(strings.Join(probs, "\n"), "")             // the shape fits the spec
+		})
+	}
+}
+
+// TestShapeCheckCatchesMistakes keeps the shape check honest: an invented
+// field, a null where Stripe never sends one, and a wrong type are caught.
+func TestShapeCheckCatchesMistakes(t *testing.T) {
+	o := loadSpec(t)
+	bad := func(edit func(m map[string]any)) []string {
+		m := stripetest.Invoice{ID: "in_1", Customer: "cus_1"}.Map()
+		edit(m)
+		b, _ := json.Marshal(m)
+		var v any
+		_ = json.Unmarshal(b, &v)
+		return o.check("invoice", o.Components.Schemas["invoice"], v)
+	}
+	is := is.New(t)
+	is.True(len(bad(func(m map[string]any) { m["invented_field"] = 1 })) > 0)                                              // unknown key caught
+	is.True(len(bad(func(m map[string]any) { m["attempt_count"] = nil })) > 0)                                             // null in a non-nullable field caught
+	is.True(len(bad(func(m map[string]any) { m["amount_due"] = "2000" })) > 0)                                             // wrong type caught
+	is.True(len(bad(func(m map[string]any) { m["status"] = "failed" })) > 0)                                               // value outside the enum caught
+	is.True(len(bad(func(m map[string]any) { m["customer"] = map[string]any{"id": "cus_1", "no_such_field": true} })) > 0) // an expanded object that fits no anyOf alternative caught
+	is.Equal(len(bad(func(map[string]any) {})), 0)                                                                         // the unedited invoice passes
+}

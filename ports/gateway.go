@@ -1,0 +1,19 @@
+package ports
+
+import (
+	"context"
+
+	"github.com/recoupdev/recoup/domain"
+)
+
+// PaymentGateway acts on Stripe for a merchant's connected account.
+//
+// Every error it returns is a *domain.PaymentError (use errors.As or
+// domain.PaymentErrorKindOf): its Kind tells the worker whether to fail the
+// task, count an attempt, or back off and retry.
+type PaymentGateway interface {
+	// Invoice re-reads an invoice on the connected account (status, amounts, email, hosted URL).
+	Invoice(ctx context.Context, account, invoiceID string) (domain.Invoice, error)
+	// PayInvoice tries to pay the invoice; idempotencyKey makes a repeat of the same attempt a no-op at Stripe.
+	PayInvoice(ctx context.Context, account, invoiceID, idempotencyKey string) error
+}

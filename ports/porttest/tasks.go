@@ -1,0 +1,517 @@
+package porttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// RunTaskRepositoryContract checks the tenant task repository: tenant
+// scoping, the "at most one" scheduling rules (also under concurrency),
+// keyset pagination, retry, delete, cancel and counts.
+func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports.Storage) {
+	t.Run("stored tasks come back whole", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		var in []domain.Task
+		for _, typ := range []domain.TaskType{domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed} {
+			task := newTask(m, typ, newInvoiceID(), 2, now())
+			task.Attempts, task.LastError = 3, "earlier failure"
+			in = append(in, task)
+		}
+		stored := schedule(t, st, m, in...)
+		is.Equal(len(stored), len(in)) // every task is stored
+		for i, want := range in {
+			is.Equal(canon(stored[i]), canon(want))           // Schedule returns what it stored
+			is.Equal(mustGet(t, st, m, want.ID), canon(want)) // Get returns every field
+		}
+	})
+
+	t.Run("an empty merchant is invalid", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		repo := newStorage(t).Tasks()
+		id := domain.TaskID(domain.NewID())
+		_, err := repo.Schedule(ctx, "", []domain.Task{newTask("", domain.TypeNotifyChargeFailed, "", 0, now())})
+		is.True(errors.Is(err, domain.ErrInvalid)) // Schedule
+		_, err = repo.CancelPending(ctx, "", domain.CancelSelector{InvoiceID: newInvoiceID()}, now())
+		is.True(errors.Is(err, domain.ErrInvalid)) // CancelPending
+		_, err = repo.List(ctx, "", domain.TaskFilter{Limit: 10})
+		is.True(errors.Is(err, domain.ErrInvalid)) // List
+		_, err = repo.Get(ctx, "", id)
+		is.True(errors.Is(err, domain.ErrInvalid)) // Get
+		_, err = repo.Retry(ctx, "", id, now())
+		is.True(errors.Is(err, domain.ErrInvalid)) // Retry
+		err = repo.Delete(ctx, "", id)
+		is.True(errors.Is(err, domain.ErrInvalid)) // Delete
+		_, err = repo.CountByStatus(ctx, "")
+		is.True(errors.Is(err, domain.ErrInvalid)) // CountByStatus
+	})
+
+	t.Run("malformed requests are invalid and change nothing", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		pending := taskIn(t, st, a, domain.StatusPending)
+
+		ofB := newTask(b, domain.TypeNotifyChargeFailed, "", 0, now())
+		_, err := st.Tasks().Schedule(ctx, a, []domain.Task{ofB})
+		is.True(errors.Is(err, domain.ErrInvalid)) // a task of another merchant
+		exists, err := st.Tasks().Exists(ctx, ofB.ID)
+		is.NoErr(err)
+		is.True(!exists) // is not stored
+
+		for _, sel := range []domain.CancelSelector{{}, {InvoiceID: pending.StripeInvoiceID, SubscriptionID: pending.StripeSubscriptionID}} {
+			_, err = st.Tasks().CancelPending(ctx, a, sel, now())
+			is.True(errors.Is(err, domain.ErrInvalid)) // a selector names exactly one of invoice and subscription
+		}
+		_, err = st.Tasks().List(ctx, a, domain.TaskFilter{Status: "later", Limit: 10})
+		is.True(errors.Is(err, domain.ErrInvalid)) // an unknown status
+		_, err = st.Queue().ClaimDue(ctx, claimBase, 0, 10)
+		is.True(errors.Is(err, domain.ErrInvalid)) // a claim needs a lease
+		_, err = st.Tasks().Get(ctx, a, "not-a-task-id")
+		is.True(errors.Is(err, domain.ErrNotFound))      // a malformed id names no task
+		is.Equal(mustGet(t, st, a, pending.ID), pending) // nothing changed
+	})
+
+	t.Run("retry never makes a second pending retry_payment", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		inv := newInvoiceID()
+		old := newTask(m, domain.TypeRetryPayment, inv, 1, now())
+		schedule(t, st, m, old)
+		_, err := st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: inv}, now())
+		is.NoErr(err)
+		newer := newTask(m, domain.TypeRetryPayment, inv, 2, now())
+		is.Equal(ids(schedule(t, st, m, newer)), []domain.TaskID{newer.ID})
+		oldBefore, newerBefore := mustGet(t, st, m, old.ID), mustGet(t, st, m, newer.ID)
+
+		_, err = st.Tasks().Retry(ctx, m, old.ID, now())
+		is.True(errors.Is(err, domain.ErrConflict))        // the invoice has a pending retry already
+		is.Equal(mustGet(t, st, m, old.ID), oldBefore)     // the cancelled one stays cancelled
+		is.Equal(mustGet(t, st, m, newer.ID), newerBefore) // the pending one is untouched
+	})
+
+	t.Run("a merchant never reaches another merchant's tasks", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		pending := taskIn(t, st, a, domain.StatusPending)
+		cancelled := taskIn(t, st, a, domain.StatusCancelled)
+		running := taskIn(t, st, a, domain.StatusRunning)
+		repo := st.Tasks()
+
+		for _, task := range []domain.Task{pending, cancelled, running} {
+			_, err := repo.Get(ctx, b, task.ID)
+			is.True(errors.Is(err, domain.ErrNotFound)) // Get by another merchant
+			_, err = repo.Retry(ctx, b, task.ID, now())
+			is.True(errors.Is(err, domain.ErrNotFound)) // Retry by another merchant
+			err = repo.Delete(ctx, b, task.ID)
+			is.True(errors.Is(err, domain.ErrNotFound)) // Delete by another merchant
+			ids, err := repo.CancelPending(ctx, b, domain.CancelSelector{InvoiceID: task.StripeInvoiceID}, now())
+			is.NoErr(err)
+			is.Equal(len(ids), 0) // CancelPending by invoice touches only the merchant's tasks
+			ids, err = repo.CancelPending(ctx, b, domain.CancelSelector{SubscriptionID: task.StripeSubscriptionID}, now())
+			is.NoErr(err)
+			is.Equal(len(ids), 0) // CancelPending by subscription touches only the merchant's tasks
+			exists, err := repo.Exists(ctx, task.ID)
+			is.NoErr(err)
+			is.True(exists) // Exists sees every merchant's tasks
+		}
+		err := st.Queue().Finish(ctx, b, running.ID, running.Attempts, domain.TaskResult{Status: domain.StatusSucceeded, At: now()})
+		is.True(err != nil) // Finish names the merchant too
+
+		for _, task := range []domain.Task{pending, cancelled, running} {
+			is.Equal(mustGet(t, st, a, task.ID), task) // the owner's task is unchanged
+		}
+		page, err := repo.List(ctx, b, domain.TaskFilter{Limit: domain.MaxPageSize})
+		is.NoErr(err)
+		is.Equal(len(page.Tasks), 0) // List shows only the merchant's tasks
+		is.True(page.Next == nil)    // and has nothing after
+		for _, s := range domain.TaskStatuses {
+			page, err := repo.List(ctx, b, domain.TaskFilter{Status: s, Limit: 10})
+			is.NoErr(err)
+			is.Equal(len(page.Tasks), 0) // List by status shows only the merchant's tasks
+		}
+		counts, err := repo.CountByStatus(ctx, b)
+		is.NoErr(err)
+		for _, s := range domain.TaskStatuses {
+			is.Equal(counts[s], 0) // the other merchant has no tasks
+		}
+		counts, err = repo.CountByStatus(ctx, a)
+		is.NoErr(err)
+		is.Equal(counts[domain.StatusPending], 1)   // the owner's pending task
+		is.Equal(counts[domain.StatusCancelled], 1) // the owner's cancelled task
+		is.Equal(counts[domain.StatusRunning], 1)   // the owner's running task
+		exists, err := repo.Exists(ctx, domain.TaskID(domain.NewID()))
+		is.NoErr(err)
+		is.True(!exists) // no task has a random id
+	})
+
+	t.Run("notify_payment_failed is stored once per invoice attempt", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		inv := newInvoiceID()
+
+		first := newTask(a, domain.TypeNotifyPaymentFailed, inv, 1, now())
+		is.Equal(ids(schedule(t, st, a, first)), []domain.TaskID{first.ID}) // the first is stored
+		again := newTask(a, domain.TypeNotifyPaymentFailed, inv, 1, now())
+		is.Equal(len(schedule(t, st, a, again)), 0) // the same attempt again is not
+		_, err := st.Tasks().Get(ctx, a, again.ID)
+		is.True(errors.Is(err, domain.ErrNotFound)) // nor kept
+
+		cancelled, err := st.Tasks().CancelPending(ctx, a, domain.CancelSelector{InvoiceID: inv}, now())
+		is.NoErr(err)
+		is.Equal(cancelled, []domain.TaskID{first.ID})
+		late := newTask(a, domain.TypeNotifyPaymentFailed, inv, 1, now())
+		is.Equal(len(schedule(t, st, a, late)), 0) // whatever the first one's status
+
+		next := newTask(a, domain.TypeNotifyPaymentFailed, inv, 2, now())
+		is.Equal(ids(schedule(t, st, a, next)), []domain.TaskID{next.ID}) // the next attempt is stored
+		other := newTask(b, domain.TypeNotifyPaymentFailed, inv, 1, now())
+		is.Equal(ids(schedule(t, st, b, other)), []domain.TaskID{other.ID}) // the rule is per merchant
+
+		dupInBatch := []domain.Task{newTask(a, domain.TypeNotifyPaymentFailed, inv, 3, now()), newTask(a, domain.TypeNotifyPaymentFailed, inv, 3, now())}
+		is.Equal(ids(schedule(t, st, a, dupInBatch...)), []domain.TaskID{dupInBatch[0].ID}) // also within one call
+	})
+
+	t.Run("a newer retry_payment replaces the pending one", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		inv := newInvoiceID()
+		t0 := now()
+
+		first := newTask(a, domain.TypeRetryPayment, inv, 1, t0)
+		first.RunAt = t0.Add(24 * time.Hour)
+		notify := newTask(a, domain.TypeNotifyPaymentFailed, inv, 1, t0)
+		is.Equal(ids(schedule(t, st, a, notify, first)), []domain.TaskID{notify.ID, first.ID}) // a notify and a retry in one call
+
+		second := newTask(a, domain.TypeRetryPayment, inv, 2, t0.Add(time.Second))
+		second.RunAt = t0.Add(72 * time.Hour)
+		stored := schedule(t, st, a, second)
+		is.Equal(len(stored), 1)         // the replacement is returned
+		is.Equal(stored[0].ID, first.ID) // under the pending task's id
+		got := mustGet(t, st, a, first.ID)
+		is.Equal(got.Status, domain.StatusPending)        // still pending
+		is.True(got.RunAt.Equal(second.RunAt))            // with the new schedule
+		is.Equal(got.StripeEventID, second.StripeEventID) // the new event
+		is.Equal(got.InvoiceAttempt, 2)                   // and the new attempt
+		_, err := st.Tasks().Get(ctx, a, second.ID)
+		is.True(errors.Is(err, domain.ErrNotFound)) // no second task
+		is.Equal(pendingRetries(t, st, a, inv), []domain.TaskID{first.ID})
+
+		for _, attempt := range []int{1, 2} {
+			late := newTask(a, domain.TypeRetryPayment, inv, attempt, t0.Add(2*time.Second))
+			is.Equal(len(schedule(t, st, a, late)), 0) // an older or equal attempt is not stored
+			is.Equal(mustGet(t, st, a, first.ID), got) // and changes nothing
+		}
+
+		_, err = st.Tasks().CancelPending(ctx, a, domain.CancelSelector{InvoiceID: inv}, now())
+		is.NoErr(err)
+		third := newTask(a, domain.TypeRetryPayment, inv, 1, t0.Add(3*time.Second))
+		is.Equal(ids(schedule(t, st, a, third)), []domain.TaskID{third.ID}) // with no pending retry, any attempt is new
+		is.Equal(pendingRetries(t, st, a, inv), []domain.TaskID{third.ID})
+		is.Equal(mustGet(t, st, a, first.ID).Status, domain.StatusCancelled) // the old one stays cancelled
+
+		other := newTask(b, domain.TypeRetryPayment, inv, 1, t0)
+		is.Equal(ids(schedule(t, st, b, other)), []domain.TaskID{other.ID}) // the rule is per merchant
+		is.Equal(pendingRetries(t, st, a, inv), []domain.TaskID{third.ID})
+	})
+
+	for _, distinctAttempts := range []bool{false, true} {
+		name := "concurrent events of one invoice and attempt make one set of tasks"
+		if distinctAttempts {
+			name = "concurrent events of one invoice's attempts keep the latest retry"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			ctx := t.Context()
+			st := newStorage(t)
+			m := newMerchant(t, st)
+			inv := newInvoiceID()
+			t0 := now()
+
+			const n = 8
+			start := make(chan struct{})
+			errs := make(chan error, n)
+			for i := range n {
+				attempt := 1
+				if distinctAttempts {
+					attempt = i + 1
+				}
+				notify := newTask(m, domain.TypeNotifyPaymentFailed, inv, attempt, t0)
+				retry := newTask(m, domain.TypeRetryPayment, inv, attempt, t0)
+				retry.RunAt = t0.Add(time.Duration(attempt) * time.Hour)
+				evt := newEventID()
+				notify.StripeEventID, retry.StripeEventID = evt, evt
+				go func() {
+					<-start
+					errs <- st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+						ok, err := tx.Events().AttemptEventLock(ctx, evt)
+						if err != nil || !ok {
+							return fmt.Errorf("lock %s: %t, %w", evt, ok, err)
+						}
+						_, err = tx.Tasks().Schedule(ctx, m, []domain.Task{notify, retry})
+						return err
+					})
+				}()
+			}
+			close(start)
+			for range n {
+				is.NoErr(<-errs) // no unit of work fails
+			}
+			all := listAll(t, st, m, "", domain.MaxPageSize)
+			notifies := 0
+			for _, task := range all {
+				if task.Type == domain.TypeNotifyPaymentFailed {
+					notifies++
+				}
+			}
+			retries := pendingRetries(t, st, m, inv)
+			is.Equal(len(retries), 1) // one pending retry
+			if distinctAttempts {
+				is.Equal(notifies, n) // one notify per attempt
+				got := mustGet(t, st, m, retries[0])
+				is.Equal(got.InvoiceAttempt, n)                 // the latest attempt's retry
+				is.True(got.RunAt.Equal(t0.Add(n * time.Hour))) // with its schedule
+			} else {
+				is.Equal(notifies, 1) // one notify
+			}
+		})
+	}
+
+	t.Run("pages walk newest first, each task once", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		t0 := now()
+		var tasks []domain.Task
+		cancelInv := newInvoiceID()
+		for i := range 28 {
+			created := t0.Add(-time.Duration(i/10) * time.Second) // groups of 10 share a CreatedAt
+			inv := newInvoiceID()
+			if i%3 == 0 {
+				inv = cancelInv
+			}
+			tasks = append(tasks, newTask(m, domain.TypeNotifyChargeFailed, inv, 0, created))
+		}
+		slices.Reverse(tasks) // stored in no particular order
+		schedule(t, st, m, tasks...)
+		cancelled, err := st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: cancelInv}, now())
+		is.NoErr(err)
+		is.Equal(len(cancelled), 10)
+
+		byStatus := map[domain.TaskStatus][]domain.Task{}
+		for _, task := range tasks {
+			status := domain.StatusPending
+			if task.StripeInvoiceID == cancelInv {
+				status = domain.StatusCancelled
+			}
+			byStatus[status] = append(byStatus[status], task)
+		}
+		for _, limit := range []int{1, 5, 7, 28, domain.MaxPageSize} {
+			is.Equal(ids(listAll(t, st, m, "", limit)), newestFirst(tasks)) // every task once, newest first
+			for _, s := range []domain.TaskStatus{domain.StatusPending, domain.StatusCancelled} {
+				got := listAll(t, st, m, s, limit)
+				is.Equal(ids(got), newestFirst(byStatus[s])) // the status's tasks once, newest first
+			}
+			is.Equal(len(listAll(t, st, m, domain.StatusFailed, limit)), 0) // a status without tasks
+		}
+		page, err := st.Tasks().List(ctx, m, domain.TaskFilter{Limit: len(tasks)})
+		is.NoErr(err)
+		is.Equal(len(page.Tasks), len(tasks)) // a page as long as the list
+		is.True(page.Next == nil)             // is the last page
+		page, err = st.Tasks().List(ctx, newMerchant(t, st), domain.TaskFilter{Limit: 10})
+		is.NoErr(err)
+		is.Equal(len(page.Tasks), 0) // a merchant without tasks
+		is.True(page.Next == nil)    // has one empty page
+	})
+
+	t.Run("tasks added during a walk neither repeat nor hide others", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		t0 := now()
+		var tasks []domain.Task
+		for i := range 40 {
+			tasks = append(tasks, newTask(m, domain.TypeNotifyChargeFailed, "", 0, t0.Add(-time.Duration(i/4)*time.Millisecond)))
+		}
+		schedule(t, st, m, tasks...)
+		// The walk starts before anything newer exists; from then on a
+		// writer keeps adding newer tasks, and the walk adds some between
+		// its pages too.
+		f := domain.TaskFilter{Limit: 3}
+		page, err := st.Tasks().List(ctx, m, f)
+		is.NoErr(err)
+		walked := page.Tasks
+		stop, stopped := make(chan struct{}), make(chan error, 1)
+		go func() {
+			for i := 1; ; i++ {
+				select {
+				case <-stop:
+					stopped <- nil
+					return
+				default:
+				}
+				newer := newTask(m, domain.TypeNotifyChargeFailed, "", 0, t0.Add(time.Hour+time.Duration(i)*time.Microsecond))
+				if _, err := st.Tasks().Schedule(ctx, m, []domain.Task{newer}); err != nil {
+					stopped <- err
+					return
+				}
+			}
+		}()
+		for page.Next != nil {
+			newer := newTask(m, domain.TypeNotifyChargeFailed, "", 0, t0.Add(2*time.Hour+time.Duration(len(walked))*time.Microsecond))
+			schedule(t, st, m, newer)
+			f.After = page.Next
+			page, err = st.Tasks().List(ctx, m, f)
+			is.NoErr(err)
+			walked = append(walked, page.Tasks...)
+		}
+		close(stop)
+		is.NoErr(<-stopped)                       // the concurrent writer did not fail
+		is.Equal(ids(walked), newestFirst(tasks)) // every original task once, in order, and nothing newer
+	})
+
+	t.Run("retry sends failed and cancelled tasks back to pending", func(t *testing.T) {
+		t.Parallel()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		for _, status := range domain.TaskStatuses {
+			t.Run(string(status), func(t *testing.T) {
+				is := is.New(t)
+				before := taskIn(t, st, m, status)
+				at := now().Add(time.Minute)
+				got, err := st.Tasks().Retry(t.Context(), m, before.ID, at)
+				if !status.Retryable() {
+					is.True(errors.Is(err, domain.ErrConflict))    // only failed and cancelled tasks can be retried
+					is.Equal(mustGet(t, st, m, before.ID), before) // and the task is unchanged
+					return
+				}
+				is.NoErr(err)
+				is.Equal(got.ID, before.ID)
+				is.Equal(got.Status, domain.StatusPending) // pending again
+				is.True(got.RunAt.Equal(at))               // due at now
+				is.Equal(mustGet(t, st, m, before.ID), canon(got))
+			})
+		}
+		is := is.New(t)
+		_, err := st.Tasks().Retry(t.Context(), m, domain.TaskID(domain.NewID()), now())
+		is.True(errors.Is(err, domain.ErrNotFound)) // no such task
+	})
+
+	t.Run("delete removes any task but a running one", func(t *testing.T) {
+		t.Parallel()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		ctx := t.Context()
+		for _, status := range domain.TaskStatuses {
+			t.Run(string(status), func(t *testing.T) {
+				is := is.New(t)
+				before := taskIn(t, st, m, status)
+				err := st.Tasks().Delete(ctx, m, before.ID)
+				if status == domain.StatusRunning {
+					is.True(errors.Is(err, domain.ErrConflict))    // a running task stays
+					is.Equal(mustGet(t, st, m, before.ID), before) // unchanged
+					return
+				}
+				is.NoErr(err)
+				_, err = st.Tasks().Get(ctx, m, before.ID)
+				is.True(errors.Is(err, domain.ErrNotFound)) // gone
+				exists, err := st.Tasks().Exists(ctx, before.ID)
+				is.NoErr(err)
+				is.True(!exists) // for every merchant
+				err = st.Tasks().Delete(ctx, m, before.ID)
+				is.True(errors.Is(err, domain.ErrNotFound)) // deleting again finds nothing
+			})
+		}
+	})
+
+	t.Run("cancel picks the pending tasks of an invoice or a subscription", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		inv, sub := newInvoiceID(), "sub_"+token()
+		running := taskIn(t, st, m, domain.StatusRunning)
+
+		ofInvoice := newTask(m, domain.TypeNotifyPaymentFailed, inv, 1, now())
+		ofInvoice2 := newTask(m, domain.TypeRetryPayment, inv, 1, now())
+		ofSub := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+		ofSub.StripeSubscriptionID = sub
+		other := newTask(m, domain.TypeNotifyChargeFailed, newInvoiceID(), 0, now())
+		schedule(t, st, m, ofInvoice, ofInvoice2, ofSub, other)
+
+		at := now().Add(time.Second)
+		got, err := st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: inv}, at)
+		is.NoErr(err)
+		slices.Sort(got)
+		want := []domain.TaskID{ofInvoice.ID, ofInvoice2.ID}
+		slices.Sort(want)
+		is.Equal(got, want) // the invoice's pending tasks
+		for _, id := range want {
+			is.Equal(mustGet(t, st, m, id).Status, domain.StatusCancelled)
+		}
+		got, err = st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: inv}, at)
+		is.NoErr(err)
+		is.Equal(len(got), 0) // cancelled tasks are not cancelled again
+
+		got, err = st.Tasks().CancelPending(ctx, m, domain.CancelSelector{SubscriptionID: sub}, at)
+		is.NoErr(err)
+		is.Equal(got, []domain.TaskID{ofSub.ID}) // the subscription's pending task
+		got, err = st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: running.StripeInvoiceID}, at)
+		is.NoErr(err)
+		is.Equal(len(got), 0)                               // a running task is not pending
+		is.Equal(mustGet(t, st, m, running.ID), running)    // and stays as it is
+		is.Equal(mustGet(t, st, m, other.ID), canon(other)) // other tasks are untouched
+
+		counts, err := st.Tasks().CountByStatus(ctx, m)
+		is.NoErr(err)
+		is.Equal(counts[domain.StatusCancelled], 3)
+		is.Equal(counts[domain.StatusPending], 1)
+		is.Equal(counts[domain.StatusRunning], 1)
+	})
+}
+
+// pendingRetries returns the ids of the merchant's pending retry_payment
+// tasks of the invoice.
+func pendingRetries(t *testing.T, st ports.Storage, m domain.MerchantID, inv string) []domain.TaskID {
+	t.Helper()
+	var out []domain.TaskID
+	for _, task := range listAll(t, st, m, domain.StatusPending, domain.MaxPageSize) {
+		if task.Type == domain.TypeRetryPayment && task.StripeInvoiceID == inv {
+			out = append(out, task.ID)
+		}
+	}
+	return out
+}
