@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Every route of the adapter. Each path also gets a method-less pattern
+// answering 405, so that a wrong method is told apart from a wrong path.
+
+// routes mounts the pieces of NewServer at the API.md paths.
+func (s *server) routes(mux *http.ServeMux) {
+	mux.Handle("/webhooks/stripe", s.webhook) // POST; other methods 405
+	mux.Handle("/api/", s.tasks)              // authenticates first, then routes
+	mux.Handle("/admin/", s.admin)            // 404 unless an admin token is set
+	mux.Handle("GET /healthz", NewHealthHandler())
+	mux.Handle("GET /readyz", NewReadyHandler(s.cfg.Ready, s.log))
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", s.cfg.Metrics)
+	}
+	mux.HandleFunc("/", notFound)
+}
+
+func (a *taskAPI) routes(mux *http.ServeMux) {
+	mux.Handle("GET /api/tasks", forMerchant(a.log, a.handleList))
+	mux.Handle("GET /api/tasks/{id}", forMerchant(a.log, a.handleGet))
+	mux.Handle("DELETE /api/tasks/{id}", forMerchant(a.log, a.handleDelete))
+	mux.Handle("POST /api/tasks/{id}/retry", forMerchant(a.log, a.handleRetry))
+	mux.Handle("GET /api/stats", forMerchant(a.log, a.handleStats))
+
+	mux.HandleFunc("/api/tasks", methodNotAllowed(http.MethodGet))
+	mux.HandleFunc("/api/tasks/{id}", methodNotAllowed(http.MethodGet, http.MethodDelete))
+	mux.HandleFunc("/api/tasks/{id}/retry", methodNotAllowed(http.MethodPost))
+	mux.HandleFunc("/api/stats", methodNotAllowed(http.MethodGet))
+	mux.HandleFunc("/", notFound)
+}
+
+func (a *adminAPI) routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /admin/merchants", a.handleCreateMerchant)
+	mux.HandleFunc("POST /admin/merchants/{id}/api-keys", a.handleIssueKey)
+	mux.HandleFunc("DELETE /admin/merchants/{id}/api-keys/{prefix}", a.handleRevokeKey)
+
+	mux.HandleFunc("/admin/merchants", methodNotAllowed(http.MethodPost))
+	mux.HandleFunc("/admin/merchants/{id}/api-keys", methodNotAllowed(http.MethodPost))
+	mux.HandleFunc("/admin/merchants/{id}/api-keys/{prefix}", methodNotAllowed(http.MethodDelete))
+	mux.HandleFunc("/", notFound)
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusNotFound, errorBody{Error: "Not found"})
+}
+
+func methodNotAllowed(allowed ...string) http.HandlerFunc {
+	allow := strings.Join(allowed, ", ")
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method " + r.Method + " not allowed, use " + allow})
+	}
+}

@@ -1,0 +1,277 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/recoupdev/recoup/app"
+	"github.com/recoupdev/recoup/domain"
+)
+
+// TaskAPIOptions tunes NewTaskAPI.
+type TaskAPIOptions struct {
+	// CursorKey authenticates list cursors. Give every process that serves
+	// the same clients the same key; empty means a random key per process,
+	// so cursors stop working at a restart or on another instance.
+	CursorKey []byte
+	// Logger receives 5xx errors; nil discards.
+	Logger *slog.Logger
+}
+
+// taskAPI is the tenant task API. Each handler receives the merchant that
+// the resolver found and passes it to the use case, which scopes storage to
+// it: no handler can reach a task without a merchant.
+type taskAPI struct {
+	tasks   *app.TaskService
+	cursors cursorCodec
+	log     *slog.Logger
+}
+
+// NewTaskAPI returns the tenant task API (GET /api/tasks, GET /api/stats,
+// GET, DELETE /api/tasks/{id}, POST /api/tasks/{id}/retry). Every request,
+// whatever its path, is first resolved to a merchant by resolver; a request
+// it refuses is answered 401 before any routing.
+//
+// It routes on the API.md paths; to serve it under a prefix, strip the
+// prefix: mux.Handle("/billing/api/", http.StripPrefix("/billing", h)).
+//
+// It panics if tasks or resolver is nil: that is a wiring mistake, found
+// at start.
+func NewTaskAPI(tasks *app.TaskService, resolver MerchantResolver, opts TaskAPIOptions) http.Handler {
+	if tasks == nil || resolver == nil {
+		panic("httpapi: NewTaskAPI needs a task service and a merchant resolver")
+	}
+	api := &taskAPI{tasks: tasks, cursors: newCursorCodec(opts.CursorKey), log: orDiscard(opts.Logger)}
+	mux := http.NewServeMux()
+	api.routes(mux)
+	return requireMerchant(resolver, api.log, mux)
+}
+
+// maxTaskIDLen bounds what is even looked at of a path's id; ParseTaskID
+// rejects anything but the 36-character form.
+const maxTaskIDLen = 36
+
+func (a *taskAPI) taskID(r *http.Request) (domain.TaskID, error) {
+	raw := r.PathValue("id")
+	if len(raw) > maxTaskIDLen {
+		return "", invalid(fmt.Sprintf("invalid task id: must be a UUID (got %d characters)", len(raw)))
+	}
+	id, err := domain.ParseTaskID(raw)
+	if err != nil {
+		return "", invalid(fmt.Sprintf("invalid task id %q: must be a UUID", raw))
+	}
+	return id, nil
+}
+
+func (a *taskAPI) handleList(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
+	filter, err := a.listFilter(r, m)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	page, err := a.tasks.List(r.Context(), m, filter)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	out := taskListJSON{Tasks: make([]taskJSON, 0, len(page.Tasks))}
+	for _, t := range page.Tasks {
+		out.Tasks = append(out.Tasks, newTaskJSON(t))
+	}
+	if page.Next != nil {
+		c, err := a.cursors.encode(*page.Next, m.ID)
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		out.NextCursor = &c
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// listFilter reads and checks the list's query parameters.
+func (a *taskAPI) listFilter(r *http.Request, m domain.Merchant) (domain.TaskFilter, error) {
+	q := r.URL.Query()
+	for _, name := range []string{"status", "limit", "cursor"} {
+		if len(q[name]) > 1 {
+			return domain.TaskFilter{}, invalid(fmt.Sprintf("query parameter %q given more than once", name))
+		}
+	}
+	f := domain.TaskFilter{Limit: domain.DefaultPageSize}
+	switch s := q.Get("status"); s {
+	case "", "all":
+	default:
+		if !domain.TaskStatus(s).Valid() {
+			return f, invalid(fmt.Sprintf("unknown status %.40q: must be one of %s or all", s, statusList()))
+		}
+		f.Status = domain.TaskStatus(s)
+	}
+	if s, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(s[0])
+		if err != nil || n < 1 || n > domain.MaxPageSize || !isDigits(s[0]) {
+			return f, invalid(fmt.Sprintf("invalid limit %.20q: must be a whole number from 1 to %d", s[0], domain.MaxPageSize))
+		}
+		f.Limit = n
+	}
+	if c := q.Get("cursor"); c != "" {
+		after, err := a.cursors.decode(c, m.ID)
+		if err != nil {
+			return f, err
+		}
+		f.After = &after
+	}
+	return f, nil
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func statusList() string {
+	names := make([]string, len(domain.TaskStatuses))
+	for i, s := range domain.TaskStatuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (a *taskAPI) handleGet(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
+	id, err := a.taskID(r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	t, err := a.tasks.Get(r.Context(), m, id)
+	if err != nil {
+		writeError(w, r, a.log, explainTaskError(err, id, ""))
+		return
+	}
+	writeJSON(w, http.StatusOK, newTaskJSON(t))
+}
+
+func (a *taskAPI) handleRetry(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
+	id, err := a.taskID(r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	t, err := a.tasks.Retry(r.Context(), m, id)
+	if err != nil {
+		writeError(w, r, a.log, explainTaskError(err, id, "only a failed or cancelled task can be retried"))
+		return
+	}
+	writeJSON(w, http.StatusOK, newTaskJSON(t))
+}
+
+func (a *taskAPI) handleDelete(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
+	id, err := a.taskID(r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if err := a.tasks.Delete(r.Context(), m, id); err != nil {
+		writeError(w, r, a.log, explainTaskError(err, id, "a running task cannot be deleted"))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// explainTaskError gives a task use case's 404 and 409 a message of our
+// own: the storage's text may name things the client should not see.
+func explainTaskError(err error, id domain.TaskID, conflict string) error {
+	switch statusOf(err) {
+	case http.StatusNotFound:
+		return withMessage(err, fmt.Sprintf("task %s not found", id))
+	case http.StatusConflict:
+		return withMessage(err, fmt.Sprintf("task %s: %s", id, conflict))
+	}
+	return err
+}
+
+func (a *taskAPI) handleStats(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
+	st, err := a.tasks.Stats(r.Context(), m)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newStatsJSON(st))
+}
+
+// taskJSON is a task as API.md shows it.
+type taskJSON struct {
+	ID                   domain.TaskID     `json:"id"`
+	MerchantID           domain.MerchantID `json:"merchant_id"`
+	Type                 domain.TaskType   `json:"type"`
+	Status               domain.TaskStatus `json:"status"`
+	StripeEventID        string            `json:"stripe_event_id"`
+	StripeCustomerID     string            `json:"stripe_customer_id"`
+	StripeInvoiceID      string            `json:"stripe_invoice_id"`
+	StripeSubscriptionID string            `json:"stripe_subscription_id"`
+	StripeChargeID       string            `json:"stripe_charge_id"`
+	CustomerEmail        string            `json:"customer_email"`
+	AmountDue            int64             `json:"amount_due"`
+	Currency             string            `json:"currency"`
+	HostedInvoiceURL     string            `json:"hosted_invoice_url"`
+	Attempts             int               `json:"attempts"`
+	RunAt                string            `json:"run_at"`
+	LastError            string            `json:"last_error"`
+	CreatedAt            string            `json:"created_at"`
+	UpdatedAt            string            `json:"updated_at"`
+}
+
+func newTaskJSON(t domain.Task) taskJSON {
+	return taskJSON{
+		ID: t.ID, MerchantID: t.MerchantID, Type: t.Type, Status: t.Status,
+		StripeEventID: t.StripeEventID, StripeCustomerID: t.StripeCustomerID,
+		StripeInvoiceID: t.StripeInvoiceID, StripeSubscriptionID: t.StripeSubscriptionID,
+		StripeChargeID: t.StripeChargeID, CustomerEmail: t.CustomerEmail,
+		AmountDue: t.AmountDue, Currency: t.Currency, HostedInvoiceURL: t.HostedInvoiceURL,
+		Attempts: t.Attempts, RunAt: formatTime(t.RunAt), LastError: t.LastError,
+		CreatedAt: formatTime(t.CreatedAt), UpdatedAt: formatTime(t.UpdatedAt),
+	}
+}
+
+// formatTime writes RFC 3339 in UTC, with fractional seconds only when
+// there are any.
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+type taskListJSON struct {
+	Tasks      []taskJSON `json:"tasks"`
+	NextCursor *string    `json:"next_cursor"`
+}
+
+type currencyJSON struct {
+	FailedAmount    int64   `json:"failed_amount"`
+	RecoveredAmount int64   `json:"recovered_amount"`
+	RecoveryRate    float64 `json:"recovery_rate"`
+}
+
+type statsJSON struct {
+	ByCurrency    map[string]currencyJSON   `json:"by_currency"`
+	TasksByStatus map[domain.TaskStatus]int `json:"tasks_by_status"`
+}
+
+// newStatsJSON lists every status, zeros included, so clients need not
+// know which statuses exist.
+func newStatsJSON(st domain.RecoveryStats) statsJSON {
+	out := statsJSON{
+		ByCurrency:    make(map[string]currencyJSON, len(st.ByCurrency)),
+		TasksByStatus: make(map[domain.TaskStatus]int, len(domain.TaskStatuses)),
+	}
+	for cur, c := range st.ByCurrency {
+		out.ByCurrency[cur] = currencyJSON{FailedAmount: c.FailedAmount, RecoveredAmount: c.RecoveredAmount, RecoveryRate: c.Rate()}
+	}
+	for _, s := range domain.TaskStatuses {
+		out.TasksByStatus[s] = st.TasksByStatus[s]
+	}
+	return out
+}

@@ -1,0 +1,692 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/stripetest"
+)
+
+// taskOut is a task as the API answers it.
+type taskOut struct {
+	ID                   string `json:"id"`
+	MerchantID           string `json:"merchant_id"`
+	Type                 string `json:"type"`
+	Status               string `json:"status"`
+	StripeEventID        string `json:"stripe_event_id"`
+	StripeCustomerID     string `json:"stripe_customer_id"`
+	StripeInvoiceID      string `json:"stripe_invoice_id"`
+	StripeSubscriptionID string `json:"stripe_subscription_id"`
+	StripeChargeID       string `json:"stripe_charge_id"`
+	CustomerEmail        string `json:"customer_email"`
+	AmountDue            int64  `json:"amount_due"`
+	Currency             string `json:"currency"`
+	HostedInvoiceURL     string `json:"hosted_invoice_url"`
+	Attempts             int    `json:"attempts"`
+	RunAt                string `json:"run_at"`
+	LastError            string `json:"last_error"`
+	CreatedAt            string `json:"created_at"`
+	UpdatedAt            string `json:"updated_at"`
+}
+
+type listOut struct {
+	Tasks      []taskOut `json:"tasks"`
+	NextCursor *string   `json:"next_cursor"`
+}
+
+// scheduleTask stores a task for m straight through the store, as an event
+// would: its own invoice and charge, so that the "at most one" rules leave
+// it alone and it can be cancelled on its own.
+func (e *env) scheduleTask(m domain.MerchantID, createdAt, runAt time.Time) domain.Task {
+	e.t.Helper()
+	t := domain.Task{
+		ID: domain.TaskID(domain.NewID()), MerchantID: m, Type: domain.TypeNotifyChargeFailed,
+		Status: domain.StatusPending, StripeEventID: stripetest.NewID("evt_"),
+		StripeCustomerID: "cus_test", StripeInvoiceID: stripetest.NewID("in_"),
+		StripeChargeID: stripetest.NewID("ch_"), CustomerEmail: "jenny@example.com",
+		AmountDue: 1500, Currency: "eur", RunAt: runAt, CreatedAt: createdAt, UpdatedAt: createdAt,
+	}
+	stored, err := e.mem.Tasks().Schedule(context.Background(), m, []domain.Task{t})
+	if err != nil || len(stored) != 1 {
+		e.t.Fatalf("schedule: %v (%d stored)", err, len(stored))
+	}
+	return stored[0]
+}
+
+// taskIn makes a task of m in the given status. Only one task may be due
+// in the store at a time for this to work: it claims what is due.
+func (e *env) taskIn(m domain.MerchantID, status domain.TaskStatus) domain.Task {
+	e.t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	switch status {
+	case domain.StatusPending:
+		return e.scheduleTask(m, now, now.Add(time.Hour))
+	case domain.StatusCancelled:
+		t := e.scheduleTask(m, now, now.Add(time.Hour))
+		ids, err := e.mem.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: t.StripeInvoiceID}, now)
+		if err != nil || len(ids) != 1 {
+			e.t.Fatalf("cancel: %v %v", err, ids)
+		}
+		return e.get(m, t.ID)
+	}
+	t := e.scheduleTask(m, now, now.Add(-time.Minute))
+	claimed, err := e.mem.Queue().ClaimDue(ctx, now, time.Hour, 10)
+	if err != nil || len(claimed) != 1 || claimed[0].ID != t.ID {
+		e.t.Fatalf("claim: %v %v", err, claimed)
+	}
+	if status != domain.StatusRunning {
+		res := domain.TaskResult{Status: status, At: now}
+		if status == domain.StatusFailed {
+			res.LastError = "card_declined"
+		}
+		if err := e.mem.Queue().Finish(ctx, m, t.ID, claimed[0].Attempts, res); err != nil {
+			e.t.Fatalf("finish: %v", err)
+		}
+	}
+	got := e.get(m, t.ID)
+	if got.Status != status {
+		e.t.Fatalf("task is %s, want %s", got.Status, status)
+	}
+	return got
+}
+
+// get reads a task straight from the store.
+func (e *env) get(m domain.MerchantID, id domain.TaskID) domain.Task {
+	e.t.Helper()
+	t, err := e.mem.Tasks().Get(context.Background(), m, id)
+	if err != nil {
+		e.t.Fatalf("get %s: %v", id, err)
+	}
+	return t
+}
+
+func TestCrossTenantTaskIsForbidden(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	a, b := e.createMerchant("Alice's"), e.createMerchant("Bob's")
+	bTask := e.taskIn(b.ID, domain.StatusPending)
+
+	r := e.api(http.MethodGet, "/api/tasks/"+string(bTask.ID), a.Key)
+	is.Equal(r.status, http.StatusForbidden)                           // A may not read B's task
+	is.Equal(string(bytes.TrimSpace(r.body)), `{"error":"Forbidden"}`) // and learns nothing else
+	is.Equal(e.get(b.ID, bTask.ID), bTask)                             // B's task is unchanged
+
+	r = e.api(http.MethodGet, "/api/tasks/"+string(bTask.ID), b.Key)
+	is.Equal(r.status, http.StatusOK) // B may
+	var got taskOut
+	r.decode(t, &got)
+	is.Equal(got.ID, string(bTask.ID))
+	is.Equal(got.MerchantID, string(b.ID))
+
+	r = e.api(http.MethodGet, "/api/tasks/"+domain.NewID(), a.Key)
+	is.Equal(r.status, http.StatusNotFound) // no such task at all
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	e := newEnv(t)
+	owner, other := e.createMerchant("Owner"), e.createMerchant("Other")
+	extra := e.issueKey(owner.ID)
+	r := e.do(http.MethodDelete, "/admin/merchants/"+string(owner.ID)+"/api-keys/"+extra.Prefix, nil, "Authorization", "Bearer "+adminToken)
+	if r.status != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	fakeKey, _, _ := domain.NewAPIKey(owner.ID, time.Now())
+
+	cells := []struct {
+		name string
+		auth string // Authorization header; "" sends none
+	}{
+		{"owner", "Bearer " + owner.Key},
+		{"other merchant", "Bearer " + other.Key},
+		{"revoked key", "Bearer " + extra.Key},
+		{"unknown key", "Bearer " + fakeKey},
+		{"no header", ""},
+		{"malformed header", "Bearer"},
+		{"wrong scheme", "Basic " + owner.Key},
+	}
+	endpoints := []struct {
+		name   string
+		method string
+		path   func(id domain.TaskID) string
+		want   map[string]int // status by cell; absent means 401
+	}{
+		{"list", http.MethodGet, func(domain.TaskID) string { return "/api/tasks?status=all" },
+			map[string]int{"owner": 200, "other merchant": 200}},
+		{"get", http.MethodGet, func(id domain.TaskID) string { return "/api/tasks/" + string(id) },
+			map[string]int{"owner": 200, "other merchant": 403}},
+		{"retry", http.MethodPost, func(id domain.TaskID) string { return "/api/tasks/" + string(id) + "/retry" },
+			map[string]int{"owner": 200, "other merchant": 403}},
+		{"delete", http.MethodDelete, func(id domain.TaskID) string { return "/api/tasks/" + string(id) },
+			map[string]int{"owner": 204, "other merchant": 403}},
+		{"stats", http.MethodGet, func(domain.TaskID) string { return "/api/stats" },
+			map[string]int{"owner": 200, "other merchant": 200}},
+	}
+	for _, ep := range endpoints {
+		for _, cell := range cells {
+			t.Run(ep.name+"/"+cell.name, func(t *testing.T) {
+				is := is.New(t)
+				e := e.with(t)
+				target := e.taskIn(owner.ID, domain.StatusCancelled) // retryable, deletable
+				var headers []string
+				if cell.auth != "" {
+					headers = []string{"Authorization", cell.auth}
+				}
+				r := e.do(ep.method, ep.path(target.ID), nil, headers...)
+				want, ok := ep.want[cell.name]
+				if !ok {
+					want = http.StatusUnauthorized
+				}
+				is.Equal(r.status, want) // the expected status for this cell
+				switch want {
+				case http.StatusUnauthorized:
+					is.Equal(r.header.Get("WWW-Authenticate"), "Bearer") // a challenge
+					is.True(r.errorMessage(t) != "")                     // and an error body
+				case http.StatusForbidden:
+					is.Equal(string(bytes.TrimSpace(r.body)), `{"error":"Forbidden"}`)
+				}
+				if cell.name == "other merchant" && ep.name == "list" {
+					var l listOut
+					r.decode(t, &l)
+					for _, task := range l.Tasks {
+						is.Equal(task.MerchantID, string(other.ID)) // only the caller's tasks
+					}
+				}
+				if cell.name == "other merchant" && ep.name == "stats" {
+					var s statsOut
+					r.decode(t, &s)
+					is.Equal(s.TasksByStatus["cancelled"], 0) // the owner's tasks are not counted
+				}
+				if cell.name == "owner" {
+					return
+				}
+				is.Equal(e.get(owner.ID, target.ID), target) // the refused call changed nothing
+			})
+		}
+	}
+}
+
+type issuedKey struct {
+	Key    string `json:"api_key"`
+	Prefix string `json:"api_key_prefix"`
+}
+
+func (e *env) issueKey(m domain.MerchantID) issuedKey {
+	e.t.Helper()
+	r := e.do(http.MethodPost, "/admin/merchants/"+string(m)+"/api-keys", nil, "Authorization", "Bearer "+adminToken)
+	if r.status != http.StatusCreated {
+		e.t.Fatalf("issue key: %d %s", r.status, r.body)
+	}
+	var k issuedKey
+	r.decode(e.t, &k)
+	return k
+}
+
+// walk reads every page of the list with query q and returns the tasks in
+// the order they came, checking each page's size.
+func (e *env) walk(t *testing.T, key string, q url.Values, limit int, between func()) ([]taskOut, error) {
+	var all []taskOut
+	for range 1_000 {
+		r := e.api(http.MethodGet, "/api/tasks?"+q.Encode(), key)
+		if r.status != http.StatusOK {
+			return nil, fmt.Errorf("list %s: %d %s", q.Encode(), r.status, r.body)
+		}
+		var l listOut
+		r.decode(t, &l)
+		if len(l.Tasks) > limit {
+			return nil, fmt.Errorf("page of %d tasks for limit %d", len(l.Tasks), limit)
+		}
+		all = append(all, l.Tasks...)
+		if l.NextCursor == nil {
+			return all, nil
+		}
+		if len(l.Tasks) == 0 {
+			return nil, errors.New("empty page with a next cursor")
+		}
+		q.Set("cursor", *l.NextCursor)
+		if between != nil {
+			between()
+		}
+	}
+	return nil, errors.New("too many pages")
+}
+
+func TestListingProperty(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed>>1))
+	e := newEnv(t)
+	ctx := context.Background()
+	merchants := []merchant{e.createMerchant("M1"), e.createMerchant("M2"), e.createMerchant("M3"), e.createMerchant("M4")}
+
+	// Few distinct creation times, so that ties are common and the order
+	// must fall back to the id.
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	now := time.Now().UTC()
+	want := map[domain.TaskID]domain.TaskStatus{}
+	var all []domain.Task
+	for range 400 {
+		m := merchants[rng.IntN(len(merchants))]
+		status := domain.TaskStatuses[rng.IntN(len(domain.TaskStatuses))]
+		runAt := now.Add(time.Hour)
+		if status == domain.StatusRunning || status == domain.StatusFailed || status == domain.StatusSucceeded {
+			runAt = now.Add(-time.Minute) // due, to be claimed below
+		}
+		created := base.Add(time.Duration(rng.IntN(60)) * time.Second)
+		if rng.IntN(4) == 0 {
+			created = created.Add(time.Duration(rng.IntN(1000)) * time.Nanosecond)
+		}
+		task := e.scheduleTask(m.ID, created, runAt)
+		all = append(all, task)
+		want[task.ID] = status
+		if status == domain.StatusCancelled {
+			if _, err := e.mem.Tasks().CancelPending(ctx, m.ID, domain.CancelSelector{InvoiceID: task.StripeInvoiceID}, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	claimed, err := e.mem.Queue().ClaimDue(ctx, now, time.Hour, len(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range claimed {
+		if s := want[c.ID]; s != domain.StatusRunning {
+			if err := e.mem.Queue().Finish(ctx, c.MerchantID, c.ID, c.Attempts, domain.TaskResult{Status: s, At: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range all {
+		all[i] = e.get(all[i].MerchantID, all[i].ID)
+		if all[i].Status != want[all[i].ID] {
+			t.Fatalf("setup: task %s is %s, want %s", all[i].ID, all[i].Status, want[all[i].ID])
+		}
+	}
+	slices.SortFunc(all, domain.NewerFirst)
+
+	filters := append([]string{"", "all"}, statusNames()...)
+	for round := range 40 {
+		m := merchants[rng.IntN(len(merchants))]
+		status := filters[rng.IntN(len(filters))]
+		limit := 1 + rng.IntN(25)
+		if round%10 == 0 {
+			limit = 200
+		}
+		t.Run(fmt.Sprintf("%d/%s/status=%s/limit=%d", round, m.ID, status, limit), func(t *testing.T) {
+			is := is.New(t)
+			e := e.with(t)
+			q := url.Values{"limit": {fmt.Sprint(limit)}}
+			if status != "" {
+				q.Set("status", status)
+			}
+			got, err := e.walk(t, m.Key, q, limit, nil)
+			is.NoErr(err)
+			var wantIDs, gotIDs []string
+			for _, task := range all {
+				if task.MerchantID == m.ID && (status == "" || status == "all" || string(task.Status) == status) {
+					wantIDs = append(wantIDs, string(task.ID))
+				}
+			}
+			for _, task := range got {
+				is.Equal(task.MerchantID, string(m.ID)) // only the caller's tasks
+				if status != "" && status != "all" {
+					is.Equal(task.Status, status) // only the filtered status
+				}
+				gotIDs = append(gotIDs, task.ID)
+			}
+			is.Equal(gotIDs, wantIDs) // each task once, newest first
+		})
+	}
+}
+
+func statusNames() []string {
+	var out []string
+	for _, s := range domain.TaskStatuses {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+func TestPaginationWhileTasksArrive(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	m := e.createMerchant("Busy Shop")
+	start := time.Now().UTC().Add(-time.Hour)
+	before := map[string]bool{}
+	for i := range 150 {
+		task := e.scheduleTask(m.ID, start.Add(time.Duration(i%40)*time.Second), start.Add(2*time.Hour))
+		before[string(task.ID)] = true
+	}
+
+	// The inserter adds tasks, as events would, while the walk goes on;
+	// after every page it is told to add a few more.
+	tick, done := make(chan struct{}), make(chan error)
+	go func() {
+		var err error
+		for range tick {
+			for range 3 {
+				now := time.Now().UTC()
+				task := domain.Task{
+					ID: domain.TaskID(domain.NewID()), MerchantID: m.ID, Type: domain.TypeNotifyChargeFailed,
+					Status: domain.StatusPending, StripeEventID: stripetest.NewID("evt_"),
+					StripeChargeID: stripetest.NewID("ch_"), RunAt: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now,
+				}
+				if _, serr := e.mem.Tasks().Schedule(context.Background(), m.ID, []domain.Task{task}); serr != nil && err == nil {
+					err = serr
+				}
+			}
+			done <- err
+		}
+		close(done)
+	}()
+	var insertErr error
+	got, err := e.walk(t, m.Key, url.Values{"limit": {"7"}}, 7, func() {
+		tick <- struct{}{}
+		if err := <-done; err != nil && insertErr == nil {
+			insertErr = err
+		}
+	})
+	close(tick)
+	for range done {
+	}
+	is.NoErr(err)
+	is.NoErr(insertErr)
+
+	seen := map[string]bool{}
+	for i, task := range got {
+		is.True(!seen[task.ID]) // no task twice
+		seen[task.ID] = true
+		if i > 0 {
+			prev := got[i-1]
+			pt, ct := parseTime(t, prev.CreatedAt), parseTime(t, task.CreatedAt)
+			is.True(pt.After(ct) || pt.Equal(ct) && prev.ID > task.ID) // newest first, ties by id
+		}
+	}
+	for id := range before {
+		is.True(seen[id]) // every task that was there before the walk is seen
+	}
+	is.True(len(got) >= len(before))
+	is.True(len(e.tasksOf(m.ID)) > len(before)) // tasks did arrive meanwhile
+}
+
+func parseTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("time %q: %v", s, err)
+	}
+	return ts
+}
+
+func TestTaskAPIBadInput(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.createMerchant("A"), e.createMerchant("B")
+	for range 3 {
+		e.scheduleTask(a.ID, time.Now().UTC(), time.Now().Add(time.Hour))
+		e.scheduleTask(b.ID, time.Now().UTC(), time.Now().Add(time.Hour))
+	}
+	cursorOf := func(m merchant) string {
+		r := e.api(http.MethodGet, "/api/tasks?limit=1", m.Key)
+		var l listOut
+		r.decode(t, &l)
+		if l.NextCursor == nil {
+			t.Fatal("no cursor")
+		}
+		return *l.NextCursor
+	}
+	aCursor, bCursor := cursorOf(a), cursorOf(b)
+	flip := []byte(aCursor)
+	flip[10] ^= 1
+	raw, _ := base64.RawURLEncoding.DecodeString(aCursor)
+	raw[5]++ // another position, same MAC
+	edited := base64.RawURLEncoding.EncodeToString(raw)
+	bigID := strings.Repeat("a", 10<<10)
+
+	cases := []struct {
+		name, method, path, message string
+	}{
+		{"unknown status", "GET", "/api/tasks?status=lost", `unknown status "lost"`},
+		{"status twice", "GET", "/api/tasks?status=pending&status=failed", `"status" given more than once`},
+		{"limit 0", "GET", "/api/tasks?limit=0", "invalid limit"},
+		{"limit 201", "GET", "/api/tasks?limit=201", "invalid limit"},
+		{"limit abc", "GET", "/api/tasks?limit=abc", "invalid limit"},
+		{"limit -1", "GET", "/api/tasks?limit=-1", "invalid limit"},
+		{"limit empty", "GET", "/api/tasks?limit=", "invalid limit"},
+		{"forged cursor", "GET", "/api/tasks?cursor=" + strings.Repeat("A", len(aCursor)), "invalid cursor"},
+		{"garbage cursor", "GET", "/api/tasks?cursor=not-a-cursor", "invalid cursor"},
+		{"flipped cursor", "GET", "/api/tasks?cursor=" + string(flip), "invalid cursor"},
+		{"edited cursor", "GET", "/api/tasks?cursor=" + edited, "invalid cursor"},
+		{"truncated cursor", "GET", "/api/tasks?cursor=" + aCursor[:len(aCursor)-3], "invalid cursor"},
+		{"another merchant's cursor", "GET", "/api/tasks?cursor=" + bCursor, "invalid cursor"},
+		{"non-UUID id", "GET", "/api/tasks/not-a-uuid", "invalid task id"},
+		{"UUID without dashes", "GET", "/api/tasks/" + strings.ReplaceAll(domain.NewID(), "-", ""), "invalid task id"},
+		{"10 KB id", "GET", "/api/tasks/" + bigID, "invalid task id"},
+		{"10 KB id, retry", "POST", "/api/tasks/" + bigID + "/retry", "invalid task id"},
+		{"10 KB id, delete", "DELETE", "/api/tasks/" + bigID, "invalid task id"},
+		{"non-UUID id, retry", "POST", "/api/tasks/123/retry", "invalid task id"},
+		{"non-UUID id, delete", "DELETE", "/api/tasks/%2e%2e", "invalid task id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			e := e.with(t)
+			r := e.api(tc.method, tc.path, a.Key)
+			is.Equal(r.status, http.StatusBadRequest) // bad input is a 400
+			msg := r.errorMessage(t)
+			is.True(strings.Contains(msg, tc.message)) // with a clear message
+			is.True(len(msg) < 300)                    // that does not echo a huge input
+		})
+	}
+	t.Run("valid cursor works", func(t *testing.T) {
+		is := is.New(t)
+		e := e.with(t)
+		r := e.api(http.MethodGet, "/api/tasks?limit=1&cursor="+aCursor, a.Key)
+		is.Equal(r.status, http.StatusOK)
+	})
+}
+
+func TestRetryAndDeleteStateRules(t *testing.T) {
+	cases := []struct {
+		status      domain.TaskStatus
+		retry, dele int
+	}{
+		{domain.StatusPending, 409, 204},
+		{domain.StatusRunning, 409, 409},
+		{domain.StatusSucceeded, 409, 204},
+		{domain.StatusFailed, 200, 204},
+		{domain.StatusCancelled, 200, 204},
+	}
+	for _, tc := range cases {
+		t.Run("retry "+string(tc.status), func(t *testing.T) {
+			is := is.New(t)
+			e := newEnv(t) // taskIn needs a store where nothing else is due
+			m := e.createMerchant("Rules Inc")
+			task := e.taskIn(m.ID, tc.status)
+			r := e.api(http.MethodPost, "/api/tasks/"+string(task.ID)+"/retry", m.Key)
+			is.Equal(r.status, tc.retry)
+			if tc.retry == http.StatusConflict {
+				is.True(strings.Contains(r.errorMessage(t), "only a failed or cancelled task can be retried"))
+				is.Equal(e.get(m.ID, task.ID), task) // a 409 changes nothing
+				return
+			}
+			var got taskOut
+			r.decode(t, &got)
+			is.Equal(got.Status, "pending") // back to pending
+			is.Equal(got.ID, string(task.ID))
+			runAt, err := time.Parse(time.RFC3339Nano, got.RunAt)
+			is.NoErr(err)
+			is.True(time.Since(runAt) < time.Minute && time.Until(runAt) < time.Second) // due now
+			is.Equal(e.get(m.ID, task.ID).Status, domain.StatusPending)
+		})
+		t.Run("delete "+string(tc.status), func(t *testing.T) {
+			is := is.New(t)
+			e := newEnv(t)
+			m := e.createMerchant("Rules Inc")
+			task := e.taskIn(m.ID, tc.status)
+			r := e.api(http.MethodDelete, "/api/tasks/"+string(task.ID), m.Key)
+			is.Equal(r.status, tc.dele)
+			if tc.dele == http.StatusConflict {
+				is.True(strings.Contains(r.errorMessage(t), "a running task cannot be deleted"))
+				is.Equal(e.get(m.ID, task.ID), task) // a 409 changes nothing
+				return
+			}
+			is.Equal(len(r.body), 0) // 204 has no body
+			r = e.api(http.MethodGet, "/api/tasks/"+string(task.ID), m.Key)
+			is.Equal(r.status, http.StatusNotFound) // gone
+			_, err := e.mem.Tasks().Get(context.Background(), m.ID, task.ID)
+			is.True(errors.Is(err, domain.ErrNotFound))
+		})
+	}
+}
+
+type statsOut struct {
+	ByCurrency map[string]struct {
+		FailedAmount    int64   `json:"failed_amount"`
+		RecoveredAmount int64   `json:"recovered_amount"`
+		RecoveryRate    float64 `json:"recovery_rate"`
+	} `json:"by_currency"`
+	TasksByStatus map[string]int `json:"tasks_by_status"`
+}
+
+func TestEventsCancelTheRightTasks(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	a, b := e.createMerchant("A"), e.createMerchant("B")
+	invX, invY := stripetest.NewID("in_"), stripetest.NewID("in_")
+	subX, subY := stripetest.NewID("sub_"), stripetest.NewID("sub_")
+	failed := func(account, invoice, sub string) []string {
+		p := stripetest.Event{Type: domain.EventInvoicePaymentFailed, Account: account, Object: stripetest.Invoice{
+			ID: invoice, Customer: "cus_1", CustomerEmail: "c@example.com", AmountDue: 2000, AttemptCount: 1, Subscription: sub,
+		}}.JSON()
+		ans := e.mustDeliver(p)
+		is.True(ans.Processed)
+		is.Equal(len(ans.Tasks), 2)
+		return ans.Tasks
+	}
+	aX := failed(a.Account, invX, subX)
+	aY := failed(a.Account, invY, subY)
+	bX := failed(b.Account, invX, subX) // the same Stripe ids under another merchant
+	bY := failed(b.Account, invY, subY)
+
+	paid := e.mustDeliver(invoiceEvent(domain.EventInvoicePaid, a.Account, invX, subX))
+	is.True(paid.Processed)
+	is.Equal(paid.Action, domain.ActionCancelled)
+	slices.Sort(paid.Tasks)
+	slices.Sort(aX)
+	is.Equal(paid.Tasks, aX) // invoice.paid cancels exactly A's tasks of that invoice
+
+	deleted := e.mustDeliver(stripetest.Event{Type: domain.EventCustomerSubscriptionDeleted, Account: a.Account,
+		Object: stripetest.Subscription{ID: subY}}.JSON())
+	is.True(deleted.Processed)
+	slices.Sort(deleted.Tasks)
+	slices.Sort(aY)
+	is.Equal(deleted.Tasks, aY) // the deletion cancels exactly A's tasks of that subscription
+
+	for _, id := range slices.Concat(aX, aY) {
+		is.Equal(e.get(a.ID, domain.TaskID(id)).Status, domain.StatusCancelled)
+	}
+	for _, id := range slices.Concat(bX, bY) {
+		is.Equal(e.get(b.ID, domain.TaskID(id)).Status, domain.StatusPending) // B's tasks are untouched
+	}
+
+	r := e.api(http.MethodGet, "/api/stats", a.Key)
+	is.Equal(r.status, http.StatusOK)
+	var s statsOut
+	r.decode(t, &s)
+	is.Equal(s.ByCurrency["usd"].FailedAmount, int64(4000))
+	is.Equal(s.ByCurrency["usd"].RecoveredAmount, int64(2000))
+	is.Equal(s.ByCurrency["usd"].RecoveryRate, 0.5)
+	is.Equal(s.TasksByStatus, map[string]int{"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 4}) // every status, zeros included
+
+	r = e.api(http.MethodGet, "/api/stats", b.Key)
+	r.decode(t, &s)
+	is.Equal(s.TasksByStatus["pending"], 4)
+	is.Equal(s.ByCurrency["usd"].RecoveredAmount, int64(0)) // A's payment is not B's recovery
+}
+
+func TestTaskJSONShape(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	m := e.createMerchant("Shape")
+	ans := e.mustDeliver(paymentFailed(stripetest.NewID("evt_"), m.Account, "in_shape"))
+	is.Equal(len(ans.Tasks), 2)
+	r := e.api(http.MethodGet, "/api/tasks", m.Key)
+	is.Equal(r.status, http.StatusOK)
+	var l struct {
+		Tasks      []map[string]any `json:"tasks"`
+		NextCursor any              `json:"next_cursor"`
+	}
+	r.decode(t, &l)
+	is.Equal(l.NextCursor, nil) // null on the last page
+	is.Equal(len(l.Tasks), 2)
+	fields := []string{"id", "merchant_id", "type", "status", "stripe_event_id", "stripe_customer_id",
+		"stripe_invoice_id", "stripe_subscription_id", "stripe_charge_id", "customer_email", "amount_due",
+		"currency", "hosted_invoice_url", "attempts", "run_at", "last_error", "created_at", "updated_at"}
+	for _, task := range l.Tasks {
+		is.Equal(len(task), len(fields)) // exactly the fields of API.md
+		for _, f := range fields {
+			_, ok := task[f]
+			is.True(ok) // every field present
+		}
+		for _, f := range []string{"run_at", "created_at", "updated_at"} {
+			s := task[f].(string)
+			ts, err := time.Parse(time.RFC3339Nano, s)
+			is.NoErr(err)                      // RFC 3339
+			is.True(strings.HasSuffix(s, "Z")) // in UTC
+			is.True(!ts.IsZero())
+		}
+		is.Equal(task["stripe_invoice_id"], "in_shape")
+		is.Equal(task["customer_email"], "jenny@example.com")
+		is.Equal(task["amount_due"], float64(2000))
+	}
+
+	empty := e.createMerchant("Empty")
+	r = e.api(http.MethodGet, "/api/tasks", empty.Key)
+	is.Equal(strings.TrimSpace(string(r.body)), `{"tasks":[],"next_cursor":null}`) // an empty list, not null
+}
+
+func TestKeyManagement(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	m, other := e.createMerchant("Keys"), e.createMerchant("Bystander")
+	second := e.issueKey(m.ID)
+	is.True(strings.HasPrefix(second.Key, second.Prefix+"_")) // the prefix names the key
+	is.True(second.Prefix != m.Prefix)
+
+	for _, k := range []string{m.Key, second.Key, other.Key} {
+		is.Equal(e.api(http.MethodGet, "/api/tasks", k).status, http.StatusOK) // every key works
+	}
+	admin := []string{"Authorization", "Bearer " + adminToken}
+	r := e.do(http.MethodDelete, "/admin/merchants/"+string(m.ID)+"/api-keys/"+m.Prefix, nil, admin...)
+	is.Equal(r.status, http.StatusNoContent) // revoked
+	r = e.api(http.MethodGet, "/api/tasks", m.Key)
+	is.Equal(r.status, http.StatusUnauthorized) // the revoked key no longer works
+	is.Equal(r.header.Get("WWW-Authenticate"), "Bearer")
+	is.Equal(e.api(http.MethodGet, "/api/tasks", second.Key).status, http.StatusOK) // the other key still does
+	is.Equal(e.api(http.MethodGet, "/api/tasks", other.Key).status, http.StatusOK)  // and other merchants' keys
+
+	r = e.do(http.MethodDelete, "/admin/merchants/"+string(m.ID)+"/api-keys/"+m.Prefix, nil, admin...)
+	is.Equal(r.status, http.StatusNotFound) // revoking twice: no such key
+	r = e.do(http.MethodDelete, "/admin/merchants/"+string(m.ID)+"/api-keys/"+other.Prefix, nil, admin...)
+	is.Equal(r.status, http.StatusNotFound) // another merchant's key cannot be revoked through m
+	is.Equal(e.api(http.MethodGet, "/api/tasks", other.Key).status, http.StatusOK)
+	r = e.do(http.MethodPost, "/admin/merchants/"+domain.NewID()+"/api-keys", nil, admin...)
+	is.Equal(r.status, http.StatusNotFound) // unknown merchant
+	r = e.do(http.MethodPost, "/admin/merchants/not-an-id/api-keys", nil, admin...)
+	is.Equal(r.status, http.StatusBadRequest) // bad id
+	r = e.do(http.MethodDelete, "/admin/merchants/"+string(m.ID)+"/api-keys/nonsense", nil, admin...)
+	is.Equal(r.status, http.StatusBadRequest) // not a key prefix
+}

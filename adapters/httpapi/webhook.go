@@ -1,0 +1,119 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/recoupdev/recoup/app"
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// MaxWebhookBody is the largest webhook body accepted (API.md: 413 above).
+// Stripe's events are a few kilobytes; the limit bounds what a stranger can
+// make the server read before the signature is checked.
+const MaxWebhookBody = 256 << 10
+
+type webhookHandler struct {
+	verifier ports.WebhookVerifier
+	webhooks *app.WebhookService
+	log      *slog.Logger
+}
+
+// NewWebhookHandler returns the Stripe webhook endpoint. It answers POST at
+// whatever path it is mounted on (any other method is 405), so an embedder
+// mounts it directly: mux.Handle("POST /billing/stripe", h).
+//
+// The delivery's log line is written by the use case; this handler logs
+// only deliveries it refuses before the use case (bad signature, too
+// large), at WARN. A nil logger discards. It panics if verifier or webhooks
+// is nil.
+func NewWebhookHandler(verifier ports.WebhookVerifier, webhooks *app.WebhookService, log *slog.Logger) http.Handler {
+	if verifier == nil || webhooks == nil {
+		panic("httpapi: NewWebhookHandler needs a verifier and a webhook service")
+	}
+	return &webhookHandler{verifier: verifier, webhooks: webhooks, log: orDiscard(log)}
+}
+
+// webhookJSON is the webhook's answer. Tasks is nil (omitted) unless the
+// event was processed and acted on.
+type webhookJSON struct {
+	Processed bool            `json:"processed"`
+	Action    string          `json:"action"`
+	Tasks     []domain.TaskID `json:"tasks,omitzero"`
+	Reason    string          `json:"reason,omitempty"`
+}
+
+func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(http.MethodPost)(w, r)
+		return
+	}
+	payload, err := readBody(w, r, MaxWebhookBody)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, errTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		h.reject(w, r, status, err)
+		return
+	}
+	ev, err := h.verifier.VerifyEvent(payload, r.Header.Get("Stripe-Signature"))
+	if err != nil {
+		h.reject(w, r, http.StatusBadRequest, err)
+		return
+	}
+	res, err := h.webhooks.Handle(r.Context(), ev)
+	if err != nil {
+		// Handle has logged the failure with the event's fields.
+		writeErrorStatus(w, webhookStatusOf(err), err)
+		return
+	}
+	out := webhookJSON{Processed: res.Processed, Action: res.Action, Reason: res.Reason}
+	if res.Processed && res.Action != domain.ActionIgnored {
+		out.Tasks = make([]domain.TaskID, 0, len(res.Tasks))
+		out.Tasks = append(out.Tasks, res.Tasks...)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// reject answers a delivery refused before the use case. The reason is the
+// verifier's message, written for the sender; it never holds a secret.
+func (h *webhookHandler) reject(w http.ResponseWriter, r *http.Request, status int, err error) {
+	h.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook rejected",
+		slog.Int("status", status), slog.String("reason", err.Error()),
+		slog.String("remote_addr", r.RemoteAddr))
+	writeErrorStatus(w, status, withMessage(err, err.Error()))
+}
+
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads the whole body, at most limit bytes: more is errTooLarge
+// (with a message for the client), a broken read is ErrInvalid.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	tooLarge := withMessage(errTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
+	if r.ContentLength > limit {
+		return nil, tooLarge // refused before reading a byte
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var payload []byte
+	var err error
+	if n := r.ContentLength; n >= 0 {
+		// The usual case: the length is announced, so read exactly that
+		// (net/http stops the body there) in one allocation.
+		payload = make([]byte, n)
+		_, err = io.ReadFull(body, payload)
+	} else {
+		payload, err = io.ReadAll(body)
+	}
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge
+		}
+		return nil, withMessage(fmt.Errorf("%w: read body: %w", domain.ErrInvalid, err), "could not read request body")
+	}
+	return payload, nil
+}

@@ -1,0 +1,441 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/stripetest"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// deliverAll posts payload n times at once (released together) and returns
+// the answers, or the first transport error.
+func deliverAll(e *env, payloads [][]byte) ([]response, error) {
+	start := make(chan struct{})
+	out := make([]response, len(payloads))
+	errs := make([]error, len(payloads))
+	var wg sync.WaitGroup
+	for i, p := range payloads {
+		wg.Go(func() {
+			<-start
+			out[i], errs[i] = e.deliver(p)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+func TestWebhookParallelDuplicatesProcessOnce(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	m := e.createMerchant("Acme")
+	evt := stripetest.NewID("evt_")
+	payload := paymentFailed(evt, m.Account, stripetest.NewID("in_"))
+
+	answers, err := deliverAll(e, [][]byte{payload, payload, payload, payload, payload})
+	is.NoErr(err)
+
+	processed, duplicates := 0, 0
+	var tasks []string
+	for _, r := range answers {
+		is.Equal(r.status, http.StatusOK) // every delivery is acknowledged
+		var a webhookAnswer
+		r.decode(t, &a)
+		if a.Processed {
+			processed++
+			tasks = a.Tasks
+			is.Equal(a.Action, domain.ActionScheduled) // the first delivery schedules
+			continue
+		}
+		duplicates++
+		is.Equal(a.Action, domain.ActionIgnored)                          // a duplicate is ignored
+		is.True(strings.Contains(a.Reason, "handled by parallel worker")) // the duplicate says why
+		is.True(strings.Contains(a.Reason, evt))                          // and names the event
+		is.Equal(a.Tasks, nil)                                            // and lists no tasks
+	}
+	is.Equal(processed, 1)  // exactly one delivery processed the event
+	is.Equal(duplicates, 4) // the four others were turned away
+	is.Equal(len(tasks), 2) // notify_payment_failed and retry_payment
+
+	stored := e.tasksOf(m.ID)
+	is.Equal(len(stored), 2) // exactly one set of tasks
+	for _, st := range stored {
+		is.True(st.ID == domain.TaskID(tasks[0]) || st.ID == domain.TaskID(tasks[1])) // the answer named the stored tasks
+		is.Equal(st.StripeEventID, evt)
+	}
+
+	processedLines, duplicateLines := 0, 0
+	for _, rec := range e.logs.lines(t) {
+		if rec["msg"] != "webhook delivery" {
+			continue
+		}
+		is.Equal(rec["event_id"], evt) // every delivery line names the event
+		is.Equal(rec["event_type"], domain.EventInvoicePaymentFailed)
+		is.Equal(rec["merchant_id"], string(m.ID))
+		if rec["processed"] == true {
+			processedLines++
+		}
+		if reason, _ := rec["reason"].(string); strings.Contains(reason, "handled by parallel worker") {
+			duplicateLines++
+		}
+	}
+	is.Equal(processedLines, 1) // one processed line in the log
+	is.Equal(duplicateLines, 4) // four duplicate lines in the log
+}
+
+func TestWebhookStormOfDuplicates(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	m := e.createMerchant("Storm Inc")
+	const events, copies = 20, 10
+	var payloads [][]byte
+	ids := make([]string, events)
+	for i := range events {
+		ids[i] = stripetest.NewID("evt_")
+		p := paymentFailed(ids[i], m.Account, stripetest.NewID("in_"))
+		for range copies {
+			payloads = append(payloads, p)
+		}
+	}
+	answers, err := deliverAll(e, payloads)
+	is.NoErr(err)
+
+	processed := map[string]int{}
+	for i, r := range answers {
+		is.Equal(r.status, http.StatusOK) // every delivery is acknowledged
+		var a webhookAnswer
+		r.decode(t, &a)
+		if a.Processed {
+			processed[ids[i/copies]]++
+		} else {
+			is.True(strings.Contains(a.Reason, "handled by parallel worker")) // only duplicates are turned away
+		}
+	}
+	for _, id := range ids {
+		is.Equal(processed[id], 1) // each event processed exactly once
+	}
+	stored := e.tasksOf(m.ID)
+	is.Equal(len(stored), events*2) // each event's tasks exactly once
+	perEvent := map[string]int{}
+	for _, st := range stored {
+		perEvent[st.StripeEventID]++
+	}
+	for _, id := range ids {
+		is.Equal(perEvent[id], 2) // two tasks per event
+	}
+}
+
+// failingStore makes Schedule fail inside units of work while fail is set:
+// a failure after the event lock was taken.
+type failingStore struct {
+	ports.Storage
+	fail atomic.Bool
+}
+
+var errDiskOnFire = errors.New("disk on fire at /var/lib/secret-path")
+
+func (s *failingStore) InTx(ctx context.Context, fn func(context.Context, ports.Tx) error) error {
+	return s.Storage.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+		return fn(ctx, failingTx{Tx: tx, s: s})
+	})
+}
+
+type failingTx struct {
+	ports.Tx
+	s *failingStore
+}
+
+func (t failingTx) Tasks() ports.TenantTaskRepository {
+	return failingTasks{TenantTaskRepository: t.Tx.Tasks(), s: t.s}
+}
+
+type failingTasks struct {
+	ports.TenantTaskRepository
+	s *failingStore
+}
+
+func (r failingTasks) Schedule(ctx context.Context, m domain.MerchantID, tasks []domain.Task) ([]domain.Task, error) {
+	if r.s.fail.Load() {
+		return nil, errDiskOnFire
+	}
+	return r.TenantTaskRepository.Schedule(ctx, m, tasks)
+}
+
+func TestWebhookFailureAfterLockKeepsNothing(t *testing.T) {
+	is := is.New(t)
+	var fs *failingStore
+	e := newEnv(t, withStore(func(s ports.Storage) ports.Storage {
+		fs = &failingStore{Storage: s}
+		return fs
+	}))
+	m := e.createMerchant("Fragile Ltd")
+	evt := stripetest.NewID("evt_")
+	payload := paymentFailed(evt, m.Account, stripetest.NewID("in_"))
+
+	fs.fail.Store(true)
+	r, err := e.deliver(payload)
+	is.NoErr(err)
+	is.Equal(r.status, http.StatusInternalServerError)                            // a failed dispatch is a 500
+	is.True(!strings.Contains(string(r.body), "disk on fire"))                    // internal text is not sent
+	is.Equal(r.errorMessage(t), "Internal server error")                          // a generic message instead
+	is.Equal(len(e.tasksOf(m.ID)), 0)                                             // no task kept
+	is.True(e.eventLockFree(evt))                                                 // the lock was rolled back
+	is.True(strings.Contains(e.logs.String(), "disk on fire"))                    // the cause is logged
+	is.True(strings.Contains(e.logs.String(), `"msg":"webhook delivery failed"`)) // by the use case
+
+	fs.fail.Store(false)
+	a := e.mustDeliver(payload)
+	is.True(a.Processed)                       // the redelivery processes the event
+	is.Equal(a.Action, domain.ActionScheduled) // completely
+	is.Equal(len(a.Tasks), 2)
+	is.Equal(len(e.tasksOf(m.ID)), 2) // and its tasks are stored
+	again := e.mustDeliver(payload)
+	is.True(!again.Processed) // a further copy is a duplicate
+}
+
+func TestWebhookBadInputStoresNothing(t *testing.T) {
+	e := newEnv(t)
+	m := e.createMerchant("Careful Co")
+	// Each delivery is signed as it is built, so that slow runs do not
+	// drift towards the tolerance's edge; the edges themselves are the
+	// stripe adapter's tests, on a fixed clock.
+	sign := func(p []byte, secret string, at time.Time) string { return stripetest.Sign(p, secret, at) }
+	mk := func(id string) []byte { return paymentFailed(id, m.Account, stripetest.NewID("in_")) }
+
+	huge := func(id string) []byte {
+		p := mk(id)
+		pad := strings.Repeat("x", 256<<10)
+		return append(p[:len(p)-1], []byte(`,"padding":"`+pad+`"}`)...)
+	}
+
+	type delivery struct {
+		payload   []byte
+		signature string
+		chunked   bool // hide the length, so only the reader's limit catches it
+	}
+	cases := []struct {
+		name      string
+		build     func(id string) delivery
+		status    int
+		processed bool   // for 200s
+		message   string // part of the error or reason
+	}{
+		{"no signature", func(id string) delivery { return delivery{payload: mk(id)} }, 400, false, "missing Stripe-Signature"},
+		{"wrong secret", func(id string) delivery {
+			p := mk(id)
+			return delivery{payload: p, signature: sign(p, "whsec_wrong", time.Now())}
+		}, 400, false, "no valid signature"},
+		{"timestamp too old", func(id string) delivery {
+			p := mk(id)
+			return delivery{payload: p, signature: sign(p, testSecret, time.Now().Add(-310*time.Second))}
+		}, 400, false, "tolerance"},
+		{"timestamp too far ahead", func(id string) delivery {
+			p := mk(id)
+			return delivery{payload: p, signature: sign(p, testSecret, time.Now().Add(310*time.Second))}
+		}, 400, false, "tolerance"},
+		{"body changed after signing", func(id string) delivery {
+			p := mk(id)
+			s := sign(p, testSecret, time.Now())
+			return delivery{payload: bytes.Replace(p, []byte(`"amount_due":2000`), []byte(`"amount_due":1`), 1), signature: s}
+		}, 400, false, "no valid signature"},
+		{"signed, not JSON", func(id string) delivery {
+			p := []byte("event " + id + " is not JSON")
+			return delivery{payload: p, signature: sign(p, testSecret, time.Now())}
+		}, 400, false, "not a Stripe event"},
+		{"malformed signature header", func(id string) delivery {
+			return delivery{payload: mk(id), signature: "garbage"}
+		}, 400, false, ""},
+		{"body over 256 KiB", func(id string) delivery {
+			p := huge(id)
+			return delivery{payload: p, signature: sign(p, testSecret, time.Now())}
+		}, 413, false, "larger than 256 KiB"},
+		{"body over 256 KiB, no length", func(id string) delivery {
+			p := huge(id)
+			return delivery{payload: p, signature: sign(p, testSecret, time.Now()), chunked: true}
+		}, 413, false, "larger than 256 KiB"},
+		{"unknown account", func(id string) delivery {
+			p := paymentFailed(id, "acct_nobodyhere", stripetest.NewID("in_"))
+			return delivery{payload: p, signature: sign(p, testSecret, time.Now())}
+		}, 200, false, "No merchant for account acct_nobodyhere"},
+		{"no account", func(id string) delivery {
+			p := stripetest.Event{ID: id, Type: domain.EventInvoicePaymentFailed, Object: stripetest.Invoice{AttemptCount: 1}}.JSON()
+			return delivery{payload: p, signature: sign(p, testSecret, time.Now())}
+		}, 200, false, "no connected account"},
+		{"other livemode", func(id string) delivery {
+			p := stripetest.Event{ID: id, Type: domain.EventInvoicePaymentFailed, Account: m.Account, Livemode: true,
+				Object: stripetest.Invoice{AttemptCount: 1, Livemode: true}}.JSON()
+			return delivery{payload: p, signature: sign(p, testSecret, time.Now())}
+		}, 200, false, "livemode"},
+	}
+	var ids []string
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			id := stripetest.NewID("evt_")
+			ids = append(ids, id)
+			d := tc.build(id)
+			var body io.Reader = bytes.NewReader(d.payload)
+			if d.chunked {
+				body = io.MultiReader(body) // no Len: sent chunked
+			}
+			headers := []string{"Content-Type", contentJSON}
+			if d.signature != "" {
+				headers = append(headers, "Stripe-Signature", d.signature)
+			}
+			r := e.do(http.MethodPost, "/webhooks/stripe", body, headers...)
+			is.Equal(r.status, tc.status) // the status of API.md
+			if tc.status == http.StatusOK {
+				var a webhookAnswer
+				r.decode(t, &a)
+				is.Equal(a.Processed, tc.processed)
+				is.Equal(a.Action, domain.ActionIgnored)
+				is.True(strings.Contains(a.Reason, tc.message)) // the reason says why
+				is.Equal(a.Tasks, nil)
+				return
+			}
+			msg := r.errorMessage(t)
+			is.True(msg != "")                                     // an error body
+			is.True(strings.Contains(msg, tc.message))             // that says what is wrong
+			is.True(!strings.Contains(string(r.body), testSecret)) // and holds no secret
+		})
+	}
+
+	t.Run("admin without or with a wrong token", func(t *testing.T) {
+		is := is.New(t)
+		account := stripetest.NewID("acct_")
+		body := `{"name":"Mallory","stripe_account_id":"` + account + `"}`
+		for _, auth := range []string{"", "Bearer wrong-token", "Bearer " + adminToken + "x", "Basic " + adminToken, adminToken} {
+			var headers []string
+			if auth != "" {
+				headers = []string{"Authorization", auth}
+			}
+			r := e.do(http.MethodPost, "/admin/merchants", strings.NewReader(body), headers...)
+			is.Equal(r.status, http.StatusUnauthorized)          // refused
+			is.Equal(r.header.Get("WWW-Authenticate"), "Bearer") // with a challenge
+		}
+		_, err := e.mem.Merchants().MerchantByStripeAccount(context.Background(), account)
+		is.True(errors.Is(err, domain.ErrNotFound)) // no merchant was created
+	})
+
+	is := is.New(t)
+	is.Equal(len(e.tasksOf(m.ID)), 0) // no bad delivery stored a task
+	for _, id := range ids {
+		is.True(e.eventLockFree(id)) // nor took an event lock
+	}
+	warnings := 0
+	for _, rec := range e.logs.lines(t) {
+		if rec["msg"] == "webhook rejected" {
+			warnings++
+			is.Equal(rec["level"], "WARN")
+			is.True(!strings.Contains(fmt.Sprint(rec), testSecret)) // no secret in the log
+		}
+	}
+	is.Equal(warnings, 9) // every refused delivery is logged once
+}
+
+func TestWebhookSameFailureTwoEventIDs(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	m := e.createMerchant("Twice Corp")
+	invoice := stripetest.NewID("in_")
+	first := e.mustDeliver(paymentFailed(stripetest.NewID("evt_"), m.Account, invoice))
+	second := e.mustDeliver(paymentFailed(stripetest.NewID("evt_"), m.Account, invoice))
+	is.True(first.Processed)
+	is.Equal(len(first.Tasks), 2)
+	is.True(second.Processed)         // a distinct event is processed
+	is.Equal(len(second.Tasks), 0)    // but the "at most one" rules add nothing
+	is.True(second.Tasks != nil)      // and says so with an empty list
+	is.Equal(len(e.tasksOf(m.ID)), 2) // one set of tasks
+}
+
+func TestWebhookSecretRotation(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, withSecrets("whsec_old_secret", "whsec_new_secret"))
+	m := e.createMerchant("Rotating LLC")
+	for _, secret := range []string{"whsec_old_secret", "whsec_new_secret"} {
+		p := paymentFailed(stripetest.NewID("evt_"), m.Account, stripetest.NewID("in_"))
+		r, err := e.deliverSigned(p, stripetest.Sign(p, secret, time.Now()))
+		is.NoErr(err)
+		is.Equal(r.status, http.StatusOK) // either secret is accepted
+		var a webhookAnswer
+		r.decode(t, &a)
+		is.True(a.Processed)
+	}
+	p := paymentFailed(stripetest.NewID("evt_"), m.Account, stripetest.NewID("in_"))
+	r, err := e.deliverSigned(p, stripetest.Sign(p, "whsec_retired", time.Now()))
+	is.NoErr(err)
+	is.Equal(r.status, http.StatusBadRequest) // a secret not configured is not
+	is.Equal(len(e.tasksOf(m.ID)), 4)
+}
+
+func TestWebhookUnhandledType(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	m := e.createMerchant("Quiet Co")
+	p := stripetest.Event{Type: "customer.created", Account: m.Account, Object: map[string]any{"id": "cus_new", "object": "customer"}}.JSON()
+	r, err := e.deliver(p)
+	is.NoErr(err)
+	is.Equal(r.status, http.StatusOK)
+	var a map[string]any
+	r.decode(t, &a)
+	is.Equal(a["processed"], true)
+	is.Equal(a["action"], "ignored")
+	is.Equal(a["reason"], "Event type customer.created not handled")
+	_, hasTasks := a["tasks"]
+	is.True(!hasTasks) // an ignored event lists no tasks
+}
+
+func TestWebhookAnswerShape(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	m := e.createMerchant("Shape Inc")
+	r, err := e.deliver(paymentFailed(stripetest.NewID("evt_"), m.Account, stripetest.NewID("in_")))
+	is.NoErr(err)
+	is.Equal(r.status, http.StatusOK)
+	is.Equal(r.header.Get("Content-Type"), "application/json; charset=utf-8")
+	var a map[string]any
+	r.decode(t, &a)
+	is.Equal(len(a), 3) // processed, action, tasks; no empty reason
+	is.Equal(a["processed"], true)
+	is.Equal(a["action"], domain.ActionScheduled)
+	is.Equal(len(a["tasks"].([]any)), 2)
+
+	r = e.do(http.MethodGet, "/webhooks/stripe", nil)
+	is.Equal(r.status, http.StatusMethodNotAllowed) // only POST
+	is.Equal(r.header.Get("Allow"), http.MethodPost)
+}
+
+// unavailableStore fails the merchant lookup as an unreachable database.
+type unavailableStore struct{ ports.Storage }
+
+func (s unavailableStore) Merchants() ports.MerchantDirectory {
+	return unavailableDirectory{s.Storage.Merchants()}
+}
+
+type unavailableDirectory struct{ ports.MerchantDirectory }
+
+func (unavailableDirectory) MerchantByStripeAccount(context.Context, string) (domain.Merchant, error) {
+	return domain.Merchant{}, fmt.Errorf("dial tcp 10.0.0.7:5432: %w", domain.ErrUnavailable)
+}
+
+func TestWebhookStorageUnavailable(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, withStore(func(s ports.Storage) ports.Storage { return unavailableStore{s} }))
+	r, err := e.deliver(paymentFailed(stripetest.NewID("evt_"), "acct_any", stripetest.NewID("in_")))
+	is.NoErr(err)
+	is.Equal(r.status, http.StatusServiceUnavailable)      // Stripe will redeliver
+	is.True(!strings.Contains(string(r.body), "10.0.0.7")) // no internals in the answer
+}
