@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,8 +135,20 @@ func provideHandler(cfg config, verifier ports.WebhookVerifier, webhooks *app.We
 	tasks *app.TaskService, merchants *app.MerchantService, store ports.Storage, log *slog.Logger) http.Handler {
 	return httpapi.NewServer(httpapi.Config{
 		Verifier: verifier, Webhooks: webhooks, Tasks: tasks, Merchants: merchants,
-		AdminToken: cfg.AdminToken, Ready: store.Ping, Logger: log,
+		AdminToken: cfg.AdminToken, CursorKey: cursorKey(cfg.WebhookSecrets), Ready: store.Ping, Logger: log,
 	})
+}
+
+// cursorKey derives the key that signs task-list cursors from the webhook
+// secrets, so that every instance behind a load balancer accepts the
+// cursors of the others and they survive restarts, with no extra setting. A
+// rotation of the secrets ends the cursors in use: a client starts its walk
+// again.
+func cursorKey(secrets []string) []byte {
+	sorted := slices.Sorted(slices.Values(secrets))
+	mac := hmac.New(sha256.New, []byte(strings.Join(sorted, ",")))
+	mac.Write([]byte("recoup task-list cursor key v1"))
+	return mac.Sum(nil)
 }
 
 // openPostgres connects to DATABASE_URL and refuses a schema with pending
