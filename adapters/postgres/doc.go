@@ -1,0 +1,52 @@
+// Package postgres implements recoup's storage ports on PostgreSQL, with
+// github.com/uptrace/bun and its pgdialect. recoup instances are stateless
+// and share one database, so every rule that must hold across processes is
+// enforced by the database itself: the idempotency lock is the primary key
+// of processed_events, written with INSERT … ON CONFLICT DO NOTHING in the
+// transaction that applies the event's effects (a concurrent duplicate waits
+// for that transaction and then sees the conflict); the "at most one" task
+// rules are partial unique indexes that Schedule targets with ON CONFLICT;
+// the worker claims tasks with FOR UPDATE SKIP LOCKED; and every task query
+// names the merchant in its WHERE clause.
+//
+// # Driver
+//
+// Connections go through pgx's database/sql driver
+// (github.com/jackc/pgx/v5/stdlib) rather than bun's own pgdriver: pgx is
+// the maintained PostgreSQL driver for Go, and bun's pgdriver has no
+// release for bun v1.3. Open configures pgx for the simple query protocol:
+// bun formats arguments into the SQL text itself, so server-side prepared
+// statements would only add a round trip and fill pgx's statement cache
+// with one-off queries; the simple protocol also passes through PgBouncer
+// in transaction mode.
+//
+// # Embedding
+//
+// New accepts any bun.IDB, so an application that already has a *bun.DB
+// can hand it over. Such a connection may use any query mode: every
+// statement recoup sends, migrations included, is a single statement.
+//
+// # Schema
+//
+// Migrations (package migrations, run with Migrate) create recoup's tables,
+// and its bookkeeping tables recoup_migrations and recoup_migration_locks,
+// unqualified: they land in the first schema of the connection's
+// search_path, and every query finds them there. To keep recoup's tables in
+// a schema of your choice, create the schema and name it in the connection
+// URL, which pgx passes on to the server as a run-time parameter:
+//
+//	CREATE SCHEMA recoup;
+//	DATABASE_URL='postgres://app@db.internal/app?search_path=recoup'
+//
+// (or set search_path in the pgx.ConnConfig of your own *bun.DB). Several
+// recoup deployments can share one database this way, each in its own
+// schema.
+//
+// # Errors
+//
+// Database errors are translated in one place: a unique violation is
+// domain.ErrConflict; a server that cannot be reached, a dropped
+// connection, or a deadline that expired while talking to the server is
+// domain.ErrUnavailable (wrapping the cause), so callers can answer "try
+// again later".
+package postgres

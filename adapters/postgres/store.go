@@ -1,0 +1,146 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// Store is recoup's storage on PostgreSQL.
+type Store struct {
+	db bun.IDB
+	// now stamps the idempotency locks, whose age retention judges.
+	now func() time.Time
+}
+
+var _ ports.Storage = (*Store)(nil)
+
+// New returns the storage on db, whose schema must be migrated (Migrate).
+// db is usually the *bun.DB from Open, but any bun.IDB works, such as an
+// application's own *bun.DB on pgx.
+func New(db bun.IDB) *Store {
+	return &Store{db: db, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// InTx runs fn in one transaction (READ COMMITTED) and commits if fn returns
+// nil; otherwise, or if fn panics, it rolls back. The event lock fn takes is
+// a row of that transaction, so it commits or rolls back with the effects.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx ports.Tx) error) error {
+	var began bool
+	var fnErr error
+	// RunInTx rolls back when fn returns an error and, through a deferred
+	// call, when fn panics; the panic then continues up the stack.
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		began = true
+		fnErr = fn(ctx, txScope{db: tx, now: s.now})
+		return fnErr
+	})
+	switch {
+	case err == nil:
+		return nil
+	case !began:
+		return interpretError("begin transaction", err)
+	case fnErr != nil:
+		return fnErr
+	}
+	// Whether a failed commit took effect cannot be known from here; the
+	// caller can only try again, and the lock makes that safe.
+	if cerr := interpretError("commit", err); errors.Is(cerr, domain.ErrUnavailable) {
+		return cerr
+	}
+	return fmt.Errorf("commit: %w: %w", domain.ErrUnavailable, err)
+}
+
+// Ping reports whether the server answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
+		return interpretError("ping database", err)
+	}
+	return nil
+}
+
+// Tasks returns the tenant-scoped task repository, outside any unit of
+// work.
+func (s *Store) Tasks() ports.TenantTaskRepository { return taskRepo{db: s.db} }
+
+// Ledger returns the recovery ledger, outside any unit of work.
+func (s *Store) Ledger() ports.RecoveryLedger { return ledger{db: s.db} }
+
+// Merchants returns the merchant directory.
+func (s *Store) Merchants() ports.MerchantDirectory { return merchantDir{db: s.db} }
+
+// Queue returns the worker's view of the tasks.
+func (s *Store) Queue() ports.TaskQueue { return taskQueue{db: s.db} }
+
+// PruneEvents deletes up to batch idempotency locks recorded before cutoff,
+// oldest first, in one short statement; rows another pruner is deleting at
+// the same moment are skipped rather than waited for.
+func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("prune events: %w: batch must be positive", domain.ErrInvalid)
+	}
+	res, err := s.db.NewRaw(`
+		DELETE FROM processed_events
+		WHERE event_id IN (
+			SELECT event_id FROM processed_events
+			WHERE processed_at < ?
+			ORDER BY processed_at
+			LIMIT ?
+			FOR UPDATE SKIP LOCKED
+		)`, cutoff, batch).Exec(ctx)
+	if err != nil {
+		return 0, interpretError("prune events", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, interpretError("prune events", err)
+	}
+	return int(n), nil
+}
+
+// txScope is what a unit of work sees: every repository on the one
+// transaction.
+type txScope struct {
+	db  bun.Tx
+	now func() time.Time
+}
+
+func (t txScope) Events() ports.EventLocker         { return eventLocker(t) }
+func (t txScope) Tasks() ports.TenantTaskRepository { return taskRepo{db: t.db} }
+func (t txScope) Ledger() ports.RecoveryLedger      { return ledger{db: t.db} }
+
+// eventLocker takes idempotency locks in its transaction.
+type eventLocker struct {
+	db  bun.Tx
+	now func() time.Time
+}
+
+// AttemptEventLock inserts the event's lock row. The primary key decides:
+// if another transaction holds the row uncommitted, PostgreSQL makes this
+// insert wait for it, then either finds the committed row (DO NOTHING,
+// nothing returned: a duplicate) or, after a rollback, inserts it.
+func (l eventLocker) AttemptEventLock(ctx context.Context, eventID string) (bool, error) {
+	if eventID == "" {
+		return false, fmt.Errorf("event lock: %w: empty event id", domain.ErrInvalid)
+	}
+	var got string
+	err := l.db.NewRaw(`
+		INSERT INTO processed_events (event_id, processed_at) VALUES (?, ?)
+		ON CONFLICT (event_id) DO NOTHING
+		RETURNING event_id`, eventID, l.now()).Scan(ctx, &got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, interpretError("event lock "+eventID, err)
+	}
+	return true, nil
+}
