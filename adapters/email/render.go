@@ -1,0 +1,187 @@
+package email
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	htmltemplate "html/template"
+	"strconv"
+	"strings"
+	texttemplate "text/template"
+
+	"github.com/recoupdev/recoup/domain"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+// Message is a rendered customer email.
+type Message struct {
+	To      string
+	Subject string
+	Text    string // text/plain part
+	HTML    string // text/html part, the alternative to Text
+}
+
+// Renderer turns notifications into messages from the embedded templates.
+// It is safe for concurrent use.
+type Renderer struct {
+	byType map[domain.TaskType]templatePair
+}
+
+type templatePair struct {
+	text *texttemplate.Template // defines "subject" and "text"
+	html *htmltemplate.Template // "layout" around the type's "content"
+}
+
+// templateStems names each notify_* type's template files.
+func templateStems() map[domain.TaskType]string {
+	return map[domain.TaskType]string{
+		domain.TypeNotifyPaymentFailed:  "payment_failed",
+		domain.TypeNotifyActionRequired: "action_required",
+		domain.TypeNotifyChargeFailed:   "charge_failed",
+	}
+}
+
+// NewRenderer parses the embedded templates.
+func NewRenderer() (*Renderer, error) {
+	stems := templateStems()
+	r := &Renderer{byType: make(map[domain.TaskType]templatePair, len(stems))}
+	for typ, stem := range stems {
+		text, err := texttemplate.New(stem).ParseFS(templateFS, "templates/"+stem+".txt.tmpl")
+		if err != nil {
+			return nil, fmt.Errorf("email template %s: %w", stem, err)
+		}
+		html, err := htmltemplate.New(stem).ParseFS(templateFS, "templates/layout.html.tmpl", "templates/"+stem+".html.tmpl")
+		if err != nil {
+			return nil, fmt.Errorf("email template %s: %w", stem, err)
+		}
+		r.byType[typ] = templatePair{text: text, html: html}
+	}
+	return r, nil
+}
+
+// mustRenderer is for constructors that cannot fail otherwise: the
+// templates are embedded and parsed by every test, so a parse error is a
+// build mistake, not a runtime condition.
+func mustRenderer() *Renderer {
+	r, err := NewRenderer()
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// view is what the templates see.
+type view struct {
+	Subject    string
+	Merchant   string
+	Amount     string
+	InvoiceURL string
+	InvoiceID  string
+	ChargeID   string
+}
+
+// Render renders n. ErrInvalid if its type sends no email.
+func (r *Renderer) Render(n domain.Notification) (Message, error) {
+	tp, ok := r.byType[n.Type]
+	if !ok {
+		return Message{}, fmt.Errorf("%w: no email for task type %q", domain.ErrInvalid, n.Type)
+	}
+	v := view{
+		Merchant:   oneLine(n.MerchantName),
+		Amount:     FormatAmount(n.Amount, n.Currency),
+		InvoiceURL: n.HostedInvoiceURL,
+		InvoiceID:  n.InvoiceID,
+		ChargeID:   n.ChargeID,
+	}
+	var subject, text, html bytes.Buffer
+	if err := tp.text.ExecuteTemplate(&subject, "subject", v); err != nil {
+		return Message{}, fmt.Errorf("render %s subject: %w", n.Type, err)
+	}
+	v.Subject = oneLine(subject.String())
+	if err := tp.text.ExecuteTemplate(&text, "text", v); err != nil {
+		return Message{}, fmt.Errorf("render %s text: %w", n.Type, err)
+	}
+	if err := tp.html.ExecuteTemplate(&html, "layout", v); err != nil {
+		return Message{}, fmt.Errorf("render %s html: %w", n.Type, err)
+	}
+	return Message{To: n.To, Subject: v.Subject, Text: text.String(), HTML: html.String()}, nil
+}
+
+// oneLine keeps a value that ends up in a header on one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// Currencies whose minor unit is not a hundredth, as Stripe counts them.
+const (
+	zeroDecimal  = "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf"
+	threeDecimal = "bhd jod kwd omr tnd"
+)
+
+// symbol is the sign written before amounts of the currencies whose sign
+// is unambiguous; others are written with their code after the number.
+func symbol(currency string) (string, bool) {
+	switch currency {
+	case "usd":
+		return "$", true
+	case "eur":
+		return "€", true
+	case "gbp":
+		return "£", true
+	case "jpy":
+		return "¥", true
+	}
+	return "", false
+}
+
+// FormatAmount writes an amount in minor units in its currency's major
+// units: 2000 usd is "$20.00", 123456 cad "1,234.56 CAD", 500 jpy "¥500".
+func FormatAmount(minor int64, currency string) string {
+	cur := strings.ToLower(strings.TrimSpace(currency))
+	decimals := 2
+	switch {
+	case cur != "" && strings.Contains(" "+zeroDecimal+" ", " "+cur+" "):
+		decimals = 0
+	case cur != "" && strings.Contains(" "+threeDecimal+" ", " "+cur+" "):
+		decimals = 3
+	}
+	sign := ""
+	u := uint64(minor)
+	if minor < 0 {
+		sign, u = "-", uint64(-(minor+1))+1
+	}
+	var unit uint64 = 1
+	for range decimals {
+		unit *= 10
+	}
+	num := groupThousands(strconv.FormatUint(u/unit, 10))
+	if decimals > 0 {
+		frac := strconv.FormatUint(u%unit, 10)
+		num += "." + strings.Repeat("0", decimals-len(frac)) + frac
+	}
+	if sym, ok := symbol(cur); ok {
+		return sign + sym + num
+	}
+	if cur == "" {
+		return sign + num
+	}
+	return sign + num + " " + strings.ToUpper(cur)
+}
+
+func groupThousands(digits string) string {
+	if len(digits) <= 3 {
+		return digits
+	}
+	var b strings.Builder
+	lead := len(digits) % 3
+	if lead > 0 {
+		b.WriteString(digits[:lead])
+	}
+	for i := lead; i < len(digits); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(digits[i : i+3])
+	}
+	return b.String()
+}

@@ -1,0 +1,138 @@
+package email_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+
+	"github.com/recoupdev/recoup/adapters/email"
+	"github.com/recoupdev/recoup/domain"
+)
+
+func TestFormatAmount(t *testing.T) {
+	cases := []struct {
+		minor    int64
+		currency string
+		want     string
+	}{
+		{2000, "usd", "$20.00"},
+		{2000, "USD", "$20.00"},
+		{5, "usd", "$0.05"},
+		{0, "eur", "€0.00"},
+		{123456, "cad", "1,234.56 CAD"},
+		{123456789, "gbp", "£1,234,567.89"},
+		{500, "jpy", "¥500"},
+		{1500000, "krw", "1,500,000 KRW"},
+		{12345, "kwd", "12.345 KWD"},
+		{-2050, "usd", "-$20.50"},
+		{100, "", "1.00"},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%d %s", c.minor, c.currency), func(t *testing.T) {
+			is := is.New(t)
+			is.Equal(email.FormatAmount(c.minor, c.currency), c.want) // formatted amount
+		})
+	}
+}
+
+func notification(typ domain.TaskType) domain.Notification {
+	id := domain.TaskID(domain.NewID())
+	return domain.Notification{
+		Type: typ, TaskID: id, Attempt: 1, To: "jenny@example.com", MerchantName: "Acme Books",
+		Amount: 2000, Currency: "usd", HostedInvoiceURL: "https://invoice.stripe.com/i/acct_1/test_123?s=ap",
+		InvoiceID: "in_123", ChargeID: "ch_123", IdempotencyKey: domain.AttemptKey(id, 1),
+	}
+}
+
+func TestRender(t *testing.T) {
+	r, err := email.NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		typ     domain.TaskType
+		subject string
+	}{
+		{domain.TypeNotifyPaymentFailed, "Your payment of $20.00 to Acme Books did not go through"},
+		{domain.TypeNotifyActionRequired, "Action required: confirm your payment of $20.00 to Acme Books"},
+		{domain.TypeNotifyChargeFailed, "Your payment of $20.00 to Acme Books was declined"},
+	}
+	for _, c := range cases {
+		t.Run(string(c.typ), func(t *testing.T) {
+			is := is.New(t)
+			n := notification(c.typ)
+			msg, err := r.Render(n)
+			is.NoErr(err)                                                                                   // render
+			is.Equal(msg.To, "jenny@example.com")                                                           // recipient
+			is.Equal(msg.Subject, c.subject)                                                                // subject
+			is.True(strings.Contains(msg.Text, n.HostedInvoiceURL))                                         // text has the link
+			is.True(strings.Contains(msg.Text, "$20.00"))                                                   // text has the amount
+			is.True(strings.Contains(msg.Text, "Acme Books"))                                               // text has the merchant
+			is.True(strings.Contains(msg.HTML, `href="https://invoice.stripe.com/i/acct_1/test_123?s=ap"`)) // html links the invoice
+			is.True(strings.Contains(msg.HTML, "<strong>$20.00</strong>"))                                  // html has the amount
+			is.True(!strings.Contains(msg.Text, "<no value>"))                                              // every field filled
+		})
+	}
+
+	t.Run("html escapes and refuses unsafe links", func(t *testing.T) {
+		is := is.New(t)
+		n := notification(domain.TypeNotifyPaymentFailed)
+		n.MerchantName = `<script>alert("x")</script>`
+		n.HostedInvoiceURL = "javascript:alert(1)"
+		msg, err := r.Render(n)
+		is.NoErr(err)                                         // render
+		is.True(!strings.Contains(msg.HTML, "<script>"))      // merchant name escaped
+		is.True(!strings.Contains(msg.HTML, "javascript:"))   // unsafe link neutralised
+		is.True(strings.Contains(msg.HTML, "&lt;script&gt;")) // escaped form present
+	})
+
+	t.Run("charge without invoice has no link", func(t *testing.T) {
+		is := is.New(t)
+		n := notification(domain.TypeNotifyChargeFailed)
+		n.HostedInvoiceURL, n.InvoiceID = "", ""
+		msg, err := r.Render(n)
+		is.NoErr(err)                                       // render
+		is.True(!strings.Contains(msg.HTML, "href"))        // no link
+		is.True(strings.Contains(msg.Text, "card details")) // advice instead
+	})
+
+	t.Run("subject stays on one line", func(t *testing.T) {
+		is := is.New(t)
+		n := notification(domain.TypeNotifyPaymentFailed)
+		n.MerchantName = "Acme\r\nBcc: victim@example.com"
+		msg, err := r.Render(n)
+		is.NoErr(err)                                      // render
+		is.True(!strings.ContainsAny(msg.Subject, "\r\n")) // no header injection
+	})
+
+	t.Run("not an email task", func(t *testing.T) {
+		is := is.New(t)
+		_, err := r.Render(notification(domain.TypeRetryPayment))
+		is.True(errors.Is(err, domain.ErrInvalid)) // retry_payment sends no email
+	})
+}
+
+func TestLogNotifier(t *testing.T) {
+	is := is.New(t)
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	n := notification(domain.TypeNotifyActionRequired)
+	is.NoErr(email.NewLogNotifier(log).Notify(context.Background(), n)) // notify
+
+	out := buf.String()
+	is.True(strings.Contains(out, `"level":"INFO"`))                      // logged at INFO
+	is.True(strings.Contains(out, `"to":"jenny@example.com"`))            // recipient field
+	is.True(strings.Contains(out, `"subject":"Action required: confirm`)) // subject field
+	is.True(strings.Contains(out, `"task_id":"`+string(n.TaskID)+`"`))    // task field
+	is.True(strings.Contains(out, n.HostedInvoiceURL))                    // body with link
+
+	n.To = ""
+	err := email.NewLogNotifier(log).Notify(context.Background(), n)
+	is.True(errors.Is(err, domain.ErrInvalid)) // no recipient is permanent
+}

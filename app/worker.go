@@ -1,0 +1,425 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// WorkerConfig tunes the task worker. Zero fields take the defaults of
+// API.md and DefaultWorkerConfig.
+type WorkerConfig struct {
+	// Concurrency is how many tasks run at once in this process.
+	Concurrency int
+	// Poll is the longest wait before due work is noticed when nobody calls
+	// Wake.
+	Poll time.Duration
+	// Lease is how long a claimed task stays with this worker before
+	// another may take it. It must be longer than TaskTimeout, so that a
+	// task is never run by two workers at once while its first run is alive.
+	Lease time.Duration
+	// TaskTimeout bounds one execution (the Stripe and SMTP calls of one
+	// attempt). Default: the smaller of one minute and half the lease.
+	TaskTimeout time.Duration
+	// MaxAttempts is how many executions a task gets before a retryable
+	// failure makes it failed.
+	MaxAttempts int
+	// BackoffBase is the delay after the first failed attempt; it doubles
+	// with each attempt up to BackoffCap. The actual delay is drawn between
+	// half of that and all of it, so that tasks failed together (an outage)
+	// do not come back together.
+	BackoffBase time.Duration
+	BackoffCap  time.Duration
+}
+
+// DefaultWorkerConfig returns the defaults: 4 tasks at once, due work
+// noticed within 1 s, 5 min lease, 5 attempts with backoff from 5 min
+// doubling to at most 6 h.
+func DefaultWorkerConfig() WorkerConfig {
+	return WorkerConfig{
+		Concurrency: 4,
+		Poll:        time.Second,
+		Lease:       5 * time.Minute,
+		MaxAttempts: 5,
+		BackoffBase: 5 * time.Minute,
+		BackoffCap:  6 * time.Hour,
+	}
+}
+
+// withDefaults fills zero fields and checks the result.
+func (c WorkerConfig) withDefaults() (WorkerConfig, error) {
+	d := DefaultWorkerConfig()
+	if c.Concurrency == 0 {
+		c.Concurrency = d.Concurrency
+	}
+	if c.Poll == 0 {
+		c.Poll = d.Poll
+	}
+	if c.Lease == 0 {
+		c.Lease = d.Lease
+	}
+	if c.TaskTimeout == 0 {
+		c.TaskTimeout = min(time.Minute, c.Lease/2)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = d.MaxAttempts
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = d.BackoffBase
+	}
+	if c.BackoffCap == 0 {
+		c.BackoffCap = max(d.BackoffCap, c.BackoffBase)
+	}
+	switch {
+	case c.Concurrency < 1:
+		return c, fmt.Errorf("%w: worker concurrency must be at least 1", domain.ErrInvalid)
+	case c.Poll < 0 || c.Lease < 0 || c.TaskTimeout < 0 || c.BackoffBase < 0:
+		return c, fmt.Errorf("%w: worker durations must be positive", domain.ErrInvalid)
+	case c.TaskTimeout >= c.Lease:
+		return c, fmt.Errorf("%w: worker task timeout %s must be shorter than the lease %s", domain.ErrInvalid, c.TaskTimeout, c.Lease)
+	case c.MaxAttempts < 1:
+		return c, fmt.Errorf("%w: worker max attempts must be at least 1", domain.ErrInvalid)
+	case c.BackoffCap < c.BackoffBase:
+		return c, fmt.Errorf("%w: worker backoff cap %s is below its base %s", domain.ErrInvalid, c.BackoffCap, c.BackoffBase)
+	}
+	return c, nil
+}
+
+// ErrNoPaymentGateway is the last_error of a retry_payment task run by a
+// worker built without a payment gateway (STRIPE_API_KEY unset).
+var ErrNoPaymentGateway = errors.New("payment retries are disabled: STRIPE_API_KEY is not set")
+
+// Worker runs due tasks: it claims them from the queue, re-reads their
+// invoice, pays or emails, and records the outcome. Several workers, in one
+// process or many, may share one queue: the claim gives each task to one.
+type Worker struct {
+	cfg       WorkerConfig
+	queue     ports.TaskQueue
+	merchants ports.MerchantDirectory
+	gateway   ports.PaymentGateway // nil: no Stripe key
+	notifier  ports.Notifier
+	clock     ports.Clock
+	log       *slog.Logger
+	wake      chan struct{}
+}
+
+// NewWorker returns a worker. gateway may be nil (STRIPE_API_KEY unset):
+// payment retries then fail with ErrNoPaymentGateway and emails go out
+// without re-reading the invoice. A nil logger discards.
+func NewWorker(cfg WorkerConfig, queue ports.TaskQueue, merchants ports.MerchantDirectory, gateway ports.PaymentGateway,
+	notifier ports.Notifier, clock ports.Clock, log *slog.Logger) (*Worker, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if queue == nil || merchants == nil || notifier == nil || clock == nil {
+		return nil, fmt.Errorf("%w: worker needs a queue, a merchant directory, a notifier and a clock", domain.ErrInvalid)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{
+		cfg: cfg, queue: queue, merchants: merchants, gateway: gateway, notifier: notifier,
+		clock: clock, log: log, wake: make(chan struct{}, 1),
+	}, nil
+}
+
+// Config returns the worker's configuration with its defaults applied.
+func (w *Worker) Config() WorkerConfig { return w.cfg }
+
+// Wake makes a running worker look for due work now instead of at its next
+// poll: the webhook side calls it after scheduling a task due now. It never
+// blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and executes due tasks, at most Concurrency at once, until ctx
+// ends. Then it claims nothing more, waits for the tasks in flight to finish
+// and be recorded (they run on a context that ctx's end does not cancel,
+// bounded by TaskTimeout), and returns nil. Storage errors are logged and
+// retried at the next poll; they do not stop the worker.
+func (w *Worker) Run(ctx context.Context) error {
+	done := make(chan struct{}, w.cfg.Concurrency)
+	inflight := 0
+	defer func() {
+		for ; inflight > 0; inflight-- {
+			<-done
+		}
+	}()
+	timer := time.NewTimer(w.cfg.Poll)
+	defer timer.Stop()
+
+	for {
+		// more: a slot that frees should claim again at once rather than
+		// wait for the next poll. A claim may come back short, even empty,
+		// while work is due: it skips what other units of work hold, and
+		// those may be this worker's own tasks being recorded. So only an
+		// empty claim with nothing in flight means the queue is drained.
+		more := false
+		if free := w.cfg.Concurrency - inflight; free > 0 && ctx.Err() == nil {
+			tasks, err := w.queue.ClaimDue(ctx, w.clock.Now(), w.cfg.Lease, free)
+			if err != nil && ctx.Err() == nil {
+				w.log.LogAttrs(ctx, slog.LevelError, "worker: claim due tasks", slog.String("error", err.Error()))
+			}
+			// Tasks returned are ours even if ctx just ended: run them.
+			for _, t := range tasks {
+				inflight++
+				go func() {
+					defer func() { done <- struct{}{} }()
+					w.runTask(context.WithoutCancel(ctx), t)
+				}()
+			}
+			more = err == nil && (len(tasks) > 0 || inflight > 0)
+		} else if free == 0 {
+			more = true
+		}
+		timer.Reset(w.cfg.Poll)
+
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-done:
+				inflight--
+				if more {
+					// Count every task that ended meanwhile, so that one
+					// claim fills all free slots: under load the claims
+					// grow instead of taking one task each.
+					for drained := false; !drained; {
+						select {
+						case <-done:
+							inflight--
+						default:
+							drained = true
+						}
+					}
+					break wait
+				}
+			case <-w.wake:
+				break wait
+			case <-timer.C:
+				break wait
+			}
+		}
+	}
+}
+
+// RunOnce claims up to Concurrency due tasks, executes them concurrently,
+// and returns how many it ran once all are recorded. Tests and benchmarks
+// use it to step the worker; Run is the long-lived loop.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	tasks, err := w.queue.ClaimDue(ctx, w.clock.Now(), w.cfg.Lease, w.cfg.Concurrency)
+	if err != nil {
+		return 0, fmt.Errorf("claim due tasks: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Go(func() { w.runTask(context.WithoutCancel(ctx), t) })
+	}
+	wg.Wait()
+	return len(tasks), nil
+}
+
+// runTask executes one claimed task and records its outcome. ctx is not
+// cancelled by shutdown: a task that started is finished and recorded.
+func (w *Worker) runTask(ctx context.Context, t domain.Task) {
+	start := time.Now()
+	runCtx, cancel := context.WithTimeout(ctx, w.cfg.TaskTimeout)
+	res := w.execute(runCtx, t)
+	cancel()
+	res.At = w.clock.Now()
+
+	err := w.queue.Finish(ctx, t.MerchantID, t.ID, t.Attempts, res)
+	if errors.Is(err, domain.ErrConflict) && res.Status == domain.StatusPending && t.Type == domain.TypeRetryPayment {
+		// A later failure of the invoice scheduled a new retry while this
+		// one ran, and an invoice has at most one pending retry: this one is
+		// superseded. If the claim was lost instead, this conflicts too.
+		res = domain.TaskResult{Status: domain.StatusCancelled, At: res.At,
+			LastError: res.LastError + "; superseded by a newer retry of the invoice"}
+		err = w.queue.Finish(ctx, t.MerchantID, t.ID, t.Attempts, res)
+	}
+
+	attrs := []slog.Attr{
+		slog.String("task_id", string(t.ID)), slog.String("merchant_id", string(t.MerchantID)),
+		slog.String("type", string(t.Type)), slog.Int("attempt", t.Attempts),
+		slog.String("status", string(res.Status)), slog.Duration("duration", time.Since(start)),
+	}
+	if res.Status == domain.StatusPending {
+		attrs = append(attrs, slog.Time("run_at", res.RunAt))
+	}
+	if res.LastError != "" {
+		attrs = append(attrs, slog.String("last_error", res.LastError))
+	}
+	switch {
+	case errors.Is(err, domain.ErrConflict):
+		// The lease ran out and another worker took the task, or a merchant
+		// changed it meanwhile: that claim's outcome is the one that counts.
+		w.log.LogAttrs(ctx, slog.LevelWarn, "worker: task outcome not recorded, claim lost", append(attrs, slog.String("error", err.Error()))...)
+	case err != nil:
+		// The task stays running and is claimed again once its lease
+		// expires; the invoice re-read then sees what this run did.
+		w.log.LogAttrs(ctx, slog.LevelError, "worker: record task outcome", append(attrs, slog.String("error", err.Error()))...)
+	default:
+		level := slog.LevelInfo
+		if res.Status == domain.StatusFailed {
+			level = slog.LevelWarn
+		}
+		w.log.LogAttrs(ctx, level, "worker: task run", attrs...)
+	}
+}
+
+// execute does one attempt of t and says how it ended. A panic in it is a
+// failed attempt like any other error, so one bad task cannot stop the
+// worker.
+func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.LogAttrs(ctx, slog.LevelError, "worker: task panicked",
+				slog.String("task_id", string(t.ID)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			res = w.retryLater(t, fmt.Errorf("internal error: panic: %v", r))
+		}
+	}()
+
+	merchant, err := w.merchants.MerchantByID(ctx, t.MerchantID)
+	if err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return failResult(fmt.Errorf("merchant %s no longer exists", t.MerchantID))
+		}
+		return w.retryLater(t, fmt.Errorf("find merchant: %w", err))
+	}
+
+	// Stripe's events arrive out of order: the invoice may have been paid
+	// or closed since this task was scheduled. Acting on it then would
+	// charge or email a customer who owes nothing.
+	var inv *domain.Invoice
+	if t.StripeInvoiceID != "" && w.gateway != nil {
+		got, err := w.gateway.Invoice(ctx, merchant.StripeAccountID, t.StripeInvoiceID)
+		if err != nil {
+			return w.outcome(t, fmt.Errorf("re-read invoice %s: %w", t.StripeInvoiceID, err))
+		}
+		switch got.Status {
+		case "paid", "void", "uncollectible":
+			return domain.TaskResult{Status: domain.StatusCancelled,
+				LastError: fmt.Sprintf("invoice %s is already %s; nothing to do", t.StripeInvoiceID, got.Status)}
+		}
+		inv = &got
+	}
+
+	switch {
+	case t.Type == domain.TypeRetryPayment:
+		if w.gateway == nil {
+			return failResult(ErrNoPaymentGateway)
+		}
+		if t.StripeInvoiceID == "" {
+			return failResult(errors.New("retry_payment task has no invoice"))
+		}
+		err := w.gateway.PayInvoice(ctx, merchant.StripeAccountID, t.StripeInvoiceID, PaymentKey(t))
+		if err != nil {
+			return w.outcome(t, fmt.Errorf("pay invoice %s: %w", t.StripeInvoiceID, err))
+		}
+		return w.succeed(t)
+
+	case t.Type.IsNotification():
+		n := notificationFor(t, merchant, inv)
+		if n.To == "" {
+			return failResult(errors.New("no customer email address to notify"))
+		}
+		if err := w.notifier.Notify(ctx, n); err != nil {
+			return w.outcome(t, fmt.Errorf("send %s email: %w", t.Type, err))
+		}
+		return w.succeed(t)
+	}
+	return failResult(fmt.Errorf("unknown task type %q", t.Type))
+}
+
+// PaymentKey is the Stripe idempotency key of a retry_payment attempt: a
+// repeat of the same attempt (a crash after Stripe answered) cannot charge
+// twice, and the next attempt is a new request Stripe really tries.
+func PaymentKey(t domain.Task) string { return domain.AttemptKey(t.ID, t.Attempts) }
+
+// notificationFor builds the email of a notify_* task, preferring the
+// invoice's current facts (the customer may have changed their address) to
+// those the task copied from the event.
+func notificationFor(t domain.Task, m domain.Merchant, inv *domain.Invoice) domain.Notification {
+	n := domain.Notification{
+		Type: t.Type, TaskID: t.ID, Attempt: t.Attempts, To: t.CustomerEmail, MerchantName: m.Name,
+		Amount: t.AmountDue, Currency: t.Currency, HostedInvoiceURL: t.HostedInvoiceURL,
+		InvoiceID: t.StripeInvoiceID, ChargeID: t.StripeChargeID,
+		IdempotencyKey: domain.AttemptKey(t.ID, t.Attempts),
+	}
+	if inv != nil {
+		if inv.CustomerEmail != "" {
+			n.To = inv.CustomerEmail
+		}
+		if inv.HostedInvoiceURL != "" {
+			n.HostedInvoiceURL = inv.HostedInvoiceURL
+		}
+		if inv.Currency != "" && inv.AmountDue > 0 {
+			n.Amount, n.Currency = inv.AmountDue, inv.Currency
+		}
+	}
+	return n
+}
+
+// outcome classifies an error of an attempt: a hard decline or a
+// permanent error fails the task at once, anything else may pass later.
+func (w *Worker) outcome(t domain.Task, err error) domain.TaskResult {
+	if kind, ok := domain.PaymentErrorKindOf(err); ok {
+		switch kind {
+		case domain.PaymentHardDecline, domain.PaymentPermanent:
+			return failResult(err)
+		}
+		return w.retryLater(t, err)
+	}
+	if errors.Is(err, domain.ErrInvalid) {
+		return failResult(err)
+	}
+	return w.retryLater(t, err)
+}
+
+func (w *Worker) succeed(t domain.Task) domain.TaskResult {
+	// last_error keeps what went wrong before the attempt that worked.
+	return domain.TaskResult{Status: domain.StatusSucceeded, LastError: t.LastError}
+}
+
+func failResult(err error) domain.TaskResult {
+	return domain.TaskResult{Status: domain.StatusFailed, LastError: err.Error()}
+}
+
+// retryLater sends t back to pending after a backoff, or fails it if it had
+// its last attempt.
+func (w *Worker) retryLater(t domain.Task, err error) domain.TaskResult {
+	if t.Attempts >= w.cfg.MaxAttempts {
+		return domain.TaskResult{Status: domain.StatusFailed,
+			LastError: fmt.Sprintf("gave up after %d attempts: %s", t.Attempts, err)}
+	}
+	return domain.TaskResult{Status: domain.StatusPending, RunAt: w.clock.Now().Add(w.backoff(t.Attempts)), LastError: err.Error()}
+}
+
+// backoff is the delay after failed attempt n (1-based): base·2^(n-1),
+// capped, then drawn uniformly from its upper half.
+func (w *Worker) backoff(n int) time.Duration {
+	d := w.cfg.BackoffBase
+	for i := 1; i < n && d < w.cfg.BackoffCap; i++ {
+		d *= 2
+	}
+	d = min(d, w.cfg.BackoffCap)
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(d-half+1)
+}

@@ -1,0 +1,37 @@
+package domain
+
+import "fmt"
+
+// Notification is one customer email a notify_* task sends, in the terms a
+// template needs. The notifier renders it; nothing here knows SMTP.
+type Notification struct {
+	Type             TaskType // TypeNotifyPaymentFailed, TypeNotifyActionRequired or TypeNotifyChargeFailed
+	TaskID           TaskID
+	Attempt          int    // the task attempt that sends it
+	To               string // the customer's email address
+	MerchantName     string
+	Amount           int64 // minor units of Currency
+	Currency         string
+	HostedInvoiceURL string // empty when there is no invoice (a bare charge)
+	InvoiceID        string
+	ChargeID         string
+	// IdempotencyKey names this task attempt's email: a resend of the same
+	// attempt carries the same key (and so the same Message-ID), which lets
+	// a mail system or a reader recognise the repeat.
+	IdempotencyKey string
+}
+
+// AttemptKey is the idempotency key of one task attempt: the same task and
+// attempt always give the same key, another attempt another key.
+func AttemptKey(id TaskID, attempt int) string {
+	return fmt.Sprintf("recoup-%s-%d", id, attempt)
+}
+
+// IsNotification reports whether tasks of this type send a customer email.
+func (t TaskType) IsNotification() bool {
+	switch t {
+	case TypeNotifyPaymentFailed, TypeNotifyActionRequired, TypeNotifyChargeFailed:
+		return true
+	}
+	return false
+}
