@@ -108,6 +108,7 @@ type Worker struct {
 	notifier  ports.Notifier
 	clock     ports.Clock
 	log       *slog.Logger
+	obs       ports.Observer
 	wake      chan struct{}
 }
 
@@ -128,8 +129,38 @@ func NewWorker(cfg WorkerConfig, queue ports.TaskQueue, merchants ports.Merchant
 	}
 	return &Worker{
 		cfg: cfg, queue: queue, merchants: merchants, gateway: gateway, notifier: notifier,
-		clock: clock, log: log, wake: make(chan struct{}, 1),
+		clock: clock, log: log, obs: ports.NopObserver{}, wake: make(chan struct{}, 1),
 	}, nil
+}
+
+// WithObserver makes obs receive every task run's type, outcome and
+// duration (nil: nobody) and returns w. Call it while wiring, before Run.
+func (w *Worker) WithObserver(obs ports.Observer) *Worker {
+	if obs == nil {
+		obs = ports.NopObserver{}
+	}
+	w.obs = obs
+	return w
+}
+
+// runOutcome names a task run's outcome for the Observer; recordErr is the
+// error of recording it.
+func runOutcome(res domain.TaskResult, recordErr error) string {
+	switch {
+	case errors.Is(recordErr, domain.ErrConflict):
+		return ports.TaskConflict
+	case recordErr != nil:
+		return ports.TaskUnrecorded
+	}
+	switch res.Status {
+	case domain.StatusSucceeded:
+		return ports.TaskSucceeded
+	case domain.StatusPending:
+		return ports.TaskRetry
+	case domain.StatusCancelled:
+		return ports.TaskCancelled
+	}
+	return ports.TaskFailed
 }
 
 // Config returns the worker's configuration with its defaults applied.
@@ -251,6 +282,7 @@ func (w *Worker) runTask(ctx context.Context, t domain.Task) {
 			LastError: res.LastError + "; superseded by a newer retry of the invoice"}
 		err = w.queue.Finish(ctx, t.MerchantID, t.ID, t.Attempts, res)
 	}
+	w.obs.TaskRun(string(t.Type), runOutcome(res, err), time.Since(start))
 
 	attrs := []slog.Attr{
 		slog.String("task_id", string(t.ID)), slog.String("merchant_id", string(t.MerchantID)),
@@ -345,10 +377,10 @@ func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskRes
 	return failResult(fmt.Errorf("unknown task type %q", t.Type))
 }
 
-// PaymentKey is the Stripe idempotency key of a retry_payment attempt: a
-// repeat of the same attempt (a crash after Stripe answered) cannot charge
-// twice, and the next attempt is a new request Stripe really tries.
-func PaymentKey(t domain.Task) string { return domain.AttemptKey(t.ID, t.Attempts) }
+// PaymentKey is the Stripe idempotency key of a retry_payment run (see
+// domain.RunKey): a run repeated after a crash cannot charge twice, and the
+// next scheduled run is a new request Stripe really tries.
+func PaymentKey(t domain.Task) string { return domain.RunKey(t) }
 
 // notificationFor builds the email of a notify_* task, preferring the
 // invoice's current facts (the customer may have changed their address) to
@@ -358,7 +390,7 @@ func notificationFor(t domain.Task, m domain.Merchant, inv *domain.Invoice) doma
 		Type: t.Type, TaskID: t.ID, Attempt: t.Attempts, To: t.CustomerEmail, MerchantName: m.Name,
 		Amount: t.AmountDue, Currency: t.Currency, HostedInvoiceURL: t.HostedInvoiceURL,
 		InvoiceID: t.StripeInvoiceID, ChargeID: t.StripeChargeID,
-		IdempotencyKey: domain.AttemptKey(t.ID, t.Attempts),
+		IdempotencyKey: domain.RunKey(t),
 	}
 	if inv != nil {
 		if inv.CustomerEmail != "" {

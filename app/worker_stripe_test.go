@@ -89,7 +89,7 @@ func TestWorkerAgainstStripeMock(t *testing.T) {
 			reads++
 		case r.Method == http.MethodPost && r.Path == "/v1/invoices/in_1MockRetry/pay":
 			pays++
-			is.Equal(r.IdempotencyKey, "recoup-"+string(retry.ID)+"-1") // key of task and attempt
+			is.Equal(r.IdempotencyKey, domain.RunKey(retry)) // key of the scheduled run
 		default:
 			t.Errorf("unexpected Stripe request %s %s", r.Method, r.Path)
 		}

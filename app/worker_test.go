@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,7 +307,7 @@ func TestWorkerRetryPaymentSucceeds(t *testing.T) {
 	is.Equal(len(pays), 1)                                     // one payment
 	is.Equal(pays[0].Account, "acct_1Acme")                    // on the merchant's connected account
 	is.Equal(pays[0].Invoice, task.StripeInvoiceID)            // of the task's invoice
-	is.Equal(pays[0].Key, "recoup-"+string(task.ID)+"-1")      // idempotency key of task and attempt
+	is.Equal(pays[0].Key, domain.RunKey(task))                 // idempotency key of the scheduled run
 	is.Equal(len(f.notifier.all()), 0)                         // no email
 	is.Equal(runOnceOK(t, f.worker(t, workerTestConfig())), 0) // nothing left to do
 }
@@ -333,11 +334,11 @@ func TestWorkerNotifies(t *testing.T) {
 			sent := f.notifier.all()
 			is.Equal(len(sent), 1) // one email
 			n := sent[0]
-			is.Equal(n.Type, typ)                                      // its type
-			is.Equal(n.TaskID, task.ID)                                // its task
-			is.Equal(n.MerchantName, "Acme Books")                     // merchant's name
-			is.Equal(n.IdempotencyKey, "recoup-"+string(task.ID)+"-1") // key of task and attempt
-			is.Equal(len(f.gateway.payCalls()), 0)                     // nothing charged
+			is.Equal(n.Type, typ)                           // its type
+			is.Equal(n.TaskID, task.ID)                     // its task
+			is.Equal(n.MerchantName, "Acme Books")          // merchant's name
+			is.Equal(n.IdempotencyKey, domain.RunKey(task)) // key of the scheduled run
+			is.Equal(len(f.gateway.payCalls()), 0)          // nothing charged
 			if typ == domain.TypeNotifyChargeFailed {
 				is.Equal(f.gateway.readCount(), 0)  // no invoice to re-read
 				is.Equal(n.To, "jenny@example.com") // the task's address
@@ -452,9 +453,9 @@ func TestWorkerTransientThenSuccess(t *testing.T) {
 	is.Equal(got.Attempts, 2)                                       // two attempts
 	is.True(strings.Contains(got.LastError, "Stripe answered 503")) // the earlier failure kept
 	pays := f.gateway.payCalls()
-	is.Equal(len(pays), 2)                                // two requests
-	is.Equal(pays[0].Key, "recoup-"+string(task.ID)+"-1") // first attempt's key
-	is.Equal(pays[1].Key, "recoup-"+string(task.ID)+"-2") // second attempt's key
+	is.Equal(len(pays), 2)                     // two requests
+	is.Equal(pays[0].Key, domain.RunKey(task)) // the first run's key
+	is.True(pays[1].Key != pays[0].Key)        // the rescheduled run is a new request
 }
 
 func TestWorkerCancelsWhenInvoiceClosed(t *testing.T) {
@@ -592,8 +593,11 @@ func TestWorkerFinishConflict(t *testing.T) {
 	f := newWorkerFixture(t)
 	task := f.schedule(t, f.task(domain.TypeRetryPayment))[0]
 	entered, release := make(chan struct{}), make(chan struct{})
+	keys := make(chan string, 2)
+	var calls atomic.Int32
 	f.gateway.pay = func(_ context.Context, _, _, key string) error {
-		if strings.HasSuffix(key, "-1") {
+		keys <- key
+		if calls.Add(1) == 1 {
 			close(entered)
 			<-release // the first run hangs past its lease
 		}
@@ -618,6 +622,9 @@ func TestWorkerFinishConflict(t *testing.T) {
 	is.Equal(got.Status, domain.StatusSucceeded)                                        // the second claim's outcome counts
 	is.Equal(got.Attempts, 2)                                                           // two claims
 	is.True(strings.Contains(f.logs.String(), "task outcome not recorded, claim lost")) // the conflict is logged
+	// The reclaimed run repeats the first run's idempotency key, so Stripe
+	// cannot charge twice for a run whose worker was presumed dead.
+	is.Equal(<-keys, <-keys)
 }
 
 func TestWorkerSupersededRetryIsCancelled(t *testing.T) {

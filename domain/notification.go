@@ -27,6 +27,16 @@ func AttemptKey(id TaskID, attempt int) string {
 	return fmt.Sprintf("recoup-%s-%d", id, attempt)
 }
 
+// RunKey is the idempotency key of one scheduled run of a task: the task id
+// and the RunAt it was claimed for. A claim does not change RunAt, so a run
+// that is reclaimed after its worker died (lease expired) repeats the same
+// key and Stripe answers the repeat without charging again; every
+// reschedule (backoff, a merchant's retry, a newer invoice attempt) sets a
+// new RunAt and so a new key, which Stripe really tries.
+func RunKey(t Task) string {
+	return fmt.Sprintf("recoup-%s-%d", t.ID, t.RunAt.UnixMicro())
+}
+
 // IsNotification reports whether tasks of this type send a customer email.
 func (t TaskType) IsNotification() bool {
 	switch t {
