@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/ports"
@@ -30,6 +31,7 @@ type WebhookService struct {
 	clock    ports.Clock
 	livemode Livemode
 	log      *slog.Logger
+	obs      ports.Observer
 }
 
 // NewWebhookService returns the webhook use case. A nil logger discards.
@@ -37,7 +39,32 @@ func NewWebhookService(store ports.Storage, policy domain.Policy, clock ports.Cl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &WebhookService{store: store, policy: policy, clock: clock, livemode: livemode, log: log}
+	return &WebhookService{store: store, policy: policy, clock: clock, livemode: livemode, log: log, obs: ports.NopObserver{}}
+}
+
+// WithObserver makes obs receive every delivery's outcome and lock wait
+// (nil: nobody) and returns s. Call it while wiring, before the first
+// delivery.
+func (s *WebhookService) WithObserver(obs ports.Observer) *WebhookService {
+	if obs == nil {
+		obs = ports.NopObserver{}
+	}
+	s.obs = obs
+	return s
+}
+
+// Observer returns what WithObserver set, so that an adapter can report
+// the deliveries it refuses before the use case to the same place.
+func (s *WebhookService) Observer() ports.Observer { return s.obs }
+
+// ObservedEventType is the event type an Observer is told: the type itself
+// when the policy handles it, ports.EventTypeOther for anything else, so
+// that senders cannot grow the set of values.
+func ObservedEventType(eventType string) string {
+	if domain.Handles(eventType) {
+		return eventType
+	}
+	return ports.EventTypeOther
 }
 
 // DuplicateReason is the reason given for a delivery whose event another
@@ -52,7 +79,12 @@ func DuplicateReason(eventID string) string {
 // effects so that Stripe's redelivery can succeed. An error means the
 // delivery must be answered as failed (nothing of it was kept).
 func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res WebhookResult, err error) {
-	defer func() { s.logDelivery(ctx, ev, res, err) }()
+	start := time.Now()
+	duplicate := false
+	defer func() {
+		s.logDelivery(ctx, ev, res, err)
+		s.obs.WebhookDelivery(ObservedEventType(ev.Type), deliveryOutcome(res, err, duplicate), time.Since(start))
+	}()
 
 	if ev.Livemode != bool(s.livemode) {
 		return WebhookResult{Action: domain.ActionIgnored, Reason: fmt.Sprintf("Event livemode=%t does not match this endpoint's livemode=%t", ev.Livemode, bool(s.livemode))}, nil
@@ -77,14 +109,18 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 		return res, err
 	}
 	err = s.store.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+		lockStart := time.Now()
 		locked, err := tx.Events().AttemptEventLock(ctx, ev.ID)
+		s.obs.LockWait(time.Since(lockStart))
 		if err != nil {
 			return fmt.Errorf("idempotency lock: %w", err)
 		}
 		if !locked {
+			duplicate = true
 			res.Action, res.Reason = domain.ActionIgnored, DuplicateReason(ev.ID)
 			return nil
 		}
+		duplicate = false // a retry of the unit of work may take the lock after all
 		ids, err := apply(ctx, tx, merchant.ID, effects, s.clock)
 		if err != nil {
 			return err
@@ -96,6 +132,19 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 		return WebhookResult{MerchantID: merchant.ID}, err
 	}
 	return res, nil
+}
+
+// deliveryOutcome names a delivery's outcome for the Observer.
+func deliveryOutcome(res WebhookResult, err error, duplicate bool) string {
+	switch {
+	case err != nil:
+		return ports.DeliveryFailed
+	case duplicate:
+		return ports.DeliveryDuplicate
+	case res.Processed && res.Action != domain.ActionIgnored:
+		return ports.DeliveryProcessed
+	}
+	return ports.DeliveryIgnored
 }
 
 // apply writes an event's effects inside the transaction holding its lock.

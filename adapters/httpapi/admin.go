@@ -19,6 +19,7 @@ const MaxAdminBody = 64 << 10
 type adminAPI struct {
 	merchants *app.MerchantService
 	token     adminToken
+	limiter   *AuthLimiter
 	log       *slog.Logger
 }
 
@@ -29,8 +30,13 @@ type adminAPI struct {
 // merchants is nil.
 //
 // Like the task API it routes on the API.md paths; mount it under a prefix
-// with http.StripPrefix.
+// with http.StripPrefix. It does not limit failed token attempts; NewServer
+// does, given an AuthLimiter.
 func NewAdminAPI(merchants *app.MerchantService, token string, log *slog.Logger) http.Handler {
+	return newAdminAPI(merchants, token, nil, log)
+}
+
+func newAdminAPI(merchants *app.MerchantService, token string, limiter *AuthLimiter, log *slog.Logger) http.Handler {
 	if merchants == nil {
 		panic("httpapi: NewAdminAPI needs a merchant service")
 	}
@@ -38,14 +44,17 @@ func NewAdminAPI(merchants *app.MerchantService, token string, log *slog.Logger)
 	if token == "" {
 		return http.HandlerFunc(notFound)
 	}
-	api := &adminAPI{merchants: merchants, token: newAdminToken(token), log: log}
+	api := &adminAPI{merchants: merchants, token: newAdminToken(token), limiter: limiter, log: log}
 	mux := http.NewServeMux()
 	api.routes(mux)
-	return api.requireToken(mux)
+	return api.requireToken(limitBody(MaxAdminBody, recordRoute(mux)))
 }
 
 func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.limiter.admit(w, r) {
+			return
+		}
 		token, err := bearerToken(r)
 		if err == nil && !a.token.matches(token) {
 			err = fmt.Errorf("%w: invalid admin token", ErrUnauthenticated)
@@ -54,6 +63,7 @@ func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 			a.log.LogAttrs(r.Context(), slog.LevelWarn, "admin request refused",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.String("remote_addr", r.RemoteAddr))
+			a.limiter.noteFailure(r, a.log)
 			writeError(w, r, a.log, withMessage(err, "admin token required"))
 			return
 		}

@@ -89,8 +89,13 @@ func MerchantFrom(ctx context.Context) (domain.Merchant, bool) {
 
 // requireMerchant resolves the merchant before anything else of the task
 // API runs, and puts it in the request context.
-func requireMerchant(resolver MerchantResolver, log *slog.Logger, next http.Handler) http.Handler {
+// Clients that fail too often are refused by limiter before the resolver
+// runs.
+func requireMerchant(resolver MerchantResolver, limiter *AuthLimiter, log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !limiter.admit(w, r) {
+			return
+		}
 		m, err := resolver.ResolveMerchant(r)
 		if err == nil && m.ID == "" {
 			// A resolver that accepts a request without naming a merchant
@@ -98,6 +103,9 @@ func requireMerchant(resolver MerchantResolver, log *slog.Logger, next http.Hand
 			err = fmt.Errorf("merchant resolver returned no merchant")
 		}
 		if err != nil {
+			if statusOf(err) == http.StatusUnauthorized {
+				limiter.noteFailure(r, log)
+			}
 			writeError(w, r, log, err)
 			return
 		}

@@ -10,15 +10,17 @@ import (
 
 // routes mounts the pieces of NewServer at the API.md paths.
 func (s *server) routes(mux *http.ServeMux) {
+	// The webhook, the task and the admin API limit their bodies
+	// themselves; everything else here reads none and gets MaxRequestBody.
 	mux.Handle("/webhooks/stripe", s.webhook) // POST; other methods 405
 	mux.Handle("/api/", s.tasks)              // authenticates first, then routes
 	mux.Handle("/admin/", s.admin)            // 404 unless an admin token is set
-	mux.Handle("GET /healthz", NewHealthHandler())
-	mux.Handle("GET /readyz", NewReadyHandler(s.cfg.Ready, s.log))
+	mux.Handle("GET /healthz", limitBody(MaxRequestBody, NewHealthHandler()))
+	mux.Handle("GET /readyz", limitBody(MaxRequestBody, NewReadyHandler(s.cfg.Ready, s.log)))
 	if s.cfg.Metrics != nil {
-		mux.Handle("GET /metrics", s.cfg.Metrics)
+		mux.Handle("GET /metrics", limitBody(MaxRequestBody, s.cfg.Metrics))
 	}
-	mux.HandleFunc("/", notFound)
+	mux.Handle("/", limitBody(MaxRequestBody, http.HandlerFunc(notFound)))
 }
 
 func (a *taskAPI) routes(mux *http.ServeMux) {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 
@@ -28,8 +27,16 @@ type Config struct {
 	Ready func(context.Context) error
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
+	// Requests, when set, is told about every request (route, status,
+	// latency).
+	Requests RequestObserver
+	// AuthLimiter refuses client addresses that fail to authenticate too
+	// often, on the task and the admin API alike (one allowance for both);
+	// nil means no limit. recoup serve sets one with the default settings.
+	AuthLimiter *AuthLimiter
 	// Logger receives the adapter's own lines (refused requests, 5xx
-	// errors); nil discards.
+	// errors, panics); nil discards. Each line of a request carries its
+	// request_id (see NewLogHandler).
 	Logger *slog.Logger
 }
 
@@ -42,43 +49,37 @@ type server struct {
 }
 
 // NewServer returns recoup's whole HTTP API at the paths of API.md, with
-// JSON answers for unknown paths, wrong methods and panics. It panics if a
-// required dependency is missing: that is a wiring mistake, found at start.
+// JSON answers for unknown paths, wrong methods and panics. Every request
+// gets a request id (X-Request-Id), a body limit, a 500 instead of a dead
+// connection if a handler panics, and is reported to Config.Requests. It
+// panics if a required dependency is missing: that is a wiring mistake,
+// found at start.
 func NewServer(cfg Config) http.Handler {
 	if cfg.Verifier == nil || cfg.Webhooks == nil || cfg.Tasks == nil || cfg.Merchants == nil {
 		panic("httpapi: NewServer needs Verifier, Webhooks, Tasks and Merchants")
 	}
-	s := &server{cfg: cfg, log: orDiscard(cfg.Logger)}
+	s := &server{cfg: cfg, log: withLogHandler(orDiscard(cfg.Logger))}
 	resolver := cfg.Resolver
 	if resolver == nil {
 		resolver = APIKeyResolver{Merchants: cfg.Merchants}
 	}
 	s.webhook = NewWebhookHandler(cfg.Verifier, cfg.Webhooks, s.log)
-	s.tasks = NewTaskAPI(cfg.Tasks, resolver, TaskAPIOptions{CursorKey: cfg.CursorKey, Logger: s.log})
-	s.admin = NewAdminAPI(cfg.Merchants, cfg.AdminToken, s.log)
+	s.tasks = NewTaskAPI(cfg.Tasks, resolver, TaskAPIOptions{CursorKey: cfg.CursorKey, Logger: s.log, AuthLimiter: cfg.AuthLimiter})
+	s.admin = newAdminAPI(cfg.Merchants, cfg.AdminToken, cfg.AuthLimiter, s.log)
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return recoverPanics(s.log, mux)
+	return s.middleware(recordRoute(mux))
 }
 
-// recoverPanics answers a panicking handler with a JSON 500 and logs it,
-// instead of net/http's dropped connection.
-func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-				panic(v)
-			}
-			log.LogAttrs(r.Context(), slog.LevelError, "handler panicked",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("panic", v))
-			writeJSON(w, http.StatusInternalServerError, errorBody{Error: "Internal server error"})
-		}()
-		next.ServeHTTP(w, r)
-	})
+// middleware wraps the router, outermost first: the request id (so that
+// every later line has it), the observer (so that it sees the panic's 500),
+// then the panic handler.
+func (s *server) middleware(h http.Handler) http.Handler {
+	h = recoverPanics(s.log, h)
+	if s.cfg.Requests != nil {
+		h = observe(s.cfg.Requests, h)
+	}
+	return withRequestID(h)
 }
 
 func orDiscard(log *slog.Logger) *slog.Logger {

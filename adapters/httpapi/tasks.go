@@ -20,6 +20,9 @@ type TaskAPIOptions struct {
 	CursorKey []byte
 	// Logger receives 5xx errors; nil discards.
 	Logger *slog.Logger
+	// AuthLimiter refuses clients that fail to authenticate too often; nil
+	// means no limit.
+	AuthLimiter *AuthLimiter
 }
 
 // taskAPI is the tenant task API. Each handler receives the merchant that
@@ -34,7 +37,9 @@ type taskAPI struct {
 // NewTaskAPI returns the tenant task API (GET /api/tasks, GET /api/stats,
 // GET, DELETE /api/tasks/{id}, POST /api/tasks/{id}/retry). Every request,
 // whatever its path, is first resolved to a merchant by resolver; a request
-// it refuses is answered 401 before any routing.
+// it refuses is answered 401 before any routing, and with
+// opts.AuthLimiter a client address with too many such refusals is
+// answered 429.
 //
 // It routes on the API.md paths; to serve it under a prefix, strip the
 // prefix: mux.Handle("/billing/api/", http.StripPrefix("/billing", h)).
@@ -48,7 +53,7 @@ func NewTaskAPI(tasks *app.TaskService, resolver MerchantResolver, opts TaskAPIO
 	api := &taskAPI{tasks: tasks, cursors: newCursorCodec(opts.CursorKey), log: orDiscard(opts.Logger)}
 	mux := http.NewServeMux()
 	api.routes(mux)
-	return requireMerchant(resolver, api.log, mux)
+	return limitBody(MaxRequestBody, requireMerchant(resolver, opts.AuthLimiter, api.log, recordRoute(mux)))
 }
 
 // maxTaskIDLen bounds what is even looked at of a path's id; ParseTaskID

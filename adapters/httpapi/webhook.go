@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
@@ -52,18 +53,19 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(http.MethodPost)(w, r)
 		return
 	}
+	start := time.Now()
 	payload, err := readBody(w, r, MaxWebhookBody)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, errTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 		}
-		h.reject(w, r, status, err)
+		h.reject(w, r, start, status, err)
 		return
 	}
 	ev, err := h.verifier.VerifyEvent(payload, r.Header.Get("Stripe-Signature"))
 	if err != nil {
-		h.reject(w, r, http.StatusBadRequest, err)
+		h.reject(w, r, start, http.StatusBadRequest, err)
 		return
 	}
 	res, err := h.webhooks.Handle(r.Context(), ev)
@@ -80,9 +82,11 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// reject answers a delivery refused before the use case. The reason is the
+// reject answers a delivery refused before the use case, and reports it to
+// the use case's observer (which never saw it). The reason is the
 // verifier's message, written for the sender; it never holds a secret.
-func (h *webhookHandler) reject(w http.ResponseWriter, r *http.Request, status int, err error) {
+func (h *webhookHandler) reject(w http.ResponseWriter, r *http.Request, start time.Time, status int, err error) {
+	h.webhooks.Observer().WebhookDelivery(ports.EventTypeUnknown, ports.DeliveryRejected, time.Since(start))
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook rejected",
 		slog.Int("status", status), slog.String("reason", err.Error()),
 		slog.String("remote_addr", r.RemoteAddr))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,10 +13,12 @@ import (
 	"time"
 
 	"github.com/google/wire"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
 	"github.com/recoupdev/recoup/adapters/email"
 	"github.com/recoupdev/recoup/adapters/httpapi"
+	"github.com/recoupdev/recoup/adapters/metrics"
 	"github.com/recoupdev/recoup/adapters/postgres"
 	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
@@ -70,25 +73,58 @@ func (s *service) pruneEvents(ctx context.Context) {
 	}
 }
 
-// commonSet provides everything but the storage adapter.
-var commonSet = wire.NewSet(
-	wire.Struct(new(service), "*"),
+// workerSet provides the task worker and what it needs, but the storage
+// adapter: what `recoup worker` runs.
+//
+//lint:ignore U1000 used by the wire injectors (wire.go, behind its build tag)
+var workerSet = wire.NewSet(
 	wire.Bind(new(ports.Clock), new(ports.SystemClock)),
 	wire.Struct(new(ports.SystemClock)),
+	provideRegistry,
+	provideMetrics,
+	provideGateway,
+	provideNotifier,
+	provideWorker,
+)
+
+// serverSet adds the HTTP side to workerSet: what `recoup serve` runs.
+//
+//lint:ignore U1000 used by the wire injectors (wire.go, behind its build tag)
+var serverSet = wire.NewSet(
+	workerSet,
+	wire.Struct(new(service), "*"),
 	domain.DefaultPolicy,
 	provideLivemode,
-	app.NewWebhookService,
+	provideWebhookService,
 	provideTaskService,
 	provideMerchantService,
 	provideVerifier,
 	wire.Bind(new(ports.WebhookVerifier), new(*stripe.Verifier)),
-	provideGateway,
-	provideNotifier,
-	provideWorker,
 	provideHandler,
 )
 
 func provideLivemode(cfg config) app.Livemode { return app.Livemode(cfg.Livemode) }
+
+// provideRegistry is the process's own metrics registry (never the global
+// one), served at /metrics.
+func provideRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
+
+// provideMetrics observes the use cases, the HTTP requests, the task
+// backlog and, on PostgreSQL, the connection pool (pool is nil on memory).
+func provideMetrics(reg *prometheus.Registry, store ports.Storage, clock ports.Clock, pool *sql.DB) (*metrics.Metrics, error) {
+	return metrics.New(reg, metrics.Options{Queue: store.Queue(), Clock: clock, DB: pool})
+}
+
+// noSQLPool is the pool of the memory storage: none.
+func noSQLPool() *sql.DB { return nil }
+
+// postgresPool is the database/sql pool under bun, for its statistics.
+func postgresPool(db *bun.DB) *sql.DB { return db.DB }
+
+func provideWebhookService(store ports.Storage, policy domain.Policy, clock ports.Clock, livemode app.Livemode,
+	log *slog.Logger, m *metrics.Metrics) *app.WebhookService {
+	return app.NewWebhookService(store, policy, clock, livemode, log).WithObserver(m)
+}
 
 func provideTaskService(store ports.Storage, clock ports.Clock) *app.TaskService {
 	return app.NewTaskService(store.Tasks(), store.Ledger(), clock)
@@ -125,17 +161,28 @@ func provideNotifier(cfg config, log *slog.Logger) (ports.Notifier, error) {
 	return email.NewSMTPNotifier(smtp, log)
 }
 
-func provideWorker(cfg config, store ports.Storage, gateway ports.PaymentGateway, notifier ports.Notifier, clock ports.Clock, log *slog.Logger) (*app.Worker, error) {
-	return app.NewWorker(app.WorkerConfig{
+func provideWorker(cfg config, store ports.Storage, gateway ports.PaymentGateway, notifier ports.Notifier, clock ports.Clock,
+	log *slog.Logger, m *metrics.Metrics) (*app.Worker, error) {
+	w, err := app.NewWorker(app.WorkerConfig{
 		Concurrency: cfg.WorkerConcurrency, Poll: cfg.WorkerPoll, Lease: cfg.WorkerLease,
 	}, store.Queue(), store.Merchants(), gateway, notifier, clock, log)
+	if err != nil {
+		return nil, err
+	}
+	return w.WithObserver(m), nil
 }
 
+// provideHandler is the whole HTTP API, with /metrics and the limiter of
+// failed authentications (httpapi's defaults: 20 failures a minute per
+// client address).
 func provideHandler(cfg config, verifier ports.WebhookVerifier, webhooks *app.WebhookService,
-	tasks *app.TaskService, merchants *app.MerchantService, store ports.Storage, log *slog.Logger) http.Handler {
+	tasks *app.TaskService, merchants *app.MerchantService, store ports.Storage, log *slog.Logger,
+	reg *prometheus.Registry, m *metrics.Metrics) http.Handler {
 	return httpapi.NewServer(httpapi.Config{
 		Verifier: verifier, Webhooks: webhooks, Tasks: tasks, Merchants: merchants,
 		AdminToken: cfg.AdminToken, CursorKey: cursorKey(cfg.WebhookSecrets), Ready: store.Ping, Logger: log,
+		Metrics: metrics.Handler(reg, log), Requests: m,
+		AuthLimiter: httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{}),
 	})
 }
 
@@ -171,7 +218,9 @@ func openPostgres(ctx context.Context, cfg config) (*bun.DB, func(), error) {
 }
 
 // buildService composes the server on the storage the configuration names.
+// Its lines of a request carry the request's id.
 func buildService(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
+	log = slog.New(httpapi.NewLogHandler(log.Handler()))
 	if cfg.DatabaseURL == "" {
 		return newMemoryService(cfg, log)
 	}

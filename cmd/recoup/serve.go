@@ -6,21 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"time"
+
+	"github.com/recoupdev/recoup/adapters/httpapi"
 )
 
-// Server timeouts: a slow client cannot hold a connection (slow loris), and
-// a drain on SIGTERM is bounded.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 2 * time.Minute
-	drainTimeout      = 30 * time.Second
-)
+// drainTimeout bounds the drain on SIGTERM. The server's own timeouts (a
+// slow client cannot hold a connection) are httpapi.NewHTTPServer's.
+const drainTimeout = 30 * time.Second
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -52,15 +46,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           svc.handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := httpapi.NewHTTPServer(svc.handler, log)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())
@@ -120,7 +107,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return &configError{"DATABASE_URL", "is required by recoup worker (a worker apart from the server needs shared storage)"}
 	}
 	log := newLogger(cfg.LogFormat, stderr)
-	svc, cleanup, err := buildService(ctx, cfg, log)
+	svc, cleanup, err := newPostgresWorker(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

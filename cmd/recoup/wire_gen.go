@@ -8,11 +8,12 @@ package main
 
 import (
 	"context"
+	"github.com/google/wire"
 	"github.com/recoupdev/recoup/adapters/memory"
 	"github.com/recoupdev/recoup/adapters/postgres"
-	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/ports"
+	"github.com/uptrace/bun"
 	"log/slog"
 )
 
@@ -28,16 +29,22 @@ func newMemoryService(cfg config, log *slog.Logger) (*service, func(), error) {
 	}
 	policy := domain.DefaultPolicy()
 	livemode := provideLivemode(cfg)
-	webhookService := app.NewWebhookService(store, policy, systemClock, livemode, log)
+	registry := provideRegistry()
+	db := noSQLPool()
+	metrics, err := provideMetrics(registry, store, systemClock, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	webhookService := provideWebhookService(store, policy, systemClock, livemode, log, metrics)
 	taskService := provideTaskService(store, systemClock)
 	merchantService := provideMerchantService(store, systemClock)
-	handler := provideHandler(cfg, verifier, webhookService, taskService, merchantService, store, log)
+	handler := provideHandler(cfg, verifier, webhookService, taskService, merchantService, store, log, registry, metrics)
 	paymentGateway := provideGateway(cfg)
 	notifier, err := provideNotifier(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	worker, err := provideWorker(cfg, store, paymentGateway, notifier, systemClock, log)
+	worker, err := provideWorker(cfg, store, paymentGateway, notifier, systemClock, log, metrics)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -67,17 +74,24 @@ func newPostgresService(ctx context.Context, cfg config, log *slog.Logger) (*ser
 	policy := domain.DefaultPolicy()
 	systemClock := ports.SystemClock{}
 	livemode := provideLivemode(cfg)
-	webhookService := app.NewWebhookService(store, policy, systemClock, livemode, log)
+	registry := provideRegistry()
+	sqlDB := postgresPool(db)
+	metrics, err := provideMetrics(registry, store, systemClock, sqlDB)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	webhookService := provideWebhookService(store, policy, systemClock, livemode, log, metrics)
 	taskService := provideTaskService(store, systemClock)
 	merchantService := provideMerchantService(store, systemClock)
-	handler := provideHandler(cfg, verifier, webhookService, taskService, merchantService, store, log)
+	handler := provideHandler(cfg, verifier, webhookService, taskService, merchantService, store, log, registry, metrics)
 	paymentGateway := provideGateway(cfg)
 	notifier, err := provideNotifier(cfg, log)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	worker, err := provideWorker(cfg, store, paymentGateway, notifier, systemClock, log)
+	worker, err := provideWorker(cfg, store, paymentGateway, notifier, systemClock, log, metrics)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -93,3 +107,46 @@ func newPostgresService(ctx context.Context, cfg config, log *slog.Logger) (*ser
 		cleanup()
 	}, nil
 }
+
+// newPostgresWorker composes the task worker alone on PostgreSQL: no HTTP,
+// so it needs no webhook secret.
+func newPostgresWorker(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
+	db, cleanup, err := openPostgres(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	store := postgres.New(db)
+	paymentGateway := provideGateway(cfg)
+	notifier, err := provideNotifier(cfg, log)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	systemClock := ports.SystemClock{}
+	registry := provideRegistry()
+	sqlDB := postgresPool(db)
+	metrics, err := provideMetrics(registry, store, systemClock, sqlDB)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	worker, err := provideWorker(cfg, store, paymentGateway, notifier, systemClock, log, metrics)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	mainService := &service{
+		cfg:     cfg,
+		log:     log,
+		storage: store,
+		worker:  worker,
+	}
+	return mainService, func() {
+		cleanup()
+	}, nil
+}
+
+// wire.go:
+
+// postgresSet is the PostgreSQL storage.
+var postgresSet = wire.NewSet(openPostgres, postgresPool, wire.Bind(new(bun.IDB), new(*bun.DB)), postgres.New, wire.Bind(new(ports.Storage), new(*postgres.Store)))
