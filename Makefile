@@ -14,7 +14,7 @@ MAILPIT_VERSION     := v1.33.1
 # Development settings for `make run` (never use these in production).
 DEV_ENV := STRIPE_WEBHOOK_SECRET=whsec_recoup_dev_secret RECOUP_ADMIN_TOKEN=dev-admin-token RECOUP_LOG_FORMAT=text
 
-.PHONY: run build test test-short bench generate check-generate fmt vet staticcheck check tools
+.PHONY: run build test bench fuzz generate check-generate fmt vet staticcheck vulncheck check tools
 
 ## run: start the server on the embedded in-memory storage with development secrets
 run:
@@ -31,6 +31,21 @@ test: tools
 ## bench: the benchmarks the README reports
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Fuzzing: `make fuzz` runs every target for FUZZTIME each; `make test` (and
+# CI) runs only their seed corpora (f.Add and testdata/fuzz) as ordinary tests.
+FUZZTIME ?= 20s
+
+## fuzz: run each fuzz target for FUZZTIME; a failing input is saved under the package's testdata/fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyEvent$$'         -fuzztime $(FUZZTIME) ./adapters/stripe
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifiedEvent$$'       -fuzztime $(FUZZTIME) ./adapters/stripe
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifiedEventFields$$' -fuzztime $(FUZZTIME) ./adapters/stripe
+	$(GO) test -run '^$$' -fuzz '^FuzzWebhookHandler$$'      -fuzztime $(FUZZTIME) ./adapters/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzTaskListCursor$$'      -fuzztime $(FUZZTIME) ./adapters/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzTaskByID$$'            -fuzztime $(FUZZTIME) ./adapters/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTaskID$$'         -fuzztime $(FUZZTIME) ./domain
+	$(GO) test -run '^$$' -fuzz '^FuzzPolicyApply$$'         -fuzztime $(FUZZTIME) ./domain
 
 ## generate: regenerate wire_gen.go
 generate:
@@ -49,8 +64,12 @@ vet:
 staticcheck: tools
 	$(GOBIN)/staticcheck ./...
 
-## check: formatting, vet, staticcheck, generated code
-check: fmt vet staticcheck check-generate
+## vulncheck: govulncheck against an offline copy of the Go vulnerability database (pinned)
+vulncheck:
+	bash scripts/vulncheck.sh
+
+## check: formatting, vet, staticcheck, generated code, known vulnerabilities
+check: fmt vet staticcheck check-generate vulncheck
 
 ## tools: install the pinned tools the tests and checks use
 tools:
