@@ -8,6 +8,7 @@ import (
 
 // Clock tells the time; tests fix it.
 type Clock interface {
+	// Now returns the current time.
 	Now() time.Time
 }
 

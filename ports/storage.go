@@ -76,8 +76,11 @@ type RecoveryLedger interface {
 // Tx is what a unit of work may touch: everything it does commits or rolls
 // back together.
 type Tx interface {
+	// Events takes event locks in this unit of work.
 	Events() EventLocker
+	// Tasks reads and writes tasks in this unit of work.
 	Tasks() TenantTaskRepository
+	// Ledger records recovery figures in this unit of work.
 	Ledger() RecoveryLedger
 }
 
@@ -141,9 +144,14 @@ type EventRetention interface {
 // Storage is everything recoup keeps, as one adapter provides it.
 type Storage interface {
 	UnitOfWork
+	// Tasks reads and writes tasks outside any unit of work: each call
+	// commits on its own.
 	Tasks() TenantTaskRepository
+	// Ledger reads and records recovery figures outside any unit of work.
 	Ledger() RecoveryLedger
+	// Merchants is the merchant directory.
 	Merchants() MerchantDirectory
+	// Queue is the worker's view of tasks, across merchants.
 	Queue() TaskQueue
 	EventRetention
 	// Ping reports whether storage is reachable (ErrUnavailable if not).

@@ -1,0 +1,381 @@
+package recoup
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/recoupdev/recoup/adapters/email"
+	"github.com/recoupdev/recoup/adapters/httpapi"
+	"github.com/recoupdev/recoup/adapters/memory"
+	"github.com/recoupdev/recoup/adapters/stripe"
+	"github.com/recoupdev/recoup/app"
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// DefaultEventRetention is how long RunWorker keeps an event's idempotency
+// lock: far past the three days over which Stripe redelivers an event.
+const DefaultEventRetention = 30 * 24 * time.Hour
+
+// pruneEvery is how often RunWorker prunes old idempotency locks, and
+// pruneBatch how many it deletes per statement, so that no statement holds
+// locks for long.
+const (
+	pruneEvery = time.Hour
+	pruneBatch = 1000
+)
+
+// Options is what New needs. Only WebhookSecrets is required; every other
+// zero field has a default fit for embedding.
+type Options struct {
+	// Storage keeps merchants, tasks, event locks and the recovery ledger.
+	// nil means a fresh in-memory store (adapters/memory): nothing survives
+	// a restart, and processes do not share it. For PostgreSQL pass
+	// postgres.New(db) over your own *bun.DB, migrated with
+	// postgres.Migrate.
+	Storage ports.Storage
+	// WebhookSecrets are the Stripe endpoint signing secrets (whsec_…). A
+	// delivery signed with any of them is accepted, so that a secret can be
+	// rotated without downtime. At least one is required.
+	WebhookSecrets []string
+	// Livemode says which Stripe mode's events count; events of the other
+	// mode are acknowledged and ignored.
+	Livemode bool
+	// Gateway acts on Stripe for the worker (stripe.NewGateway). nil
+	// records payment retries as failed with app.ErrNoPaymentGateway;
+	// emails still go out.
+	Gateway ports.PaymentGateway
+	// Notifier sends the customer emails. nil writes each email to Logger
+	// instead of sending it (so with a nil Logger, emails go nowhere).
+	Notifier ports.Notifier
+	// Logger receives recoup's log lines (one per webhook delivery, worker
+	// errors, refused requests). nil discards them; recoup never writes to
+	// stdout or stderr on its own.
+	Logger *slog.Logger
+	// Observer is told what the use cases did, for metrics (for example
+	// adapters/metrics); nil: nobody.
+	Observer ports.Observer
+	// Clock tells the time; nil is the system clock. Tests fix it. It also
+	// judges the webhook signatures' timestamps (300 s tolerance), so a
+	// fixed clock must be near the time the deliveries are signed at.
+	Clock ports.Clock
+	// Policy decides which event makes which tasks; nil is
+	// domain.DefaultPolicy, the policy of API.md.
+	Policy *domain.Policy
+	// Worker tunes the task worker; zero fields take app.DefaultWorkerConfig.
+	Worker app.WorkerConfig
+	// CursorKey authenticates the task list's cursors. Every process that
+	// serves the same clients needs the same key; nil derives one from
+	// WebhookSecrets, which those processes share anyway (and which is how
+	// the recoup binary derives it, so cursors stay valid between the two).
+	CursorKey []byte
+	// EventRetention is how long RunWorker keeps idempotency locks before
+	// pruning them; zero is DefaultEventRetention, negative never prunes.
+	EventRetention time.Duration
+}
+
+// Service is recoup composed from the ports a caller supplies: the use
+// cases, their HTTP handlers and the task worker. It holds no global state;
+// several Services may live in one process (on different storage, or on
+// the same storage as several processes would).
+type Service struct {
+	storage   ports.Storage
+	log       *slog.Logger
+	clock     ports.Clock
+	verifier  ports.WebhookVerifier
+	webhooks  *app.WebhookService
+	tasks     *app.TaskService
+	merchants *app.MerchantService
+	worker    *app.Worker
+	cursorKey []byte
+	retention time.Duration
+}
+
+// New composes recoup from opts. It fails with an error wrapping
+// domain.ErrInvalid when opts cannot work (no webhook secret, a worker
+// configuration out of range).
+func New(opts Options) (*Service, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = ports.SystemClock{}
+	}
+	storage := opts.Storage
+	if storage == nil {
+		storage = memory.New(clock)
+	}
+	policy := domain.DefaultPolicy()
+	if opts.Policy != nil {
+		policy = *opts.Policy
+	}
+	notifier := opts.Notifier
+	if notifier == nil {
+		notifier = email.NewLogNotifier(log)
+	}
+	retention := opts.EventRetention
+	if retention == 0 {
+		retention = DefaultEventRetention
+	}
+	cursorKey := opts.CursorKey
+	if len(cursorKey) == 0 {
+		cursorKey = deriveCursorKey(opts.WebhookSecrets)
+	}
+
+	verifier, err := stripe.NewVerifier(opts.WebhookSecrets, stripe.WithLogger(log), stripe.WithClock(opts.Clock))
+	if err != nil {
+		return nil, fmt.Errorf("recoup: webhook secrets: %w", err)
+	}
+	worker, err := app.NewWorker(opts.Worker, storage.Queue(), storage.Merchants(), opts.Gateway, notifier, clock, log)
+	if err != nil {
+		return nil, fmt.Errorf("recoup: worker: %w", err)
+	}
+	return &Service{
+		storage:   storage,
+		log:       log,
+		clock:     clock,
+		verifier:  verifier,
+		webhooks:  app.NewWebhookService(storage, policy, clock, app.Livemode(opts.Livemode), log).WithObserver(opts.Observer),
+		tasks:     app.NewTaskService(storage.Tasks(), storage.Ledger(), clock),
+		merchants: app.NewMerchantService(storage.Merchants(), clock),
+		worker:    worker,
+		cursorKey: cursorKey,
+		retention: retention,
+	}, nil
+}
+
+// deriveCursorKey derives the cursor key from the webhook secrets exactly
+// as cmd/recoup does, so that a client's cursor works on the binary and on
+// an embedding service alike. A rotation of the secrets ends the cursors in
+// use: a client starts its walk again.
+func deriveCursorKey(secrets []string) []byte {
+	sorted := slices.Sorted(slices.Values(secrets))
+	mac := hmac.New(sha256.New, []byte(strings.Join(sorted, ",")))
+	mac.Write([]byte("recoup task-list cursor key v1"))
+	return mac.Sum(nil)
+}
+
+// Storage returns the storage the Service runs on, for the embedder's own
+// lookups (for instance MerchantByID in a MerchantResolver).
+func (s *Service) Storage() ports.Storage { return s.storage }
+
+// Tasks returns the tenant task use cases. Each takes the merchant and
+// scopes its storage query to it.
+func (s *Service) Tasks() *app.TaskService { return s.tasks }
+
+// Merchants returns the merchant use cases: onboarding a Stripe connected
+// account as a merchant, and its API keys.
+func (s *Service) Merchants() *app.MerchantService { return s.merchants }
+
+// Webhooks returns the webhook use case, for a caller that receives
+// Stripe's events some other way than WebhookHandler (a queue, say) and has
+// verified them itself.
+func (s *Service) Webhooks() *app.WebhookService { return s.webhooks }
+
+// Worker returns the task worker, for a caller that runs it its own way
+// (RunOnce in a cron job, Run beside its own loops).
+func (s *Service) Worker() *app.Worker { return s.worker }
+
+// RunWorker runs the task worker until ctx ends, and meanwhile prunes
+// idempotency locks older than Options.EventRetention every hour. Tasks in
+// flight when ctx ends are finished and recorded before it returns.
+func (s *Service) RunWorker(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if s.retention > 0 {
+		wg.Go(func() { s.pruneEvents(ctx) })
+	}
+	err := s.worker.Run(ctx)
+	wg.Wait()
+	return err
+}
+
+// pruneEvents deletes old idempotency locks at start and every pruneEvery,
+// until ctx ends.
+func (s *Service) pruneEvents(ctx context.Context) {
+	tick := time.NewTicker(pruneEvery)
+	defer tick.Stop()
+	for {
+		if _, err := s.PruneEvents(ctx); err != nil && ctx.Err() == nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "recoup: pruning idempotency locks", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// PruneEvents deletes the idempotency locks older than
+// Options.EventRetention, in small batches, and returns how many it
+// deleted. RunWorker calls it every hour; call it yourself if you run the
+// worker some other way. With a negative retention it deletes nothing.
+func (s *Service) PruneEvents(ctx context.Context) (int, error) {
+	if s.retention < 0 {
+		return 0, nil
+	}
+	cutoff := s.clock.Now().Add(-s.retention)
+	total := 0
+	for {
+		n, err := s.storage.PruneEvents(ctx, cutoff, pruneBatch)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("prune idempotency locks: %w", err)
+		}
+		if n < pruneBatch {
+			if total > 0 {
+				s.log.LogAttrs(ctx, slog.LevelInfo, "recoup: pruned idempotency locks",
+					slog.Int("count", total), slog.Time("older_than", cutoff))
+			}
+			return total, nil
+		}
+	}
+}
+
+// WebhookHandler returns the Stripe webhook endpoint. It answers POST at
+// whatever path it is mounted on, so it needs no prefix handling:
+//
+//	mux.Handle("POST /billing/stripe", svc.WebhookHandler())
+//
+// A delivery answered 200 wakes the worker, so that a task due now runs at
+// once rather than at the worker's next poll.
+func (s *Service) WebhookHandler() http.Handler {
+	return s.wakeOnSuccess(httpapi.NewWebhookHandler(s.verifier, s.webhooks, s.log))
+}
+
+// TaskAPI returns the tenant task API, which routes on the paths of API.md
+// (/api/tasks, /api/tasks/{id}, /api/tasks/{id}/retry, /api/stats). To serve
+// it under a prefix, strip the prefix and keep the /api/ path:
+//
+//	mux.Handle("/billing/api/", http.StripPrefix("/billing", svc.TaskAPI(resolver)))
+//
+// resolver decides which merchant a request acts for (the embedder's own
+// session, JWT or mTLS); nil means recoup's merchant API keys
+// (Authorization: Bearer rk_…). Whatever the resolver, a merchant only ever
+// reaches its own tasks: the use cases scope every query to the merchant
+// the resolver returned.
+func (s *Service) TaskAPI(resolver httpapi.MerchantResolver) http.Handler {
+	return s.wakeOnSuccess(httpapi.NewTaskAPI(s.tasks, s.resolver(resolver), httpapi.TaskAPIOptions{CursorKey: s.cursorKey, Logger: s.log}))
+}
+
+// AdminAPI returns the admin API (POST /admin/merchants, its API keys),
+// routed on the paths of API.md like TaskAPI, and guarded by
+// Authorization: Bearer <token>. An empty token disables it: every request
+// is answered 404.
+func (s *Service) AdminAPI(token string) http.Handler {
+	return httpapi.NewAdminAPI(s.merchants, token, s.log)
+}
+
+// HandlerOptions tunes Handler and Mount.
+type HandlerOptions struct {
+	// Resolver decides the merchant of a task API request; nil means
+	// recoup's merchant API keys. See TaskAPI.
+	Resolver httpapi.MerchantResolver
+	// AdminToken enables the admin API; empty answers 404 there.
+	AdminToken string
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
+	// Requests, when set, is told about every request (route, status,
+	// latency), for metrics.
+	Requests httpapi.RequestObserver
+	// AuthLimiter, when set, refuses client addresses that fail to
+	// authenticate too often on the task and admin APIs. With a resolver
+	// of your own, your login is usually limited already.
+	AuthLimiter *httpapi.AuthLimiter
+}
+
+// Handler returns all of recoup's HTTP API at the paths of API.md:
+// /webhooks/stripe, /api/…, /admin/…, /healthz and /readyz (which pings the
+// storage), with JSON answers for unknown paths, wrong methods and panics.
+// Mount serves it under a prefix of your own mux.
+func (s *Service) Handler(opts HandlerOptions) http.Handler {
+	return s.wakeOnSuccess(httpapi.NewServer(httpapi.Config{
+		Verifier: s.verifier, Webhooks: s.webhooks, Tasks: s.tasks, Merchants: s.merchants,
+		Resolver: s.resolver(opts.Resolver), AdminToken: opts.AdminToken, CursorKey: s.cursorKey,
+		Ready: s.storage.Ping, Metrics: opts.Metrics, Requests: opts.Requests, AuthLimiter: opts.AuthLimiter, Logger: s.log,
+	}))
+}
+
+// Mount serves Handler under prefix on mux: with prefix "/billing", the
+// webhook is POST /billing/webhooks/stripe, the task API
+// /billing/api/tasks…, readiness /billing/readyz, and any other path below
+// /billing/ a JSON 404. prefix must start with "/" and not end with one.
+//
+// Mount registers the method-less pattern prefix+"/", which Go's ServeMux
+// refuses beside a host's catch-all "GET /" (both would match GET
+// /billing/x, neither is more specific): register the host's home page as
+// "GET /{$}" instead. It panics, as ServeMux does, on a conflicting
+// pattern or a malformed prefix: a wiring mistake, found at start.
+func (s *Service) Mount(mux *http.ServeMux, prefix string, opts HandlerOptions) {
+	if !strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") {
+		panic(fmt.Sprintf("recoup: Mount prefix %q must start with / and not end with one", prefix))
+	}
+	mux.Handle(prefix+"/", http.StripPrefix(prefix, s.Handler(opts)))
+}
+
+func (s *Service) resolver(r httpapi.MerchantResolver) httpapi.MerchantResolver {
+	if r == nil {
+		return httpapi.APIKeyResolver{Merchants: s.merchants}
+	}
+	return r
+}
+
+// wakeOnSuccess wakes the worker after a POST answered 200: a webhook
+// delivery that scheduled tasks, or a task retried, both of which may have
+// made a task due now. Wake never blocks, and wakes coalesce.
+func (s *Service) wakeOnSuccess(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == http.StatusOK || (rec.status == 0 && rec.wrote) {
+			s.worker.Wake()
+		}
+	})
+}
+
+// statusRecorder notes the status a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// ErrUnauthenticated is what a MerchantResolver wraps when a request carries
+// no acceptable credentials: the task API answers it 401. It is
+// httpapi.ErrUnauthenticated, repeated here so that a resolver needs no
+// other import.
+var ErrUnauthenticated = httpapi.ErrUnauthenticated
+
+// ResolverFunc adapts a function to httpapi.MerchantResolver: the
+// embedder's own authentication deciding which merchant a task API request
+// acts for. Return an error wrapping ErrUnauthenticated to answer 401.
+type ResolverFunc = httpapi.MerchantResolverFunc

@@ -1,0 +1,455 @@
+package recoup_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/matryer/is"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/recoupdev/recoup"
+	"github.com/recoupdev/recoup/adapters/postgres"
+	"github.com/recoupdev/recoup/app"
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/pgtest"
+	"github.com/recoupdev/recoup/internal/stripetest"
+	"github.com/recoupdev/recoup/ports"
+)
+
+const testSecret = "whsec_test_recoup"
+
+func TestNewRefusesUnworkableOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts recoup.Options
+	}{
+		{"no webhook secret", recoup.Options{}},
+		{"only empty webhook secrets", recoup.Options{WebhookSecrets: []string{""}}},
+		{"negative worker concurrency", recoup.Options{WebhookSecrets: []string{testSecret}, Worker: app.WorkerConfig{Concurrency: -1}}},
+		{"task timeout past the lease", recoup.Options{WebhookSecrets: []string{testSecret}, Worker: app.WorkerConfig{Lease: time.Second, TaskTimeout: time.Minute}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			svc, err := recoup.New(tt.opts)
+			is.True(errors.Is(err, domain.ErrInvalid)) // refused as invalid
+			is.Equal(svc, nil)
+		})
+	}
+}
+
+func TestMountRefusesMalformedPrefix(t *testing.T) {
+	svc := newService(t, recoup.Options{})
+	for _, prefix := range []string{"", "/", "billing", "/billing/"} {
+		t.Run(fmt.Sprintf("%q", prefix), func(t *testing.T) {
+			is := is.New(t)
+			defer func() {
+				is.True(recover() != nil) // Mount panics at wiring time
+			}()
+			svc.Mount(http.NewServeMux(), prefix, recoup.HandlerOptions{})
+		})
+	}
+}
+
+// TestMountedOnMemory runs the default Service (memory storage, recoup's
+// API keys) under a prefix of a host mux: the webhook, the task API, the
+// tenant rules, readiness and JSON 404s all work below the prefix, and the
+// host's routes are untouched.
+func TestMountedOnMemory(t *testing.T) {
+	is := is.New(t)
+	svc := newService(t, recoup.Options{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "host home") })
+	svc.Mount(mux, "/billing", recoup.HandlerOptions{})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	exerciseTenantRules(t, svc, srv.URL+"/billing")
+
+	status, _ := call(t, srv, http.MethodGet, "/billing/readyz", nil)
+	is.Equal(status, http.StatusOK) // readiness below the prefix
+	status, body := call(t, srv, http.MethodGet, "/billing/nothing-here", nil)
+	is.Equal(status, http.StatusNotFound) // unknown paths below the prefix answer recoup's JSON 404
+	is.True(strings.Contains(body, `"error"`))
+	status, body = call(t, srv, http.MethodGet, "/", nil)
+	is.Equal(status, http.StatusOK) // the host's own route
+	is.Equal(body, "host home")
+}
+
+// TestAdminAPIUnderPrefix: the admin API mounts like the task API, and is
+// off without a token.
+func TestAdminAPIUnderPrefix(t *testing.T) {
+	is := is.New(t)
+	svc := newService(t, recoup.Options{})
+	mux := http.NewServeMux()
+	mux.Handle("/ops/admin/", http.StripPrefix("/ops", svc.AdminAPI("admin-token")))
+	mux.Handle("/off/admin/", http.StripPrefix("/off", svc.AdminAPI("")))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	body := []byte(`{"name": "Shop", "stripe_account_id": "` + stripetest.NewID("acct_") + `"}`)
+	status, got := call(t, srv, http.MethodPost, "/ops/admin/merchants", body, "Authorization", "Bearer admin-token")
+	is.Equal(status, http.StatusCreated) // merchant created through the mounted admin API
+	is.True(strings.Contains(got, `"api_key":"rk_`))
+	status, _ = call(t, srv, http.MethodPost, "/ops/admin/merchants", body, "Authorization", "Bearer wrong")
+	is.Equal(status, http.StatusUnauthorized) // a wrong token is refused
+	status, _ = call(t, srv, http.MethodPost, "/off/admin/merchants", body, "Authorization", "Bearer ")
+	is.Equal(status, http.StatusNotFound) // no token: no admin API
+}
+
+// TestWebhookWakesWorker: a delivery that schedules a task due now gets it
+// run at once, although the worker's poll is an hour.
+func TestWebhookWakesWorker(t *testing.T) {
+	is := is.New(t)
+	notified := make(chan domain.Notification, 4)
+	svc := newService(t, recoup.Options{
+		Notifier: notifierFunc(func(_ context.Context, n domain.Notification) error { notified <- n; return nil }),
+		Worker:   app.WorkerConfig{Poll: time.Hour},
+	})
+	m, _, err := svc.Merchants().Create(t.Context(), "Shop", stripetest.NewID("acct_"))
+	is.NoErr(err)
+
+	ctx, stop := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- svc.RunWorker(ctx) }()
+
+	hook := svc.WebhookHandler()
+	for i := range 2 {
+		// The first task may be found by the worker's first claim; the
+		// second comes after that claim, so only a wake can find it
+		// before the hour-long poll.
+		rec := httptest.NewRecorder()
+		hook.ServeHTTP(rec, signedEvent(t, "/", paymentFailed(m.StripeAccountID, "in_"+fmt.Sprint(i))))
+		is.Equal(rec.Code, http.StatusOK) // delivered
+		select {
+		case n := <-notified:
+			is.Equal(n.InvoiceID, "in_"+fmt.Sprint(i)) // the task just scheduled ran
+		case <-time.After(time.Minute):
+			t.Fatalf("task %d not run: the webhook did not wake the worker", i)
+		}
+	}
+	stop()
+	is.NoErr(<-ran) // RunWorker ends cleanly when its context does
+}
+
+// TestObserverSeesDeliveries: the Observer of Options is the webhook's.
+func TestObserverSeesDeliveries(t *testing.T) {
+	is := is.New(t)
+	obs := &recordingObserver{}
+	svc := newService(t, recoup.Options{Observer: obs})
+	m, _, err := svc.Merchants().Create(t.Context(), "Shop", stripetest.NewID("acct_"))
+	is.NoErr(err)
+	ev := paymentFailed(m.StripeAccountID, stripetest.NewID("in_"))
+	for range 2 {
+		rec := httptest.NewRecorder()
+		svc.WebhookHandler().ServeHTTP(rec, signedEvent(t, "/", ev))
+		is.Equal(rec.Code, http.StatusOK) // delivered
+	}
+	is.Equal(obs.outcomes(), []string{ports.DeliveryProcessed, ports.DeliveryDuplicate}) // both deliveries observed
+}
+
+// TestPruneEvents: idempotency locks older than the retention are pruned,
+// after which the same event is processed again; a negative retention
+// keeps them.
+func TestPruneEvents(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		retention time.Duration
+		pruned    int
+	}{
+		{"retention one hour", time.Hour, 1},
+		{"negative retention keeps locks", -1, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			clock := &fakeClock{now: time.Now().UTC()}
+			svc := newService(t, recoup.Options{Clock: clock, EventRetention: tt.retention})
+			m, _, err := svc.Merchants().Create(t.Context(), "Shop", stripetest.NewID("acct_"))
+			is.NoErr(err)
+			ev := paymentFailed(m.StripeAccountID, stripetest.NewID("in_"))
+			deliver := func() string {
+				rec := httptest.NewRecorder()
+				svc.WebhookHandler().ServeHTTP(rec, signedEventAt(t, "/", ev, clock.Now()))
+				is.Equal(rec.Code, http.StatusOK) // delivered
+				return rec.Body.String()
+			}
+			is.True(strings.Contains(deliver(), `"processed":true`)) // first delivery processed
+
+			clock.advance(2 * time.Hour)
+			n, err := svc.PruneEvents(t.Context())
+			is.NoErr(err)
+			is.Equal(n, tt.pruned) // locks pruned per the retention
+
+			again := strings.Contains(deliver(), `"processed":true`)
+			is.Equal(again, tt.pruned == 1) // a pruned lock lets the event in again
+		})
+	}
+}
+
+// TestPostgresOnCallersDB: the Service runs on the caller's migrated
+// *bun.DB through postgres.New.
+func TestPostgresOnCallersDB(t *testing.T) {
+	db := pgtest.NewMigratedDB(t)
+	svc := newService(t, recoup.Options{Storage: postgres.New(db)})
+	mux := http.NewServeMux()
+	svc.Mount(mux, "/billing", recoup.HandlerOptions{})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	exerciseTenantRules(t, svc, srv.URL+"/billing")
+}
+
+// TestPostgresMigrateIntoCallersSchema: a caller with its own *bun.DB (pgx
+// with its default query mode, not recoup's Open) whose own tables are in
+// public puts recoup's in a schema of its choosing by naming that schema
+// first in the connection's search_path: Migrate, run from code, creates
+// recoup's tables there, the caller's table stays in public, and one pool
+// serves both the caller's unqualified queries and the Service.
+func TestPostgresMigrateIntoCallersSchema(t *testing.T) {
+	is := is.New(t)
+	ctx := t.Context()
+	dbURL := pgtest.NewDatabase(t)
+	u, err := url.Parse(pgtest.NewSchema(t, dbURL))
+	is.NoErr(err)
+	schema := u.Query().Get("search_path")
+	q := u.Query()
+	q.Set("search_path", schema+",public")
+	u.RawQuery = q.Encode()
+	cfg, err := pgx.ParseConfig(u.String())
+	is.NoErr(err)
+	db := bun.NewDB(stdlib.OpenDB(*cfg), pgdialect.New())
+	t.Cleanup(func() { _ = db.Close() })
+
+	_, err = db.ExecContext(ctx, `CREATE TABLE public.app_users (id bigserial PRIMARY KEY, email text NOT NULL)`)
+	is.NoErr(err) // the caller's own table, in public
+	is.NoErr(postgres.Migrate(ctx, db))
+
+	var tables []struct {
+		Schema string `bun:"table_schema"`
+		Name   string `bun:"table_name"`
+	}
+	is.NoErr(db.NewRaw(`SELECT table_schema, table_name FROM information_schema.tables
+		WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY table_name`).Scan(ctx, &tables))
+	where := map[string]string{}
+	for _, tb := range tables {
+		where[tb.Name] = tb.Schema
+	}
+	is.Equal(where["app_users"], "public") // the caller's table stays where it was
+	for name, s := range where {
+		if name != "app_users" {
+			is.Equal(s+"."+name, schema+"."+name) // every table of recoup's is in the chosen schema
+		}
+	}
+	for _, name := range []string{"merchants", "tasks", "processed_events", "recoup_migrations"} {
+		is.Equal(where[name], schema) // including these
+	}
+
+	svc := newService(t, recoup.Options{Storage: postgres.New(db)})
+	mux := http.NewServeMux()
+	svc.Mount(mux, "/billing", recoup.HandlerOptions{})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	exerciseTenantRules(t, svc, srv.URL+"/billing")
+
+	_, err = db.ExecContext(ctx, `INSERT INTO app_users (email) VALUES ('ops@example.com')`)
+	is.NoErr(err) // the caller's unqualified queries still reach its own table on the same pool
+}
+
+// TestPostgresInCallersTx: on a bun.Tx, recoup's writes (onboarding a
+// merchant, the webhook's lock and tasks) join the caller's transaction
+// and roll back with it.
+func TestPostgresInCallersTx(t *testing.T) {
+	is := is.New(t)
+	ctx := t.Context()
+	db := pgtest.NewMigratedDB(t)
+	account := stripetest.NewID("acct_")
+
+	errRollback := errors.New("roll back")
+	err := db.RunInTx(ctx, &sql.TxOptions{}, func(ctx context.Context, tx bun.Tx) error {
+		svc := newService(t, recoup.Options{Storage: postgres.New(tx)})
+		m, _, err := svc.Merchants().Create(ctx, "Shop", account)
+		is.NoErr(err)
+		rec := httptest.NewRecorder()
+		svc.WebhookHandler().ServeHTTP(rec, signedEvent(t, "/", paymentFailed(account, "in_1")).WithContext(ctx))
+		is.Equal(rec.Code, http.StatusOK) // processed inside the caller's transaction
+		page, err := svc.Tasks().List(ctx, m, domain.TaskFilter{})
+		is.NoErr(err)
+		is.Equal(len(page.Tasks), 2) // visible within it
+		return errRollback
+	})
+	is.True(errors.Is(err, errRollback))
+
+	_, err = postgres.New(db).Merchants().MerchantByStripeAccount(ctx, account)
+	is.True(errors.Is(err, domain.ErrNotFound)) // the merchant rolled back with the caller's transaction
+	var count int
+	is.NoErr(db.NewRaw("SELECT count(*) FROM tasks").Scan(ctx, &count))
+	is.Equal(count, 0) // and so did the tasks
+}
+
+// exerciseTenantRules onboards two merchants, delivers a signed event for
+// Bob's account through base (the mounted prefix), reads it with Bob's API
+// key, and checks that Alice can neither see nor touch it.
+func exerciseTenantRules(t *testing.T, svc *recoup.Service, base string) {
+	t.Helper()
+	is := is.New(t)
+	ctx := t.Context()
+	_, aliceKey, err := svc.Merchants().Create(ctx, "Alice's shop", stripetest.NewID("acct_"))
+	is.NoErr(err)
+	bob, bobKey, err := svc.Merchants().Create(ctx, "Bob's shop", stripetest.NewID("acct_"))
+	is.NoErr(err)
+
+	do := func(method, path, key string, req *http.Request) (int, string) {
+		t.Helper()
+		if req == nil {
+			var err error
+			req, err = http.NewRequestWithContext(ctx, method, base+path, nil)
+			is.NoErr(err)
+		}
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		res, err := http.DefaultClient.Do(req)
+		is.NoErr(err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		is.NoErr(err)
+		return res.StatusCode, string(b)
+	}
+
+	hook := signedEvent(t, base+"/webhooks/stripe", paymentFailed(bob.StripeAccountID, stripetest.NewID("in_")))
+	hook.RequestURI = ""
+	status, body := do("", "", "", hook)
+	is.Equal(status, http.StatusOK) // the webhook under the prefix
+	is.True(strings.Contains(body, `"processed":true`))
+
+	status, body = do(http.MethodGet, "/api/tasks", bobKey.Plain, nil)
+	is.Equal(status, http.StatusOK) // Bob lists his tasks
+	var page struct {
+		Tasks []struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+		} `json:"tasks"`
+	}
+	is.NoErr(json.Unmarshal([]byte(body), &page))
+	is.Equal(len(page.Tasks), 2) // notify_payment_failed and retry_payment
+	bobTask := page.Tasks[0].ID
+
+	status, body = do(http.MethodGet, "/api/tasks/"+bobTask, aliceKey.Plain, nil)
+	is.Equal(status, http.StatusForbidden) // Alice cannot read Bob's task
+	is.Equal(strings.TrimSpace(body), `{"error":"Forbidden"}`)
+	status, _ = do(http.MethodDelete, "/api/tasks/"+bobTask, aliceKey.Plain, nil)
+	is.Equal(status, http.StatusForbidden) // nor delete it
+	status, body = do(http.MethodGet, "/api/tasks", aliceKey.Plain, nil)
+	is.Equal(status, http.StatusOK)
+	is.True(!strings.Contains(body, bobTask)) // nor see it in her list
+	status, _ = do(http.MethodGet, "/api/tasks/"+bobTask, bobKey.Plain, nil)
+	is.Equal(status, http.StatusOK) // Bob's task is still there after Alice's attempts
+	status, _ = do(http.MethodGet, "/api/tasks", "", nil)
+	is.Equal(status, http.StatusUnauthorized) // no key, no tasks
+}
+
+func newService(t *testing.T, opts recoup.Options) *recoup.Service {
+	t.Helper()
+	opts.WebhookSecrets = []string{testSecret}
+	svc, err := recoup.New(opts)
+	if err != nil {
+		t.Fatalf("recoup.New: %v", err)
+	}
+	return svc
+}
+
+func paymentFailed(account, invoiceID string) []byte {
+	return stripetest.Event{
+		Type: domain.EventInvoicePaymentFailed, Account: account,
+		Object: stripetest.Invoice{
+			ID: invoiceID, Customer: "cus_jenny", CustomerEmail: "jenny@example.com",
+			AmountDue: 2000, AttemptCount: 1, HostedInvoiceURL: "https://invoice.stripe.com/i/test",
+		},
+	}.JSON()
+}
+
+func signedEvent(t *testing.T, url string, payload []byte) *http.Request {
+	t.Helper()
+	return signedEventAt(t, url, payload, time.Now())
+}
+
+func signedEventAt(t *testing.T, url string, payload []byte, at time.Time) *http.Request {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
+	req.Header.Set("Stripe-Signature", stripetest.Sign(payload, testSecret, at))
+	return req
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path string, body []byte, headers ...string) (int, string) {
+	t.Helper()
+	is := is.New(t)
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, bytes.NewReader(body))
+	is.NoErr(err)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := srv.Client().Do(req)
+	is.NoErr(err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	is.NoErr(err)
+	return res.StatusCode, string(b)
+}
+
+type notifierFunc func(context.Context, domain.Notification) error
+
+func (f notifierFunc) Notify(ctx context.Context, n domain.Notification) error { return f(ctx, n) }
+
+// recordingObserver notes the webhook outcomes it is told.
+type recordingObserver struct {
+	ports.NopObserver
+	mu   sync.Mutex
+	seen []string
+}
+
+func (o *recordingObserver) WebhookDelivery(_, outcome string, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen = append(o.seen, outcome)
+}
+
+func (o *recordingObserver) outcomes() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.seen)
+}
+
+// fakeClock is a clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+var _ ports.Clock = (*fakeClock)(nil)
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
