@@ -22,6 +22,8 @@ import (
 // error is answered through the usual mapping (ErrUnavailable: 503, ErrForbidden: 403,
 // anything else: 500).
 type MerchantResolver interface {
+	// ResolveMerchant returns the merchant r acts for, or an error as
+	// above.
 	ResolveMerchant(r *http.Request) (domain.Merchant, error)
 }
 

@@ -27,6 +27,7 @@ const maxRequestIDLen = 64
 // "GET /api/tasks/{id}") or "unmatched": a value from a small fixed set,
 // never the request's path.
 type RequestObserver interface {
+	// ObserveRequest records one answered request.
 	ObserveRequest(route string, status int, took time.Duration)
 }
 

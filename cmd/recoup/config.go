@@ -25,6 +25,7 @@ type config struct {
 	WorkerLease       time.Duration
 	EventRetention    time.Duration
 	Livemode          bool
+	TrustProxy        bool
 }
 
 // configError is a missing or malformed setting: the process stops at start
@@ -96,6 +97,11 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 			return c, &configError{"STRIPE_LIVEMODE", "must be true or false"}
 		}
 	}
+	if v := getenv("RECOUP_TRUST_PROXY"); v != "" {
+		if c.TrustProxy, err = strconv.ParseBool(v); err != nil {
+			return c, &configError{"RECOUP_TRUST_PROXY", "must be true or false"}
+		}
+	}
 	return c, nil
 }
 
@@ -151,10 +157,11 @@ func (c config) LogValue() slog.Value {
 		slog.String("smtp_url", redactURL(c.SMTPURL)),
 		slog.String("email_from", c.EmailFrom),
 		slog.Int("worker_concurrency", c.WorkerConcurrency),
-		slog.Duration("worker_poll", c.WorkerPoll),
-		slog.Duration("worker_lease", c.WorkerLease),
-		slog.Duration("event_retention", c.EventRetention),
+		slog.String("worker_poll", c.WorkerPoll.String()),
+		slog.String("worker_lease", c.WorkerLease.String()),
+		slog.String("event_retention", c.EventRetention.String()),
 		slog.Bool("livemode", c.Livemode),
+		slog.Bool("trust_proxy", c.TrustProxy),
 	)
 }
 

@@ -53,6 +53,7 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 		{"lease", append(ok, "RECOUP_WORKER_LEASE", "-1m"), "RECOUP_WORKER_LEASE"},
 		{"livemode", append(ok, "STRIPE_LIVEMODE", "maybe"), "STRIPE_LIVEMODE"},
 		{"api base", append(ok, "STRIPE_API_BASE", "ftp://x"), "STRIPE_API_BASE"},
+		{"trust proxy", append(ok, "RECOUP_TRUST_PROXY", "perhaps"), "RECOUP_TRUST_PROXY"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -182,7 +182,7 @@ func provideHandler(cfg config, verifier ports.WebhookVerifier, webhooks *app.We
 		Verifier: verifier, Webhooks: webhooks, Tasks: tasks, Merchants: merchants,
 		AdminToken: cfg.AdminToken, CursorKey: cursorKey(cfg.WebhookSecrets), Ready: store.Ping, Logger: log,
 		Metrics: metrics.Handler(reg, log), Requests: m,
-		AuthLimiter: httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{}),
+		AuthLimiter: httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{TrustForwardedFor: cfg.TrustProxy}),
 	})
 }
 
