@@ -27,6 +27,7 @@ import (
 	"github.com/recoupdev/recoup/adapters/postgres"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/clocktest"
 	"github.com/recoupdev/recoup/internal/pgtest"
 	"github.com/recoupdev/recoup/internal/stripetest"
 	"github.com/recoupdev/recoup/ports"
@@ -178,7 +179,7 @@ func TestPruneEvents(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
-			clock := &fakeClock{now: time.Now().UTC()}
+			clock := clocktest.New(time.Now().UTC())
 			svc := newService(t, recoup.Options{Clock: clock, EventRetention: tt.retention})
 			m, _, err := svc.Merchants().Create(t.Context(), "Shop", stripetest.NewID("acct_"))
 			is.NoErr(err)
@@ -191,7 +192,7 @@ func TestPruneEvents(t *testing.T) {
 			}
 			is.True(strings.Contains(deliver(), `"processed":true`)) // first delivery processed
 
-			clock.advance(2 * time.Hour)
+			clock.Add(2 * time.Hour)
 			n, err := svc.PruneEvents(t.Context())
 			is.NoErr(err)
 			is.Equal(n, tt.pruned) // locks pruned per the retention
@@ -432,24 +433,4 @@ func (o *recordingObserver) outcomes() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.seen)
-}
-
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-var _ ports.Clock = (*fakeClock)(nil)
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

@@ -26,12 +26,13 @@ type WebhookResult struct {
 
 // WebhookService turns Stripe events into tasks, exactly once per event.
 type WebhookService struct {
-	store    ports.Storage
-	policy   domain.Policy
-	clock    ports.Clock
-	livemode Livemode
-	log      *slog.Logger
-	obs      ports.Observer
+	store     ports.Storage
+	merchants *merchantCache
+	policy    domain.Policy
+	clock     ports.Clock
+	livemode  Livemode
+	log       *slog.Logger
+	obs       ports.Observer
 }
 
 // NewWebhookService returns the webhook use case. A nil logger discards.
@@ -39,7 +40,7 @@ func NewWebhookService(store ports.Storage, policy domain.Policy, clock ports.Cl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &WebhookService{store: store, policy: policy, clock: clock, livemode: livemode, log: log, obs: ports.NopObserver{}}
+	return &WebhookService{store: store, merchants: newMerchantCache(store.Merchants()), policy: policy, clock: clock, livemode: livemode, log: log, obs: ports.NopObserver{}}
 }
 
 // WithObserver makes obs receive every delivery's outcome and lock wait
@@ -95,7 +96,7 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 	if ev.Account == "" {
 		return WebhookResult{Action: domain.ActionIgnored, Reason: "Event has no connected account"}, nil
 	}
-	merchant, err := s.store.Merchants().MerchantByStripeAccount(ctx, ev.Account)
+	merchant, err := s.merchants.byStripeAccount(ctx, ev.Account)
 	if errors.Is(err, domain.ErrNotFound) {
 		return WebhookResult{Action: domain.ActionIgnored, Reason: fmt.Sprintf("No merchant for account %s", ev.Account)}, nil
 	}

@@ -103,7 +103,7 @@ var ErrNoPaymentGateway = errors.New("payment retries are disabled: STRIPE_API_K
 type Worker struct {
 	cfg       WorkerConfig
 	queue     ports.TaskQueue
-	merchants ports.MerchantDirectory
+	merchants *merchantCache
 	gateway   ports.PaymentGateway // nil: no Stripe key
 	notifier  ports.Notifier
 	clock     ports.Clock
@@ -128,7 +128,7 @@ func NewWorker(cfg WorkerConfig, queue ports.TaskQueue, merchants ports.Merchant
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{
-		cfg: cfg, queue: queue, merchants: merchants, gateway: gateway, notifier: notifier,
+		cfg: cfg, queue: queue, merchants: newMerchantCache(merchants), gateway: gateway, notifier: notifier,
 		clock: clock, log: log, obs: ports.NopObserver{}, wake: make(chan struct{}, 1),
 	}, nil
 }
@@ -325,7 +325,7 @@ func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskRes
 		}
 	}()
 
-	merchant, err := w.merchants.MerchantByID(ctx, t.MerchantID)
+	merchant, err := w.merchants.byMerchantID(ctx, t.MerchantID)
 	if err != nil {
 		if errors.Is(err, domain.ErrNotFound) {
 			return failResult(fmt.Errorf("merchant %s no longer exists", t.MerchantID))

@@ -17,30 +17,9 @@ import (
 	"github.com/recoupdev/recoup/adapters/memory"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/clocktest"
 	"github.com/recoupdev/recoup/ports"
 )
-
-// manualClock is a clock the test moves by hand.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // paymentCall is one PayInvoice the fake gateway saw.
 type paymentCall struct {
@@ -155,7 +134,7 @@ func (b *lockedBuffer) String() string {
 // workerFixture is a memory store with one merchant, a clock and fakes.
 type workerFixture struct {
 	store    *memory.Store
-	clock    *manualClock
+	clock    *clocktest.Clock
 	merchant domain.Merchant
 	gateway  *scriptedGateway
 	notifier *recordingNotifier
@@ -164,7 +143,7 @@ type workerFixture struct {
 
 func newWorkerFixture(t *testing.T) *workerFixture {
 	t.Helper()
-	clock := newManualClock()
+	clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	f := &workerFixture{
 		store: memory.New(clock), clock: clock, gateway: &scriptedGateway{}, notifier: &recordingNotifier{}, logs: &lockedBuffer{},
 	}

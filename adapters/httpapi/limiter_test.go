@@ -7,13 +7,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/matryer/is"
 
 	"github.com/recoupdev/recoup/adapters/httpapi"
+	"github.com/recoupdev/recoup/internal/clocktest"
 )
 
 // lmClient sends requests from a given loopback address, so that the
@@ -53,27 +53,9 @@ func (c *lmClient) do(method, path, token string, body []byte) response {
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 
-// lmClock is the limiter's clock, moved by the test.
-type lmClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *lmClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *lmClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestFailedKeysAreLimitedPerAddress(t *testing.T) {
 	is := is.New(t)
-	clock := &lmClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	limiter := httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{Now: clock.Now})
 	e := newObEnv(t, obOptions{limiter: limiter})
 	acme := e.env.createMerchant("Acme")
@@ -126,7 +108,7 @@ func TestFailedKeysAreLimitedPerAddress(t *testing.T) {
 
 func TestFailedAdminTokensAreLimited(t *testing.T) {
 	is := is.New(t)
-	clock := &lmClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	limiter := httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{MaxFailures: 3, Window: 10 * time.Second, Now: clock.Now})
 	e := newObEnv(t, obOptions{limiter: limiter})
 	attacker := newLMClient(t, e.srv.URL, "127.0.0.4")

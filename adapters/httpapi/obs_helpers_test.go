@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,28 +18,9 @@ import (
 	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/clocktest"
 	"github.com/recoupdev/recoup/ports"
 )
-
-// obClock is a clock the test moves.
-type obClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newObClock() *obClock { return &obClock{now: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
-func (c *obClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *obClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // obOutageStore fails every unit of work while down is set, as a database
 // that went away between two statements would.
@@ -68,7 +48,7 @@ func (n *obNotifier) Notify(context.Context, domain.Notification) error {
 // a registry of its own, request ids in the logs, an optional limiter.
 type obEnv struct {
 	t        testing.TB
-	clock    *obClock
+	clock    *clocktest.Clock
 	mem      *memory.Store
 	store    *obOutageStore
 	reg      *prometheus.Registry
@@ -92,7 +72,7 @@ type obOptions struct {
 
 func newObEnv(t testing.TB, o obOptions) *obEnv {
 	t.Helper()
-	clock := newObClock()
+	clock := clocktest.New(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	mem := memory.New(clock)
 	store := &obOutageStore{Storage: mem}
 	logs := &syncBuffer{}

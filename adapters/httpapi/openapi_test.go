@@ -245,6 +245,13 @@ func (s oaStore) Merchants() ports.MerchantDirectory {
 	return oaDirectory{MerchantDirectory: s.Storage.Merchants(), store: s}
 }
 
+func (s oaStore) InTx(ctx context.Context, fn func(context.Context, ports.Tx) error) error {
+	if err := s.failure(); err != nil {
+		return err
+	}
+	return s.Storage.InTx(ctx, fn)
+}
+
 func (s oaStore) Ping(ctx context.Context) error {
 	if err := s.failure(); err != nil {
 		return err
