@@ -2,12 +2,9 @@ package recoup
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,15 +20,7 @@ import (
 
 // DefaultEventRetention is how long RunWorker keeps an event's idempotency
 // lock: far past the three days over which Stripe redelivers an event.
-const DefaultEventRetention = 30 * 24 * time.Hour
-
-// pruneEvery is how often RunWorker prunes old idempotency locks, and
-// pruneBatch how many it deletes per statement, so that no statement holds
-// locks for long.
-const (
-	pruneEvery = time.Hour
-	pruneBatch = 1000
-)
+const DefaultEventRetention = app.DefaultEventRetention
 
 // Options is what New needs. Only WebhookSecrets is required; every other
 // zero field has a default fit for embedding.
@@ -96,7 +85,7 @@ type Service struct {
 	merchants *app.MerchantService
 	worker    *app.Worker
 	cursorKey []byte
-	retention time.Duration
+	pruner    *app.EventPruner
 }
 
 // New composes recoup from opts. It fails with an error wrapping
@@ -129,7 +118,7 @@ func New(opts Options) (*Service, error) {
 	}
 	cursorKey := opts.CursorKey
 	if len(cursorKey) == 0 {
-		cursorKey = deriveCursorKey(opts.WebhookSecrets)
+		cursorKey = httpapi.CursorKeyFromSecrets(opts.WebhookSecrets)
 	}
 
 	verifier, err := stripe.NewVerifier(opts.WebhookSecrets, stripe.WithLogger(log), stripe.WithClock(opts.Clock))
@@ -150,19 +139,8 @@ func New(opts Options) (*Service, error) {
 		merchants: app.NewMerchantService(storage.Merchants(), clock),
 		worker:    worker,
 		cursorKey: cursorKey,
-		retention: retention,
+		pruner:    app.NewEventPruner(storage, retention, clock, log),
 	}, nil
-}
-
-// deriveCursorKey derives the cursor key from the webhook secrets exactly
-// as cmd/recoup does, so that a client's cursor works on the binary and on
-// an embedding service alike. A rotation of the secrets ends the cursors in
-// use: a client starts its walk again.
-func deriveCursorKey(secrets []string) []byte {
-	sorted := slices.Sorted(slices.Values(secrets))
-	mac := hmac.New(sha256.New, []byte(strings.Join(sorted, ",")))
-	mac.Write([]byte("recoup task-list cursor key v1"))
-	return mac.Sum(nil)
 }
 
 // Storage returns the storage the Service runs on, for the embedder's own
@@ -191,29 +169,10 @@ func (s *Service) Worker() *app.Worker { return s.worker }
 // flight when ctx ends are finished and recorded before it returns.
 func (s *Service) RunWorker(ctx context.Context) error {
 	var wg sync.WaitGroup
-	if s.retention > 0 {
-		wg.Go(func() { s.pruneEvents(ctx) })
-	}
+	wg.Go(func() { s.pruner.Run(ctx) })
 	err := s.worker.Run(ctx)
 	wg.Wait()
 	return err
-}
-
-// pruneEvents deletes old idempotency locks at start and every pruneEvery,
-// until ctx ends.
-func (s *Service) pruneEvents(ctx context.Context) {
-	tick := time.NewTicker(pruneEvery)
-	defer tick.Stop()
-	for {
-		if _, err := s.PruneEvents(ctx); err != nil && ctx.Err() == nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "recoup: pruning idempotency locks", slog.String("error", err.Error()))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // PruneEvents deletes the idempotency locks older than
@@ -221,25 +180,7 @@ func (s *Service) pruneEvents(ctx context.Context) {
 // deleted. RunWorker calls it every hour; call it yourself if you run the
 // worker some other way. With a negative retention it deletes nothing.
 func (s *Service) PruneEvents(ctx context.Context) (int, error) {
-	if s.retention < 0 {
-		return 0, nil
-	}
-	cutoff := s.clock.Now().Add(-s.retention)
-	total := 0
-	for {
-		n, err := s.storage.PruneEvents(ctx, cutoff, pruneBatch)
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("prune idempotency locks: %w", err)
-		}
-		if n < pruneBatch {
-			if total > 0 {
-				s.log.LogAttrs(ctx, slog.LevelInfo, "recoup: pruned idempotency locks",
-					slog.Int("count", total), slog.Time("older_than", cutoff))
-			}
-			return total, nil
-		}
-	}
+	return s.pruner.Prune(ctx)
 }
 
 // WebhookHandler returns the Stripe webhook endpoint. It answers POST at

@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,4 +95,17 @@ func (c cursorCodec) decode(s string, merchant domain.MerchantID) (domain.TaskCu
 	}
 	nanos := int64(binary.BigEndian.Uint64(buf[1:9]))
 	return domain.TaskCursor{CreatedAt: time.Unix(0, nanos).UTC(), ID: domain.TaskID(id.String())}, nil
+}
+
+// CursorKeyFromSecrets derives a cursor key from the webhook signing
+// secrets, which every process serving the same clients shares anyway: the
+// recoup binary and an embedding service derive the same key, so cursors
+// work on any instance and survive restarts with no setting of their own. A
+// rotation of the secrets ends the cursors in use: a client starts its walk
+// again.
+func CursorKeyFromSecrets(secrets []string) []byte {
+	sorted := slices.Sorted(slices.Values(secrets))
+	mac := hmac.New(sha256.New, []byte(strings.Join(sorted, ",")))
+	mac.Write([]byte("recoup task-list cursor key v1"))
+	return mac.Sum(nil)
 }

@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,40 +33,15 @@ type service struct {
 
 // runWorker runs the task worker and the lock retention until ctx ends.
 func (s *service) runWorker(ctx context.Context) error {
-	go s.pruneEvents(ctx)
-	return s.worker.Run(ctx)
-}
-
-// pruneEvents deletes idempotency locks older than the retention window
-// (far past Stripe's three days of redelivery) every hour, in small batches
-// so that no statement holds locks for long.
-func (s *service) pruneEvents(ctx context.Context) {
-	const batch = 1000
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		cutoff := time.Now().Add(-s.cfg.EventRetention)
-		total := 0
-		for ctx.Err() == nil {
-			n, err := s.storage.PruneEvents(ctx, cutoff, batch)
-			if err != nil {
-				s.log.Warn("pruning idempotency locks", "error", err)
-				break
-			}
-			total += n
-			if n < batch {
-				break
-			}
-		}
-		if total > 0 {
-			s.log.Info("pruned idempotency locks", "count", total, "older_than", cutoff)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	pruner := app.NewEventPruner(s.storage, s.cfg.EventRetention, ports.SystemClock{}, s.log)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pruner.Run(ctx)
+	}()
+	err := s.worker.Run(ctx)
+	<-done
+	return err
 }
 
 // workerSet provides the task worker and what it needs, but the storage
@@ -180,22 +151,10 @@ func provideHandler(cfg config, verifier ports.WebhookVerifier, webhooks *app.We
 	reg *prometheus.Registry, m *metrics.Metrics) http.Handler {
 	return httpapi.NewServer(httpapi.Config{
 		Verifier: verifier, Webhooks: webhooks, Tasks: tasks, Merchants: merchants,
-		AdminToken: cfg.AdminToken, CursorKey: cursorKey(cfg.WebhookSecrets), Ready: store.Ping, Logger: log,
+		AdminToken: cfg.AdminToken, CursorKey: httpapi.CursorKeyFromSecrets(cfg.WebhookSecrets), Ready: store.Ping, Logger: log,
 		Metrics: metrics.Handler(reg, log), Requests: m,
 		AuthLimiter: httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{TrustForwardedFor: cfg.TrustProxy}),
 	})
-}
-
-// cursorKey derives the key that signs task-list cursors from the webhook
-// secrets, so that every instance behind a load balancer accepts the
-// cursors of the others and they survive restarts, with no extra setting. A
-// rotation of the secrets ends the cursors in use: a client starts its walk
-// again.
-func cursorKey(secrets []string) []byte {
-	sorted := slices.Sorted(slices.Values(secrets))
-	mac := hmac.New(sha256.New, []byte(strings.Join(sorted, ",")))
-	mac.Write([]byte("recoup task-list cursor key v1"))
-	return mac.Sum(nil)
 }
 
 // openPostgres connects to DATABASE_URL and refuses a schema with pending

@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/recoupdev/recoup/ports"
+)
+
+// DefaultEventRetention is how long idempotency locks are kept: far past
+// the three days over which Stripe redelivers an event.
+const DefaultEventRetention = 30 * 24 * time.Hour
+
+// How often Run prunes, and how many locks one statement deletes, so that
+// no statement holds locks for long.
+const (
+	pruneEvery = time.Hour
+	pruneBatch = 1000
+)
+
+// EventPruner deletes idempotency locks older than a retention window.
+type EventPruner struct {
+	store  ports.EventRetention
+	window time.Duration
+	clock  ports.Clock
+	log    *slog.Logger
+}
+
+// NewEventPruner returns a pruner of locks older than window; a window of
+// zero or less never prunes. A nil logger discards.
+func NewEventPruner(store ports.EventRetention, window time.Duration, clock ports.Clock, log *slog.Logger) *EventPruner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &EventPruner{store: store, window: window, clock: clock, log: log}
+}
+
+// Prune deletes the locks older than the window, in small batches, and
+// returns how many it deleted.
+func (p *EventPruner) Prune(ctx context.Context) (int, error) {
+	if p.window <= 0 {
+		return 0, nil
+	}
+	cutoff := p.clock.Now().Add(-p.window)
+	total := 0
+	for {
+		n, err := p.store.PruneEvents(ctx, cutoff, pruneBatch)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("prune idempotency locks: %w", err)
+		}
+		if n < pruneBatch {
+			if total > 0 {
+				p.log.LogAttrs(ctx, slog.LevelInfo, "pruned idempotency locks",
+					slog.Int("count", total), slog.Time("older_than", cutoff))
+			}
+			return total, nil
+		}
+	}
+}
+
+// Run prunes at once and then every hour until ctx ends.
+func (p *EventPruner) Run(ctx context.Context) {
+	if p.window <= 0 {
+		return
+	}
+	tick := time.NewTicker(pruneEvery)
+	defer tick.Stop()
+	for {
+		if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "pruning idempotency locks", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
