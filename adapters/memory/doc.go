@@ -11,6 +11,12 @@
 // data, and merchants never wait for each other. The cross-merchant indexes
 // (the worker's due queue, task ownership) are updated only at commit.
 //
+// The webhook's unit of work is the hot path, so its costs are kept flat
+// as the store grows: a shard keeps its tasks by value in fixed chunks (no
+// allocation per task), its orders are B+trees of small keys, its invoice
+// and subscription indexes are chains through the task slots, and a unit
+// of work's undo log is a short reused list, not maps made afresh.
+//
 // A unit of work that touches several merchants, or takes an event lock
 // after touching a merchant, can wait on another unit of work doing the
 // opposite; such waits end when their context does. recoup's webhook takes

@@ -3,19 +3,21 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
 )
 
-// eventLock is one event's idempotency lock: in flight while owner is set,
-// permanent once owner is nil.
+// eventLock is an idempotency lock in flight: taken by owner, which has
+// not ended yet.
 type eventLock struct {
-	id    string
 	owner *tx
 	at    time.Time
-	done  chan struct{} // closed when the owner commits or rolls back
+	// done is made only when a unit of work has to wait for the owner, and
+	// closed when the owner commits or rolls back.
+	done chan struct{}
 }
 
 // eventKey orders committed locks by when they were taken, for retention.
@@ -49,17 +51,24 @@ func (l eventLocker) AttemptEventLock(ctx context.Context, eventID string) (bool
 			return false, fmt.Errorf("event lock %s: %w", eventID, err)
 		}
 		s.eventsMu.Lock()
-		e := s.events[eventID]
-		if e == nil {
-			e = &eventLock{id: eventID, owner: t, at: norm(s.clock.Now()), done: make(chan struct{})}
-			s.events[eventID] = e
-			s.eventsMu.Unlock()
-			t.locks = append(t.locks, e)
-			return true, nil
-		}
-		if e.owner == nil || e.owner == t {
+		if _, done := s.events[eventID]; done {
 			s.eventsMu.Unlock()
 			return false, nil
+		}
+		e, ok := s.inflight[eventID]
+		if !ok {
+			s.inflight[eventID] = eventLock{owner: t, at: norm(s.clock.Now())}
+			s.eventsMu.Unlock()
+			t.w.locks = append(t.w.locks, eventID)
+			return true, nil
+		}
+		if e.owner == t {
+			s.eventsMu.Unlock()
+			return false, nil
+		}
+		if e.done == nil {
+			e.done = make(chan struct{})
+			s.inflight[eventID] = e
 		}
 		done := e.done
 		s.eventsMu.Unlock()
@@ -73,21 +82,35 @@ func (l eventLocker) AttemptEventLock(ctx context.Context, eventID string) (bool
 
 // releaseEvents ends a unit of work's event locks: kept on commit, dropped
 // on rollback. Either way their waiters wake up and look again.
-func (s *Store) releaseEvents(locks []*eventLock, commit bool) {
-	if len(locks) == 0 {
+func (s *Store) releaseEvents(t *tx, commit bool) {
+	if len(t.w.locks) == 0 {
 		return
 	}
 	s.eventsMu.Lock()
 	defer s.eventsMu.Unlock()
-	for _, e := range locks {
+	for _, id := range t.w.locks {
+		e := s.inflight[id]
+		delete(s.inflight, id)
 		if commit {
-			e.owner = nil
-			s.eventsAge.insert(eventKey{at: e.at, id: e.id})
-		} else {
-			delete(s.events, e.id)
+			s.events[id] = struct{}{}
+			s.addEventAge(eventKey{at: e.at, id: id})
 		}
-		close(e.done)
+		if e.done != nil {
+			close(e.done)
+		}
 	}
+}
+
+// addEventAge files a committed lock in the retention order. Locks are
+// taken in clock order, so the new one almost always goes last.
+func (s *Store) addEventAge(k eventKey) {
+	n := len(s.eventsAge)
+	if n == 0 || cmpEventKey(s.eventsAge[n-1], k) < 0 {
+		s.eventsAge = append(s.eventsAge, k)
+		return
+	}
+	i, _ := slices.BinarySearchFunc(s.eventsAge, k, cmpEventKey)
+	s.eventsAge = slices.Insert(s.eventsAge, i, k)
 }
 
 // PruneEvents deletes up to batch committed locks taken before cutoff,
@@ -101,13 +124,12 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (i
 	}
 	s.eventsMu.Lock()
 	defer s.eventsMu.Unlock()
-	var old []eventKey
-	for n := s.eventsAge.first(); n != nil && len(old) < batch && n.key.at.Before(cutoff); n = n.next[0] {
-		old = append(old, n.key)
+	n := 0
+	for n < len(s.eventsAge) && n < batch && s.eventsAge[n].at.Before(cutoff) {
+		delete(s.events, s.eventsAge[n].id)
+		n++
 	}
-	for _, k := range old {
-		s.eventsAge.remove(k)
-		delete(s.events, k.id)
-	}
-	return len(old), nil
+	clear(s.eventsAge[:n])
+	s.eventsAge = s.eventsAge[n:]
+	return n, nil
 }

@@ -27,10 +27,11 @@ func (l ledger) RecordFailure(ctx context.Context, merchant domain.MerchantID, i
 		if err != nil {
 			return err
 		}
-		if _, ok := h.sh.ledger[inv.InvoiceID]; ok {
+		old, ok := h.sh.ledger[inv.InvoiceID]
+		if ok {
 			return nil
 		}
-		h.setLedger(inv.InvoiceID, ledgerEntry{currency: inv.Currency, failed: inv.Amount, failedAt: norm(at)})
+		h.setLedger(inv.InvoiceID, old, false, ledgerEntry{currency: inv.Currency, failed: inv.Amount, failedAt: norm(at)})
 		return nil
 	})
 }
@@ -43,12 +44,13 @@ func (l ledger) RecordPaid(ctx context.Context, merchant domain.MerchantID, inv 
 		if err != nil {
 			return err
 		}
-		e, ok := h.sh.ledger[inv.InvoiceID]
-		if !ok || e.paid {
+		old, ok := h.sh.ledger[inv.InvoiceID]
+		if !ok || old.paid {
 			return nil
 		}
+		e := old
 		e.recovered, e.paid, e.paidAt = inv.Amount, true, norm(at)
-		h.setLedger(inv.InvoiceID, e)
+		h.setLedger(inv.InvoiceID, old, true, e)
 		return nil
 	})
 }

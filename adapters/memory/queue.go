@@ -50,7 +50,7 @@ func (q queue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration,
 				if !ok {
 					continue
 				}
-				rec, ok := h.sh.tasks[c.id]
+				rec, ok := h.sh.get(c.id)
 				if !ok || !claimable(rec, now) {
 					continue
 				}
@@ -85,13 +85,13 @@ func claimable(r taskRecord, now time.Time) bool {
 func (s *Store) dueCandidates(from *dueKey, now time.Time, n int) []dueKey {
 	s.globalMu.Lock()
 	defer s.globalMu.Unlock()
-	node := s.due.first()
+	p := s.due.first()
 	if from != nil {
-		node = s.due.after(*from)
+		p = s.due.after(*from)
 	}
 	var out []dueKey
-	for ; node != nil && len(out) < n && !node.key.at.After(now); node = node.next[0] {
-		out = append(out, node.key)
+	for nowUs := now.UnixMicro(); p.valid() && len(out) < n && p.key().at <= nowUs; p = p.next() {
+		out = append(out, p.key())
 	}
 	return out
 }
@@ -109,7 +109,7 @@ func (q queue) Finish(ctx context.Context, merchant domain.MerchantID, id domain
 		if err != nil {
 			return err
 		}
-		rec, ok := h.sh.tasks[id]
+		rec, ok := h.sh.get(id)
 		if !ok {
 			return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 		}
@@ -144,14 +144,19 @@ func (q queue) Backlog(ctx context.Context, now time.Time) (int, time.Time, erro
 	s.globalMu.Lock()
 	defer s.globalMu.Unlock()
 	count, oldest := 0, time.Time{}
-	for n := s.due.first(); n != nil && !n.key.at.After(now); n = n.next[0] {
-		if n.key.running && !n.key.at.Before(now) {
+	nowUs, oldestUs := now.UnixMicro(), int64(0)
+	for p := s.due.first(); p.valid() && p.key().at <= nowUs; p = p.next() {
+		k := p.key()
+		if k.running && k.at >= nowUs {
 			continue
 		}
-		count++
-		if oldest.IsZero() || n.key.runAt.Before(oldest) {
-			oldest = n.key.runAt
+		if count == 0 || k.runAt < oldestUs {
+			oldestUs = k.runAt
 		}
+		count++
+	}
+	if count > 0 {
+		oldest = fromMicros(oldestUs)
 	}
 	return count, oldest, nil
 }

@@ -8,24 +8,75 @@ import (
 )
 
 // shard is one merchant's tasks and recovery ledger with their indexes.
-// Whoever holds sem (one unit of work at a time) may read and write it.
+// Whoever holds lock (one unit of work at a time) may read and write it.
+//
+// Tasks live by value in chunks of slots, found by id through
+// one small map (id to slot number), so that storing a task neither
+// allocates it on its own nor moves the others. The invoice and
+// subscription indexes are chains threaded through the slots, not sets,
+// so adding a task to them costs no allocation at all.
 type shard struct {
-	sem chan struct{}
+	lock shardLock
 
-	tasks    map[domain.TaskID]taskRecord
-	all      *skipList[listKey]
-	byStatus map[domain.TaskStatus]*skipList[listKey]
-	counts   map[domain.TaskStatus]int
+	ids    map[domain.TaskID]int32
+	chunks [][]slot // full ones hold chunkSize slots; only the last grows
+	free   []int32  // slots emptied by deletes, reused first
+	used   int32    // slots ever handed out
 
-	byInvoice      map[string]map[domain.TaskID]struct{}
-	bySubscription map[string]map[domain.TaskID]struct{}
-	// The "at most one" rules: a notify_payment_failed per (invoice,
-	// attempt), whatever its status, and a pending retry_payment per invoice.
-	notified     map[notifyKey]domain.TaskID
-	pendingRetry map[string]domain.TaskID
+	all      *btree[listKey]
+	byStatus [statusCount]*btree[listKey]
+	counts   [statusCount]int
+
+	// byInvoice and bySubscription hold the first slot of each chain. The
+	// invoice chains also serve the "at most one" rules (a
+	// notify_payment_failed per invoice and attempt, whatever its status;
+	// one pending retry_payment per invoice) by a walk over the invoice's
+	// few tasks, which is cheaper than keeping two more maps up to date.
+	byInvoice      map[string]int32
+	bySubscription map[string]int32
 
 	ledger map[string]ledgerEntry
 	sums   map[string]domain.CurrencyRecovery
+}
+
+// chunkBits sizes the slot chunks (128 slots each). The first chunk
+// starts small and grows by copying, so that a merchant with a few tasks
+// takes little room; later ones are made whole and never move.
+const (
+	chunkBits      = 7
+	chunkSize      = 1 << chunkBits
+	firstChunkSize = 4
+)
+
+// slot holds one task and its links in the invoice and subscription
+// chains (slot numbers, noSlot at the ends).
+type slot struct {
+	rec              taskRecord
+	invPrev, invNext int32
+	subPrev, subNext int32
+}
+
+const noSlot int32 = -1
+
+// statusCount is len(domain.TaskStatuses).
+const statusCount = 5
+
+// statusIndex numbers the statuses for the arrays above; -1 for an unknown
+// one (never stored: Schedule refuses it).
+func statusIndex(s domain.TaskStatus) int {
+	switch s {
+	case domain.StatusPending:
+		return 0
+	case domain.StatusRunning:
+		return 1
+	case domain.StatusSucceeded:
+		return 2
+	case domain.StatusFailed:
+		return 3
+	case domain.StatusCancelled:
+		return 4
+	}
+	return -1
 }
 
 // taskRecord is a stored task and what only storage knows of it.
@@ -34,111 +85,310 @@ type taskRecord struct {
 	leaseUntil time.Time // while running: when another worker may take it over
 }
 
-type notifyKey struct {
-	invoice string
-	attempt int
+// listKey orders the task list: newest first, ties broken by id
+// descending (domain.NewerFirst). created is in Unix microseconds (stored
+// times are whole microseconds); slot is where the task lives, so that a
+// page reads tasks without looking their ids up, and takes no part in the
+// order.
+type listKey struct {
+	created int64
+	idHead  uint64 // idPrefix(id): most ties are settled without reading id
+	id      domain.TaskID
+	slot    int32
 }
 
-// listKey orders the task list: newest first, ties broken by id
-// descending (domain.NewerFirst).
-type listKey struct {
-	created time.Time
-	id      domain.TaskID
+func newListKey(created time.Time, id domain.TaskID, slot int32) listKey {
+	return listKey{created: created.UnixMicro(), idHead: idPrefix(id), id: id, slot: slot}
 }
 
 func cmpList(a, b listKey) int {
-	if c := b.created.Compare(a.created); c != 0 {
-		return c
+	if a.created != b.created {
+		if a.created > b.created {
+			return -1
+		}
+		return 1
+	}
+	if a.idHead != b.idHead {
+		if a.idHead > b.idHead {
+			return -1
+		}
+		return 1
 	}
 	return strings.Compare(string(b.id), string(a.id))
 }
 
+// idPrefix packs the first 8 bytes of an id big-endian, so that comparing
+// prefixes orders ids as strings.Compare does whenever they differ.
+// Keeping it in index keys saves a memory load per comparison.
+func idPrefix(id domain.TaskID) uint64 {
+	var p uint64
+	for i := range 8 {
+		p <<= 8
+		if i < len(id) {
+			p |= uint64(id[i])
+		}
+	}
+	return p
+}
+
 func newShard() *shard {
 	sh := &shard{
-		sem:            make(chan struct{}, 1),
-		tasks:          map[domain.TaskID]taskRecord{},
-		all:            newSkipList(cmpList),
-		byStatus:       map[domain.TaskStatus]*skipList[listKey]{},
-		counts:         map[domain.TaskStatus]int{},
-		byInvoice:      map[string]map[domain.TaskID]struct{}{},
-		bySubscription: map[string]map[domain.TaskID]struct{}{},
-		notified:       map[notifyKey]domain.TaskID{},
-		pendingRetry:   map[string]domain.TaskID{},
+		lock:           newShardLock(),
+		ids:            map[domain.TaskID]int32{},
+		all:            newBTree(cmpList),
+		byInvoice:      map[string]int32{},
+		bySubscription: map[string]int32{},
 		ledger:         map[string]ledgerEntry{},
 		sums:           map[string]domain.CurrencyRecovery{},
 	}
-	for _, st := range domain.TaskStatuses {
-		sh.byStatus[st] = newSkipList(cmpList)
+	for i := range sh.byStatus {
+		sh.byStatus[i] = newBTree(cmpList)
 	}
 	return sh
 }
 
-// put adds a task that is not stored, to the map and every index.
-func (sh *shard) put(r taskRecord) {
-	t := r.task
-	sh.tasks[t.ID] = r
-	k := listKey{created: t.CreatedAt, id: t.ID}
-	sh.all.insert(k)
-	if l := sh.byStatus[t.Status]; l != nil {
-		l.insert(k)
-	}
-	sh.counts[t.Status]++
-	addToSet(sh.byInvoice, t.StripeInvoiceID, t.ID)
-	addToSet(sh.bySubscription, t.StripeSubscriptionID, t.ID)
-	switch {
-	case t.Type == domain.TypeNotifyPaymentFailed:
-		sh.notified[notifyKey{t.StripeInvoiceID, t.InvoiceAttempt}] = t.ID
-	case t.Type == domain.TypeRetryPayment && t.Status == domain.StatusPending:
-		sh.pendingRetry[t.StripeInvoiceID] = t.ID
-	}
+func (sh *shard) slot(i int32) *slot {
+	return &sh.chunks[i>>chunkBits][i&(chunkSize-1)]
 }
 
-// remove takes a task out of the map and every index; absent is a no-op.
+// get returns the stored task with this id.
+func (sh *shard) get(id domain.TaskID) (taskRecord, bool) {
+	i, ok := sh.ids[id]
+	if !ok {
+		return taskRecord{}, false
+	}
+	return sh.slot(i).rec, true
+}
+
+func (sh *shard) has(id domain.TaskID) bool {
+	_, ok := sh.ids[id]
+	return ok
+}
+
+func (sh *shard) newSlot() int32 {
+	if n := len(sh.free); n > 0 {
+		i := sh.free[n-1]
+		sh.free = sh.free[:n-1]
+		return i
+	}
+	// No *slot is held across this call, so the last chunk may move.
+	i := sh.used
+	c := int(i >> chunkBits)
+	switch {
+	case c == len(sh.chunks) && c == 0:
+		sh.chunks = append(sh.chunks, make([]slot, 0, firstChunkSize))
+	case c == len(sh.chunks):
+		sh.chunks = append(sh.chunks, make([]slot, 0, chunkSize))
+	}
+	sh.chunks[c] = append(sh.chunks[c], slot{})
+	sh.used++
+	return i
+}
+
+// set stores r, in place of the task with its id if there is one, keeping
+// every index right. An update touches only the indexes whose keys moved.
+func (sh *shard) set(r taskRecord) {
+	i, ok := sh.ids[r.task.ID]
+	if !ok {
+		sh.put(r)
+		return
+	}
+	s := sh.slot(i)
+	old, t := s.rec.task, r.task
+	if old.CreatedAt != t.CreatedAt || old.Status != t.Status {
+		oldKey := newListKey(old.CreatedAt, old.ID, i)
+		newKey := newListKey(t.CreatedAt, t.ID, i)
+		if old.CreatedAt != t.CreatedAt {
+			sh.all.remove(oldKey)
+			sh.all.insert(newKey)
+		}
+		if si := statusIndex(old.Status); si >= 0 {
+			sh.byStatus[si].remove(oldKey)
+			sh.counts[si]--
+		}
+		if si := statusIndex(t.Status); si >= 0 {
+			sh.byStatus[si].insert(newKey)
+			sh.counts[si]++
+		}
+	}
+	if old.StripeInvoiceID != t.StripeInvoiceID || inInvoiceChain(old) != inInvoiceChain(t) {
+		sh.unlinkInvoice(i, old)
+		sh.linkInvoice(i, t)
+	}
+	if old.StripeSubscriptionID != t.StripeSubscriptionID {
+		sh.unlinkSubscription(i, old.StripeSubscriptionID)
+		sh.linkSubscription(i, t.StripeSubscriptionID)
+	}
+	s.rec = r
+}
+
+// put adds a task that is not stored, to a free slot and every index.
+func (sh *shard) put(r taskRecord) {
+	t := r.task
+	i := sh.newSlot()
+	sh.ids[t.ID] = i
+	s := sh.slot(i)
+	s.rec = r
+	k := newListKey(t.CreatedAt, t.ID, i)
+	sh.all.insert(k)
+	if si := statusIndex(t.Status); si >= 0 {
+		sh.byStatus[si].insert(k)
+		sh.counts[si]++
+	}
+	s.invPrev, s.invNext, s.subPrev, s.subNext = noSlot, noSlot, noSlot, noSlot
+	sh.linkInvoice(i, t)
+	sh.linkSubscription(i, t.StripeSubscriptionID)
+}
+
+// remove takes a task out of its slot and every index; absent is a no-op.
 func (sh *shard) remove(id domain.TaskID) {
-	r, ok := sh.tasks[id]
+	i, ok := sh.ids[id]
 	if !ok {
 		return
 	}
-	t := r.task
-	delete(sh.tasks, id)
-	k := listKey{created: t.CreatedAt, id: t.ID}
+	s := sh.slot(i)
+	t := s.rec.task
+	delete(sh.ids, id)
+	k := newListKey(t.CreatedAt, t.ID, i)
 	sh.all.remove(k)
-	if l := sh.byStatus[t.Status]; l != nil {
-		l.remove(k)
+	if si := statusIndex(t.Status); si >= 0 {
+		sh.byStatus[si].remove(k)
+		sh.counts[si]--
 	}
-	if sh.counts[t.Status]--; sh.counts[t.Status] == 0 {
-		delete(sh.counts, t.Status)
-	}
-	removeFromSet(sh.byInvoice, t.StripeInvoiceID, t.ID)
-	removeFromSet(sh.bySubscription, t.StripeSubscriptionID, t.ID)
-	nk := notifyKey{t.StripeInvoiceID, t.InvoiceAttempt}
-	if t.Type == domain.TypeNotifyPaymentFailed && sh.notified[nk] == id {
-		delete(sh.notified, nk)
-	}
-	if t.Type == domain.TypeRetryPayment && sh.pendingRetry[t.StripeInvoiceID] == id {
-		delete(sh.pendingRetry, t.StripeInvoiceID)
-	}
+	sh.unlinkInvoice(i, t)
+	sh.unlinkSubscription(i, t.StripeSubscriptionID)
+	*s = slot{} // let go of the task's strings
+	sh.free = append(sh.free, i)
 }
 
-func addToSet(m map[string]map[domain.TaskID]struct{}, key string, id domain.TaskID) {
-	if key == "" {
+// The chains: a task joins at the front, so each link and unlink is O(1).
+
+// inInvoiceChain reports whether t is in its invoice's chain: every task
+// with an invoice, and the two types the "at most one" rules are about
+// even without one.
+func inInvoiceChain(t domain.Task) bool {
+	return t.StripeInvoiceID != "" || t.Type == domain.TypeNotifyPaymentFailed || t.Type == domain.TypeRetryPayment
+}
+
+func (sh *shard) linkInvoice(i int32, t domain.Task) {
+	if !inInvoiceChain(t) {
 		return
 	}
-	set := m[key]
-	if set == nil {
-		set = map[domain.TaskID]struct{}{}
-		m[key] = set
+	invoice := t.StripeInvoiceID
+	s := sh.slot(i)
+	s.invPrev, s.invNext = noSlot, noSlot
+	if h, ok := sh.byInvoice[invoice]; ok {
+		s.invNext = h
+		sh.slot(h).invPrev = i
 	}
-	set[id] = struct{}{}
+	sh.byInvoice[invoice] = i
 }
 
-func removeFromSet(m map[string]map[domain.TaskID]struct{}, key string, id domain.TaskID) {
-	if set := m[key]; set != nil {
-		delete(set, id)
-		if len(set) == 0 {
-			delete(m, key)
+func (sh *shard) unlinkInvoice(i int32, t domain.Task) {
+	if !inInvoiceChain(t) {
+		return
+	}
+	invoice := t.StripeInvoiceID
+	s := sh.slot(i)
+	switch {
+	case s.invPrev != noSlot:
+		sh.slot(s.invPrev).invNext = s.invNext
+	case s.invNext != noSlot:
+		sh.byInvoice[invoice] = s.invNext
+	default:
+		delete(sh.byInvoice, invoice)
+	}
+	if s.invNext != noSlot {
+		sh.slot(s.invNext).invPrev = s.invPrev
+	}
+	s.invPrev, s.invNext = noSlot, noSlot
+}
+
+func (sh *shard) linkSubscription(i int32, sub string) {
+	if sub == "" {
+		return
+	}
+	s := sh.slot(i)
+	s.subPrev, s.subNext = noSlot, noSlot
+	if h, ok := sh.bySubscription[sub]; ok {
+		s.subNext = h
+		sh.slot(h).subPrev = i
+	}
+	sh.bySubscription[sub] = i
+}
+
+func (sh *shard) unlinkSubscription(i int32, sub string) {
+	if sub == "" {
+		return
+	}
+	s := sh.slot(i)
+	switch {
+	case s.subPrev != noSlot:
+		sh.slot(s.subPrev).subNext = s.subNext
+	case s.subNext != noSlot:
+		sh.bySubscription[sub] = s.subNext
+	default:
+		delete(sh.bySubscription, sub)
+	}
+	if s.subNext != noSlot {
+		sh.slot(s.subNext).subPrev = s.subPrev
+	}
+	s.subPrev, s.subNext = noSlot, noSlot
+}
+
+// notified reports whether the invoice has a notify_payment_failed for
+// this attempt.
+func (sh *shard) notified(invoice string, attempt int) bool {
+	h, ok := sh.byInvoice[invoice]
+	for i := h; ok && i != noSlot; i = sh.slot(i).invNext {
+		if t := &sh.slot(i).rec.task; t.Type == domain.TypeNotifyPaymentFailed && t.InvoiceAttempt == attempt {
+			return true
 		}
 	}
+	return false
+}
+
+// pendingRetry returns the invoice's pending retry_payment, if it has one.
+func (sh *shard) pendingRetry(invoice string) (taskRecord, bool) {
+	h, ok := sh.byInvoice[invoice]
+	for i := h; ok && i != noSlot; i = sh.slot(i).invNext {
+		if r := &sh.slot(i).rec; r.task.Type == domain.TypeRetryPayment && r.task.Status == domain.StatusPending {
+			return *r, true
+		}
+	}
+	return taskRecord{}, false
+}
+
+// invoiceTasks returns the ids of the invoice's tasks (any order).
+func (sh *shard) invoiceTasks(invoice string) []domain.TaskID {
+	var out []domain.TaskID
+	h, ok := sh.byInvoice[invoice]
+	for i := h; ok && i != noSlot; i = sh.slot(i).invNext {
+		out = append(out, sh.slot(i).rec.task.ID)
+	}
+	return out
+}
+
+// subscriptionTasks returns the ids of the subscription's tasks (any
+// order).
+func (sh *shard) subscriptionTasks(sub string) []domain.TaskID {
+	var out []domain.TaskID
+	h, ok := sh.bySubscription[sub]
+	for i := h; ok && i != noSlot; i = sh.slot(i).subNext {
+		out = append(out, sh.slot(i).rec.task.ID)
+	}
+	return out
+}
+
+// countsMap returns the counts of the statuses that have tasks.
+func (sh *shard) countsMap() map[domain.TaskStatus]int {
+	out := map[domain.TaskStatus]int{}
+	for i, st := range domain.TaskStatuses {
+		if sh.counts[i] > 0 {
+			out[st] = sh.counts[i]
+		}
+	}
+	return out
 }
 
 // ledgerEntry is one invoice's recovery record.
@@ -149,6 +399,25 @@ type ledgerEntry struct {
 	recovered int64
 	paid      bool
 	paidAt    time.Time
+}
+
+// replaceLedger stores e in place of old (ok: there was one) with one map
+// write, moving the sums by the difference.
+func (sh *shard) replaceLedger(invoice string, old ledgerEntry, ok bool, e ledgerEntry) {
+	if ok && old.currency != e.currency {
+		sh.removeLedger(invoice)
+		sh.putLedger(invoice, e)
+		return
+	}
+	sh.ledger[invoice] = e
+	s := sh.sums[e.currency]
+	s.FailedAmount += e.failed
+	s.RecoveredAmount += e.recovered
+	if ok {
+		s.FailedAmount -= old.failed
+		s.RecoveredAmount -= old.recovered
+	}
+	sh.sums[e.currency] = s // kept even at zero, as putLedger keeps it
 }
 
 func (sh *shard) putLedger(invoice string, e ledgerEntry) {

@@ -22,16 +22,19 @@ type Store struct {
 	// globalMu guards the committed cross-merchant indexes. It is only ever
 	// taken after a shard (never the other way round) and held briefly.
 	globalMu sync.Mutex
-	due      *skipList[dueKey]
+	due      *btree[dueKey]
 	owners   map[domain.TaskID]domain.MerchantID
 
 	// claimMu serialises claimers so that concurrent workers take
 	// different tasks instead of colliding on the same oldest ones.
 	claimMu sync.Mutex
 
-	eventsMu  sync.Mutex
-	events    map[string]*eventLock
-	eventsAge *skipList[eventKey]
+	eventsMu sync.Mutex
+	// events holds the committed locks; inflight, the few whose unit of
+	// work has not ended, so that the big map is written once per event.
+	events    map[string]struct{}
+	inflight  map[string]eventLock
+	eventsAge []eventKey // committed locks, oldest first (cmpEventKey)
 
 	dirMu     sync.RWMutex
 	merchants map[domain.MerchantID]domain.Merchant
@@ -51,10 +54,10 @@ func New(clock ports.Clock) *Store {
 	return &Store{
 		clock:     clock,
 		shards:    map[domain.MerchantID]*shard{},
-		due:       newSkipList(cmpDue),
+		due:       newBTree(cmpDue),
 		owners:    map[domain.TaskID]domain.MerchantID{},
-		events:    map[string]*eventLock{},
-		eventsAge: newSkipList(cmpEventKey),
+		events:    map[string]struct{}{},
+		inflight:  map[string]eventLock{},
 		merchants: map[domain.MerchantID]domain.Merchant{},
 		accounts:  map[string]domain.MerchantID{},
 		keys:      map[string]*keyRecord{},

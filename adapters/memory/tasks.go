@@ -3,9 +3,10 @@ package memory
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/recoupdev/recoup/domain"
 )
@@ -21,31 +22,37 @@ type taskRepo struct {
 
 // Schedule stores the tasks, applying the "at most one" rules in order.
 func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error) {
-	stored := []domain.Task{}
+	stored := make([]domain.Task, 0, len(tasks))
 	err := r.s.do(ctx, r.t, func(t *tx) error {
 		h, err := t.shard(ctx, merchant)
 		if err != nil {
 			return err
 		}
-		for _, in := range tasks {
+		if len(tasks) == 0 {
+			return nil
+		}
+		// One look at the committed ids for the whole batch, so that
+		// globalMu is taken once and not held while the shard is written.
+		var buf [4]bool
+		owned := r.s.owned(tasks, buf[:0])
+		for i, in := range tasks {
 			task, err := checkNewTask(merchant, in)
 			if err != nil {
 				return err
 			}
-			if _, taken := h.sh.tasks[task.ID]; taken || r.s.taskOwned(task.ID) {
+			if owned[i] || h.sh.has(task.ID) {
 				return fmt.Errorf("schedule task %s: %w: id already used", task.ID, domain.ErrConflict)
 			}
 			switch task.Type {
 			case domain.TypeNotifyPaymentFailed:
-				if _, dup := h.sh.notified[notifyKey{task.StripeInvoiceID, task.InvoiceAttempt}]; dup {
+				if h.sh.notified(task.StripeInvoiceID, task.InvoiceAttempt) {
 					continue
 				}
 			case domain.TypeRetryPayment:
 				if task.Status != domain.StatusPending {
 					break
 				}
-				if id, ok := h.sh.pendingRetry[task.StripeInvoiceID]; ok {
-					cur := h.sh.tasks[id]
+				if cur, ok := h.sh.pendingRetry(task.StripeInvoiceID); ok {
 					if task.InvoiceAttempt <= cur.task.InvoiceAttempt {
 						continue
 					}
@@ -56,7 +63,7 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 					continue
 				}
 			}
-			h.setTask(taskRecord{task: task})
+			h.addTask(taskRecord{task: task})
 			stored = append(stored, task)
 		}
 		return nil
@@ -71,10 +78,12 @@ func checkNewTask(merchant domain.MerchantID, t domain.Task) (domain.Task, error
 	if t.MerchantID != merchant {
 		return t, fmt.Errorf("%w: task %s belongs to merchant %q, not %q", domain.ErrInvalid, t.ID, t.MerchantID, merchant)
 	}
-	if _, err := domain.ParseTaskID(string(t.ID)); err != nil {
-		return t, err
+	if !validTaskID(t.ID) {
+		if _, err := domain.ParseTaskID(string(t.ID)); err != nil {
+			return t, err
+		}
 	}
-	if !t.Status.Valid() {
+	if statusIndex(t.Status) < 0 {
 		return t, fmt.Errorf("%w: task status %q", domain.ErrInvalid, t.Status)
 	}
 	switch t.Type {
@@ -84,6 +93,28 @@ func checkNewTask(merchant domain.MerchantID, t domain.Task) (domain.Task, error
 	}
 	t.RunAt, t.CreatedAt, t.UpdatedAt = norm(t.RunAt), norm(t.CreatedAt), norm(t.UpdatedAt)
 	return t, nil
+}
+
+// validTaskID is what domain.ParseTaskID accepts (a 36-character UUID),
+// checked without making the canonical copy ParseTaskID returns.
+func validTaskID(id domain.TaskID) bool {
+	if len(id) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(string(id))
+	return err == nil
+}
+
+// owned appends to out, for each task, whether a committed task has its
+// id.
+func (s *Store) owned(tasks []domain.Task, out []bool) []bool {
+	s.globalMu.Lock()
+	defer s.globalMu.Unlock()
+	for _, t := range tasks {
+		_, ok := s.owners[t.ID]
+		out = append(out, ok)
+	}
+	return out
 }
 
 // taskOwned reports whether a committed task has this id.
@@ -106,12 +137,15 @@ func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID,
 		if err != nil {
 			return err
 		}
-		set := h.sh.byInvoice[sel.InvoiceID]
+		var matched []domain.TaskID
 		if sel.SubscriptionID != "" {
-			set = h.sh.bySubscription[sel.SubscriptionID]
+			matched = h.sh.subscriptionTasks(sel.SubscriptionID)
+		} else {
+			matched = h.sh.invoiceTasks(sel.InvoiceID)
 		}
-		for _, id := range slices.Sorted(maps.Keys(set)) {
-			rec := h.sh.tasks[id]
+		slices.Sort(matched)
+		for _, id := range matched {
+			rec, _ := h.sh.get(id)
 			if rec.task.Status != domain.StatusPending {
 				continue
 			}
@@ -146,16 +180,16 @@ func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain
 		}
 		index := h.sh.all
 		if f.Status != "" {
-			index = h.sh.byStatus[f.Status]
+			index = h.sh.byStatus[statusIndex(f.Status)]
 		}
-		n := index.first()
+		p := index.first()
 		if f.After != nil {
-			n = index.after(listKey{created: norm(f.After.CreatedAt), id: f.After.ID})
+			p = index.after(newListKey(norm(f.After.CreatedAt), f.After.ID, 0))
 		}
-		for ; n != nil && len(page.Tasks) < limit; n = n.next[0] {
-			page.Tasks = append(page.Tasks, h.sh.tasks[n.key.id].task)
+		for ; p.valid() && len(page.Tasks) < limit; p = p.next() {
+			page.Tasks = append(page.Tasks, h.sh.slot(p.key().slot).rec.task)
 		}
-		if n != nil && len(page.Tasks) > 0 {
+		if p.valid() && len(page.Tasks) > 0 {
 			last := page.Tasks[len(page.Tasks)-1]
 			page.Next = &domain.TaskCursor{CreatedAt: last.CreatedAt, ID: last.ID}
 		}
@@ -172,7 +206,7 @@ func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain
 		if err != nil {
 			return err
 		}
-		rec, ok := h.sh.tasks[id]
+		rec, ok := h.sh.get(id)
 		if !ok {
 			return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 		}
@@ -192,7 +226,7 @@ func (r taskRepo) Retry(ctx context.Context, merchant domain.MerchantID, id doma
 		if err != nil {
 			return err
 		}
-		rec, ok := h.sh.tasks[id]
+		rec, ok := h.sh.get(id)
 		if !ok {
 			return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 		}
@@ -218,7 +252,7 @@ func (h *heldShard) checkPendingRetry(task domain.Task) error {
 	if task.Type != domain.TypeRetryPayment {
 		return nil
 	}
-	if other, ok := h.sh.pendingRetry[task.StripeInvoiceID]; ok && other != task.ID {
+	if other, ok := h.sh.pendingRetry(task.StripeInvoiceID); ok && other.task.ID != task.ID {
 		return fmt.Errorf("task %s: %w: invoice %s already has a pending retry", task.ID, domain.ErrConflict, task.StripeInvoiceID)
 	}
 	return nil
@@ -231,7 +265,7 @@ func (r taskRepo) Delete(ctx context.Context, merchant domain.MerchantID, id dom
 		if err != nil {
 			return err
 		}
-		rec, ok := h.sh.tasks[id]
+		rec, ok := h.sh.get(id)
 		if !ok {
 			return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 		}
@@ -252,7 +286,7 @@ func (r taskRepo) CountByStatus(ctx context.Context, merchant domain.MerchantID)
 		if err != nil {
 			return err
 		}
-		out = maps.Clone(h.sh.counts)
+		out = h.sh.countsMap()
 		return nil
 	})
 	return out, err
@@ -268,11 +302,11 @@ func (r taskRepo) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
 		if r.t.closed {
 			return false, fmt.Errorf("%w: unit of work already ended", domain.ErrInvalid)
 		}
-		for m, h := range r.t.held {
-			if _, ok := h.sh.tasks[id]; ok {
+		for _, h := range r.t.w.held {
+			if h.sh.has(id) {
 				return true, nil
 			}
-			if r.s.ownerIs(id, m) {
+			if r.s.ownerIs(id, h.merchant) {
 				return false, nil // deleted by this unit of work
 			}
 		}

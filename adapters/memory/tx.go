@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
@@ -12,45 +13,94 @@ import (
 
 // tx is a unit of work: the shards it holds, what they were before it
 // touched them, and the event locks it took.
+//
+// A tx is small and made fresh for every unit of work, so that a Tx kept
+// past its end stays closed; what grows with the work (the held shards and
+// their undo logs) comes from a pool and goes back to it at the end.
 type tx struct {
 	s      *Store
-	held   map[domain.MerchantID]*heldShard
-	order  []*heldShard
-	locks  []*eventLock
+	w      *txWork
 	closed bool
+	// The repositories handed out by Tasks and Ledger, kept here so that
+	// handing them out allocates nothing.
+	tasks  taskRepo
+	ledger ledger
 }
 
+// txWork is the reusable part of a unit of work.
+type txWork struct {
+	// held lists the shards in the order the unit of work took them. Most
+	// units of work hold one, so a short list beats a map; byMerchant is
+	// made only once a unit of work holds many.
+	held       []*heldShard
+	byMerchant map[domain.MerchantID]*heldShard
+	locks      []string // ids of the event locks taken
+	spare      []*heldShard
+}
+
+// heldManyShards is when a unit of work starts indexing its held shards.
+const heldManyShards = 8
+
 // heldShard is a shard a unit of work holds, with its undo log: the state
-// of every task and ledger entry before the unit of work first changed it.
+// of every task and ledger entry before the unit of work first changed it,
+// in the order first changed.
 type heldShard struct {
 	merchant domain.MerchantID
 	sh       *shard
-	tasks    map[domain.TaskID]priorTask
-	ledger   map[string]priorLedger
+	tasks    []priorTask
+	ledger   []priorLedger
+	// seen indexes tasks by id once the log is long (a big claim).
+	seen map[domain.TaskID]struct{}
 }
 
+// undoManyTasks is when an undo log starts indexing its task ids.
+const undoManyTasks = 16
+
 type priorTask struct {
+	id  domain.TaskID
 	rec taskRecord
 	ok  bool
 }
 
 type priorLedger struct {
-	e  ledgerEntry
-	ok bool
+	invoice string
+	e       ledgerEntry
+	ok      bool
 }
 
 var _ ports.Tx = (*tx)(nil)
 
-func (s *Store) begin() *tx { return &tx{s: s, held: map[domain.MerchantID]*heldShard{}} }
+var txWorkPool = sync.Pool{New: func() any { return new(txWork) }}
+
+func (s *Store) begin() *tx {
+	t := &tx{s: s, w: txWorkPool.Get().(*txWork)}
+	t.tasks = taskRepo{s: s, t: t}
+	t.ledger = ledger{s: s, t: t}
+	return t
+}
 
 // Events returns the event locker of the unit of work.
 func (t *tx) Events() ports.EventLocker { return eventLocker{t: t} }
 
 // Tasks returns the task repository inside the unit of work.
-func (t *tx) Tasks() ports.TenantTaskRepository { return taskRepo{s: t.s, t: t} }
+func (t *tx) Tasks() ports.TenantTaskRepository { return &t.tasks }
 
 // Ledger returns the recovery ledger inside the unit of work.
-func (t *tx) Ledger() ports.RecoveryLedger { return ledger{s: t.s, t: t} }
+func (t *tx) Ledger() ports.RecoveryLedger { return &t.ledger }
+
+// heldBy returns the held shard of the merchant, or nil.
+func (t *tx) heldBy(m domain.MerchantID) *heldShard {
+	w := t.w
+	if w.byMerchant != nil {
+		return w.byMerchant[m]
+	}
+	for _, h := range w.held {
+		if h.merchant == m {
+			return h
+		}
+	}
+	return nil
+}
 
 // shard takes the merchant's shard for the rest of the unit of work,
 // waiting (as long as ctx allows) for a unit of work that holds it.
@@ -58,18 +108,12 @@ func (t *tx) shard(ctx context.Context, m domain.MerchantID) (*heldShard, error)
 	if err := validMerchant(m); err != nil {
 		return nil, err
 	}
-	if h := t.held[m]; h != nil {
+	if h := t.heldBy(m); h != nil {
 		return h, nil
 	}
 	sh := t.s.shardOf(m)
-	select {
-	case sh.sem <- struct{}{}:
-	default:
-		select {
-		case sh.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for merchant %s: %w", m, ctx.Err())
-		}
+	if err := sh.lock.lock(ctx); err != nil {
+		return nil, fmt.Errorf("wait for merchant %s: %w", m, err)
 	}
 	return t.hold(m, sh), nil
 }
@@ -77,145 +121,237 @@ func (t *tx) shard(ctx context.Context, m domain.MerchantID) (*heldShard, error)
 // tryShard takes the merchant's shard only if nobody holds it, as a
 // worker's claim skips rows another transaction has locked.
 func (t *tx) tryShard(m domain.MerchantID) (*heldShard, bool) {
-	if h := t.held[m]; h != nil {
+	if h := t.heldBy(m); h != nil {
 		return h, true
 	}
 	sh := t.s.shardOf(m)
-	select {
-	case sh.sem <- struct{}{}:
-		return t.hold(m, sh), true
-	default:
+	if !sh.lock.tryLock() {
 		return nil, false
 	}
+	return t.hold(m, sh), true
 }
 
 func (t *tx) hold(m domain.MerchantID, sh *shard) *heldShard {
-	h := &heldShard{merchant: m, sh: sh, tasks: map[domain.TaskID]priorTask{}, ledger: map[string]priorLedger{}}
-	t.held[m] = h
-	t.order = append(t.order, h)
+	w := t.w
+	var h *heldShard
+	if n := len(w.spare); n > 0 {
+		h = w.spare[n-1]
+		w.spare = w.spare[:n-1]
+	} else {
+		h = new(heldShard)
+	}
+	h.merchant, h.sh = m, sh
+	w.held = append(w.held, h)
+	switch {
+	case w.byMerchant != nil:
+		w.byMerchant[m] = h
+	case len(w.held) > heldManyShards:
+		w.byMerchant = make(map[domain.MerchantID]*heldShard, 2*len(w.held))
+		for _, x := range w.held {
+			w.byMerchant[x.merchant] = x
+		}
+	}
 	return h
 }
 
 // setTask stores r in place of the task with its id (if any), remembering
 // the task's state before this unit of work.
 func (h *heldShard) setTask(r taskRecord) {
-	h.saveTask(r.task.ID)
-	h.sh.remove(r.task.ID)
+	if h.firstChange(r.task.ID) {
+		old, ok := h.sh.get(r.task.ID)
+		h.tasks = append(h.tasks, priorTask{id: r.task.ID, rec: old, ok: ok})
+	}
+	h.sh.set(r)
+}
+
+// addTask stores r, whose id the shard does not hold.
+func (h *heldShard) addTask(r taskRecord) {
+	if h.firstChange(r.task.ID) {
+		h.tasks = append(h.tasks, priorTask{id: r.task.ID})
+	}
 	h.sh.put(r)
 }
 
 func (h *heldShard) deleteTask(id domain.TaskID) {
-	h.saveTask(id)
+	if h.firstChange(id) {
+		old, ok := h.sh.get(id)
+		h.tasks = append(h.tasks, priorTask{id: id, rec: old, ok: ok})
+	}
 	h.sh.remove(id)
 }
 
-func (h *heldShard) saveTask(id domain.TaskID) {
-	if _, seen := h.tasks[id]; !seen {
-		r, ok := h.sh.tasks[id]
-		h.tasks[id] = priorTask{rec: r, ok: ok}
+// firstChange reports whether the unit of work changes the task for the
+// first time, that is, whether its prior state still has to be logged.
+func (h *heldShard) firstChange(id domain.TaskID) bool {
+	if h.seen != nil {
+		if _, ok := h.seen[id]; ok {
+			return false
+		}
+		h.seen[id] = struct{}{}
+		return true
 	}
+	for i := range h.tasks {
+		if h.tasks[i].id == id {
+			return false
+		}
+	}
+	if len(h.tasks) >= undoManyTasks {
+		h.seen = make(map[domain.TaskID]struct{}, 4*undoManyTasks)
+		for i := range h.tasks {
+			h.seen[h.tasks[i].id] = struct{}{}
+		}
+		h.seen[id] = struct{}{}
+	}
+	return true
 }
 
-func (h *heldShard) setLedger(invoice string, e ledgerEntry) {
-	if _, seen := h.ledger[invoice]; !seen {
-		old, ok := h.sh.ledger[invoice]
-		h.ledger[invoice] = priorLedger{e: old, ok: ok}
+// setLedger stores e as the invoice's entry, in place of old (ok: there
+// was one), which the caller has just read.
+func (h *heldShard) setLedger(invoice string, old ledgerEntry, ok bool, e ledgerEntry) {
+	seen := false
+	for i := range h.ledger {
+		if h.ledger[i].invoice == invoice {
+			seen = true
+			break
+		}
 	}
-	h.sh.removeLedger(invoice)
-	h.sh.putLedger(invoice, e)
+	if !seen {
+		h.ledger = append(h.ledger, priorLedger{invoice: invoice, e: old, ok: ok})
+	}
+	h.sh.replaceLedger(invoice, old, ok, e)
 }
 
 // commit publishes the unit of work: the cross-merchant indexes learn its
 // changes, its event locks become permanent, and its shards are released.
 func (t *tx) commit() {
 	t.closed = true
-	t.s.globalMu.Lock()
-	for _, h := range t.order {
-		for id, prior := range h.tasks {
-			cur, ok := h.sh.tasks[id]
-			t.s.reindex(h.merchant, id, prior, priorTask{rec: cur, ok: ok})
+	s := t.s
+	s.globalMu.Lock()
+	for _, h := range t.w.held {
+		for i := range h.tasks {
+			p := &h.tasks[i]
+			cur, ok := h.sh.get(p.id)
+			s.reindex(h.merchant, p.id, p.rec, p.ok, cur, ok)
 		}
 	}
-	t.s.globalMu.Unlock()
-	t.s.releaseEvents(t.locks, true)
+	s.globalMu.Unlock()
+	s.releaseEvents(t, true)
 	t.release()
 }
 
 // rollback restores every task and ledger entry the unit of work changed,
-// drops its event locks (waking one waiter each) and releases its shards.
+// drops its event locks (waking their waiters) and releases its shards.
 func (t *tx) rollback() {
 	t.closed = true
-	for _, h := range t.order {
+	for _, h := range t.w.held {
 		// Take out every changed task before putting any back, so the
 		// unique indexes never see two versions at once.
-		for id := range h.tasks {
-			h.sh.remove(id)
+		for i := range h.tasks {
+			h.sh.remove(h.tasks[i].id)
 		}
-		for _, prior := range h.tasks {
-			if prior.ok {
-				h.sh.put(prior.rec)
+		for i := range h.tasks {
+			if p := &h.tasks[i]; p.ok {
+				h.sh.put(p.rec)
 			}
 		}
-		for inv, prior := range h.ledger {
-			h.sh.removeLedger(inv)
-			if prior.ok {
-				h.sh.putLedger(inv, prior.e)
+		for i := range h.ledger {
+			p := &h.ledger[i]
+			h.sh.removeLedger(p.invoice)
+			if p.ok {
+				h.sh.putLedger(p.invoice, p.e)
 			}
 		}
 	}
-	t.s.releaseEvents(t.locks, false)
+	t.s.releaseEvents(t, false)
 	t.release()
 }
 
+// release gives the shards back and the reusable state to the pool,
+// emptied so that the pool keeps no task alive.
 func (t *tx) release() {
-	for _, h := range t.order {
-		<-h.sh.sem
+	w := t.w
+	for _, h := range w.held {
+		h.sh.lock.unlock()
+		clear(h.tasks)
+		clear(h.ledger)
+		*h = heldShard{tasks: h.tasks[:0], ledger: h.ledger[:0]}
+		w.spare = append(w.spare, h)
 	}
-	t.order, t.held, t.locks = nil, nil, nil
+	clear(w.held)
+	w.held = w.held[:0]
+	w.byMerchant = nil
+	clear(w.locks)
+	w.locks = w.locks[:0]
+	t.w = nil
+	txWorkPool.Put(w)
 }
 
 // dueKey orders the worker's queue: by when a task becomes claimable (its
-// RunAt while pending, its lease end while running), then id.
+// RunAt while pending, its lease end while running), then id. Times are
+// Unix microseconds, which stored times are exactly.
 type dueKey struct {
-	at       time.Time
+	at       int64
+	idHead   uint64 // idPrefix(id)
 	id       domain.TaskID
 	merchant domain.MerchantID
-	runAt    time.Time
+	runAt    int64
 	running  bool
 }
 
 func cmpDue(a, b dueKey) int {
-	if c := a.at.Compare(b.at); c != 0 {
-		return c
+	if a.at != b.at {
+		if a.at < b.at {
+			return -1
+		}
+		return 1
+	}
+	if a.idHead != b.idHead {
+		if a.idHead < b.idHead {
+			return -1
+		}
+		return 1
 	}
 	return strings.Compare(string(a.id), string(b.id))
 }
 
-func dueOf(m domain.MerchantID, r taskRecord) (dueKey, bool) {
+func dueOf(m domain.MerchantID, r *taskRecord) (dueKey, bool) {
 	switch r.task.Status {
 	case domain.StatusPending:
-		return dueKey{at: r.task.RunAt, id: r.task.ID, merchant: m, runAt: r.task.RunAt}, true
+		at := r.task.RunAt.UnixMicro()
+		return dueKey{at: at, idHead: idPrefix(r.task.ID), id: r.task.ID, merchant: m, runAt: at}, true
 	case domain.StatusRunning:
-		return dueKey{at: r.leaseUntil, id: r.task.ID, merchant: m, runAt: r.task.RunAt, running: true}, true
+		return dueKey{at: r.leaseUntil.UnixMicro(), idHead: idPrefix(r.task.ID), id: r.task.ID, merchant: m, runAt: r.task.RunAt.UnixMicro(), running: true}, true
 	}
 	return dueKey{}, false
 }
 
+// fromMicros turns a key's time back into the stored time.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
 // reindex moves one task's entries in the cross-merchant indexes from its
 // state before a unit of work to its state after. Callers hold globalMu.
-func (s *Store) reindex(m domain.MerchantID, id domain.TaskID, before, after priorTask) {
-	if before.ok {
-		if k, ok := dueOf(m, before.rec); ok {
-			s.due.remove(k)
-		}
-		if !after.ok {
-			delete(s.owners, id)
-		}
+func (s *Store) reindex(m domain.MerchantID, id domain.TaskID, before taskRecord, wasStored bool, after taskRecord, isStored bool) {
+	var bk, ak dueKey
+	var bDue, aDue bool
+	if wasStored {
+		bk, bDue = dueOf(m, &before)
 	}
-	if after.ok {
-		if k, ok := dueOf(m, after.rec); ok {
-			s.due.insert(k)
-		}
+	if isStored {
+		ak, aDue = dueOf(m, &after)
+	}
+	if bDue && aDue && bk == ak {
+		bDue, aDue = false, false // the task did not move in the queue
+	}
+	if bDue {
+		s.due.remove(bk)
+	}
+	if aDue {
+		s.due.insert(ak)
+	}
+	switch {
+	case isStored && !wasStored:
 		s.owners[id] = m
+	case wasStored && !isStored:
+		delete(s.owners, id)
 	}
 }
