@@ -105,13 +105,9 @@ func (q queue) Finish(ctx context.Context, merchant domain.MerchantID, id domain
 		return fmt.Errorf("%w: a run cannot end %q", domain.ErrInvalid, res.Status)
 	}
 	return q.s.do(ctx, nil, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
+		h, rec, err := t.merchantTask(ctx, merchant, id)
 		if err != nil {
 			return err
-		}
-		rec, ok := h.sh.get(id)
-		if !ok {
-			return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 		}
 		if rec.task.Status != domain.StatusRunning || rec.task.Attempts != attempt {
 			return fmt.Errorf("finish task %s attempt %d: %w: the claim no longer holds", id, attempt, domain.ErrConflict)

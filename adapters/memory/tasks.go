@@ -202,13 +202,9 @@ func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain
 func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error) {
 	var out domain.Task
 	err := r.s.do(ctx, r.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
+		_, rec, err := t.merchantTask(ctx, merchant, id)
 		if err != nil {
 			return err
-		}
-		rec, ok := h.sh.get(id)
-		if !ok {
-			return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 		}
 		out = rec.task
 		return nil
@@ -222,13 +218,9 @@ func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain
 func (r taskRepo) Retry(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, now time.Time) (domain.Task, error) {
 	var out domain.Task
 	err := r.s.do(ctx, r.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
+		h, rec, err := t.merchantTask(ctx, merchant, id)
 		if err != nil {
 			return err
-		}
-		rec, ok := h.sh.get(id)
-		if !ok {
-			return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 		}
 		if !rec.task.Status.Retryable() {
 			return fmt.Errorf("retry task %s: %w: it is %s", id, domain.ErrConflict, rec.task.Status)
@@ -261,13 +253,9 @@ func (h *heldShard) checkPendingRetry(task domain.Task) error {
 // Delete removes the merchant's task unless it is running.
 func (r taskRepo) Delete(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) error {
 	return r.s.do(ctx, r.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
+		h, rec, err := t.merchantTask(ctx, merchant, id)
 		if err != nil {
 			return err
-		}
-		rec, ok := h.sh.get(id)
-		if !ok {
-			return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 		}
 		if rec.task.Status == domain.StatusRunning {
 			return fmt.Errorf("delete task %s: %w: it is running", id, domain.ErrConflict)
@@ -318,4 +306,19 @@ func (s *Store) ownerIs(id domain.TaskID, m domain.MerchantID) bool {
 	s.globalMu.Lock()
 	defer s.globalMu.Unlock()
 	return s.owners[id] == m
+}
+
+// merchantTask takes the merchant's shard and finds the task in it: the
+// task is reached only through its merchant, and ErrNotFound when that
+// merchant has no such task.
+func (t *tx) merchantTask(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (*heldShard, taskRecord, error) {
+	h, err := t.shard(ctx, merchant)
+	if err != nil {
+		return nil, taskRecord{}, err
+	}
+	rec, ok := h.sh.get(id)
+	if !ok {
+		return nil, taskRecord{}, fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
+	}
+	return h, rec, nil
 }
