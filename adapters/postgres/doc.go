@@ -14,16 +14,31 @@
 // Connections go through pgx's database/sql driver
 // (github.com/jackc/pgx/v5/stdlib) rather than bun's own pgdriver: pgx is
 // the maintained PostgreSQL driver for Go, and bun's pgdriver has no
-// release for bun v1.3. Open configures pgx for the simple query protocol:
-// bun formats arguments into the SQL text itself, so server-side prepared
-// statements would only add a round trip and fill pgx's statement cache
-// with one-off queries; the simple protocol also passes through PgBouncer
-// in transaction mode.
+// release for bun v1.3.
+//
+// # Statements
+//
+// The store's statements carry their values as positional parameters
+// ($1, $2, …), apart from a text that does not change from call to call,
+// and go through database/sql beneath bun: bun's own methods format the
+// values into the SQL text, which makes every call a new statement for the
+// server to parse and plan. In pgx's default mode, cache_statement, a
+// connection prepares each text once and from then on sends only the
+// values. bun still runs the transactions (InTx) and the migrations.
+//
+// Open leaves pgx's query mode to the URL's default_query_exec_mode
+// parameter (cache_statement unless set): exec and simple_protocol keep no
+// prepared statements on the server, for PgBouncer in transaction mode.
 //
 // # Embedding
 //
-// New accepts any bun.IDB, so an application that already has a *bun.DB
-// can hand it over. Such a connection may use any query mode: every
+// New accepts any bun.IDB, so an application that already has a *bun.DB, a
+// bun.Tx or a bun.Conn can hand it over. The store sends its statements to
+// the database/sql handle beneath it (in a unit of work, the *sql.Tx
+// beneath the bun.Tx), in whatever query mode the driver is set to, so
+// they bypass bun's query hooks. A bun.IDB of another type, such as an
+// application's wrapper, has no such handle: the statements outside units
+// of work then go through its own methods, formatted by bun. Every
 // statement recoup sends, migrations included, is a single statement.
 //
 // # Schema

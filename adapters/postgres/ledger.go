@@ -2,17 +2,16 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/uptrace/bun"
 
 	"github.com/recoupdev/recoup/domain"
 )
 
 // ledger keeps one row per failed invoice in invoice_recoveries.
 type ledger struct {
-	db bun.IDB
+	db querier
 }
 
 // RecordFailure inserts the invoice's row unless it has one: the first
@@ -25,11 +24,11 @@ func (l ledger) RecordFailure(ctx context.Context, merchant domain.MerchantID, i
 	if inv.InvoiceID == "" {
 		return fmt.Errorf("record failure: %w: empty invoice id", domain.ErrInvalid)
 	}
-	_, err = l.db.NewRaw(`
+	_, err = l.db.ExecContext(ctx, `
 		INSERT INTO invoice_recoveries (merchant_id, invoice_id, currency, failed_amount, failed_at)
-		VALUES (?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (merchant_id, invoice_id) DO NOTHING`,
-		mid, inv.InvoiceID, inv.Currency, inv.Amount, at).Exec(ctx)
+		mid, inv.InvoiceID, inv.Currency, inv.Amount, at)
 	return interpretError("record failure of invoice "+inv.InvoiceID, err)
 }
 
@@ -43,10 +42,10 @@ func (l ledger) RecordPaid(ctx context.Context, merchant domain.MerchantID, inv 
 	if inv.InvoiceID == "" {
 		return fmt.Errorf("record payment: %w: empty invoice id", domain.ErrInvalid)
 	}
-	_, err = l.db.NewRaw(`
-		UPDATE invoice_recoveries SET recovered_amount = ?, recovered_at = ?
-		WHERE merchant_id = ? AND invoice_id = ? AND recovered_at IS NULL`,
-		inv.Amount, at, mid, inv.InvoiceID).Exec(ctx)
+	_, err = l.db.ExecContext(ctx, `
+		UPDATE invoice_recoveries SET recovered_amount = $3, recovered_at = $4
+		WHERE merchant_id = $1 AND invoice_id = $2 AND recovered_at IS NULL`,
+		mid, inv.InvoiceID, inv.Amount, at)
 	return interpretError("record payment of invoice "+inv.InvoiceID, err)
 }
 
@@ -56,19 +55,23 @@ func (l ledger) Recovery(ctx context.Context, merchant domain.MerchantID) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("recovery figures: %w", err)
 	}
-	var rows []struct {
-		Currency  string `bun:"currency"`
-		Failed    int64  `bun:"failed"`
-		Recovered int64  `bun:"recovered"`
+	type sums struct {
+		currency          string
+		failed, recovered int64
 	}
-	if err := l.db.NewRaw(`
-		SELECT currency, sum(failed_amount)::bigint AS failed, sum(recovered_amount)::bigint AS recovered
-		FROM invoice_recoveries WHERE merchant_id = ? GROUP BY currency`, mid).Scan(ctx, &rows); err != nil {
+	rows, err := queryAll(ctx, l.db, func(rows *sql.Rows) (sums, error) {
+		var s sums
+		err := rows.Scan(&s.currency, &s.failed, &s.recovered)
+		return s, err
+	}, `
+		SELECT currency, sum(failed_amount)::bigint, sum(recovered_amount)::bigint
+		FROM invoice_recoveries WHERE merchant_id = $1 GROUP BY currency`, mid)
+	if err != nil {
 		return nil, interpretError("recovery figures", err)
 	}
 	out := make(map[string]domain.CurrencyRecovery, len(rows))
 	for _, r := range rows {
-		out[r.Currency] = domain.CurrencyRecovery{FailedAmount: r.Failed, RecoveredAmount: r.Recovered}
+		out[r.currency] = domain.CurrencyRecovery{FailedAmount: r.failed, RecoveredAmount: r.recovered}
 	}
 	return out, nil
 }

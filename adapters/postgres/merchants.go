@@ -12,34 +12,26 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-type merchantRow struct {
-	bun.BaseModel `bun:"table:merchants,alias:merchants"`
+// merchantColumns is what every merchant query returns, in the order
+// scanMerchant reads.
+const merchantColumns = `merchants.id, merchants.name, merchants.stripe_account_id, merchants.created_at`
 
-	ID              string    `bun:"id,pk"`
-	Name            string    `bun:"name"`
-	StripeAccountID string    `bun:"stripe_account_id"`
-	CreatedAt       time.Time `bun:"created_at"`
-}
-
-func (r merchantRow) merchant() domain.Merchant {
-	return domain.Merchant{
-		ID: domain.MerchantID(r.ID), Name: r.Name, StripeAccountID: r.StripeAccountID, CreatedAt: r.CreatedAt.UTC(),
+// scanMerchant reads merchantColumns, then any further destinations.
+func scanMerchant(row interface{ Scan(...any) error }, more ...any) (domain.Merchant, error) {
+	var id, name, account string
+	var created time.Time
+	if err := row.Scan(append([]any{&id, &name, &account, &created}, more...)...); err != nil {
+		return domain.Merchant{}, err
 	}
-}
-
-type apiKeyRow struct {
-	bun.BaseModel `bun:"table:api_keys,alias:api_keys"`
-
-	Prefix     string     `bun:"prefix,pk"`
-	MerchantID string     `bun:"merchant_id"`
-	Hash       []byte     `bun:"hash"`
-	CreatedAt  time.Time  `bun:"created_at"`
-	RevokedAt  *time.Time `bun:"revoked_at"`
+	return domain.Merchant{
+		ID: domain.MerchantID(id), Name: name, StripeAccountID: account, CreatedAt: created.UTC(),
+	}, nil
 }
 
 // merchantDir is the merchant directory: merchants and their API keys.
 type merchantDir struct {
-	db bun.IDB
+	bun bun.IDB // for CreateMerchant's transaction
+	db  querier
 }
 
 // CreateMerchant inserts the merchant and its first key in one
@@ -56,13 +48,15 @@ func (d merchantDir) CreateMerchant(ctx context.Context, m domain.Merchant, key 
 	if key.Prefix == "" {
 		return fmt.Errorf("create merchant: %w: api key without prefix", domain.ErrInvalid)
 	}
-	row := merchantRow{ID: mid, Name: m.Name, StripeAccountID: m.StripeAccountID, CreatedAt: m.CreatedAt}
-	keyRow := apiKeyRow{Prefix: key.Prefix, MerchantID: mid, Hash: key.Hash[:], CreatedAt: key.CreatedAt}
-	err = d.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
+	err = d.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.Tx.ExecContext(ctx, `
+			INSERT INTO merchants (id, name, stripe_account_id, created_at) VALUES ($1, $2, $3, $4)`,
+			mid, m.Name, m.StripeAccountID, m.CreatedAt); err != nil {
 			return err
 		}
-		_, err := tx.NewInsert().Model(&keyRow).Exec(ctx)
+		_, err := tx.Tx.ExecContext(ctx, `
+			INSERT INTO api_keys (prefix, merchant_id, hash, created_at) VALUES ($1, $2, $3, $4)`,
+			key.Prefix, mid, key.Hash[:], key.CreatedAt)
 		return err
 	})
 	return interpretError("create merchant", err)
@@ -74,38 +68,41 @@ func (d merchantDir) MerchantByID(ctx context.Context, id domain.MerchantID) (do
 	if err != nil {
 		return domain.Merchant{}, fmt.Errorf("merchant %s: %w", id, domain.ErrNotFound)
 	}
-	return d.one(ctx, "merchant "+string(id), "id = ?", mid)
+	return d.one(ctx, "merchant "+string(id), merchantByIDSQL, mid)
 }
 
 // MerchantByStripeAccount reads the merchant bound to a connected account.
 func (d merchantDir) MerchantByStripeAccount(ctx context.Context, account string) (domain.Merchant, error) {
-	return d.one(ctx, "merchant for account "+account, "stripe_account_id = ?", account)
+	return d.one(ctx, "merchant for account "+account, merchantByAccountSQL, account)
 }
 
-func (d merchantDir) one(ctx context.Context, what, where string, arg any) (domain.Merchant, error) {
-	var row merchantRow
-	err := d.db.NewSelect().Model(&row).Where(where, arg).Scan(ctx)
+// Statements of the merchant reads.
+const (
+	merchantByIDSQL      = `SELECT ` + merchantColumns + ` FROM merchants WHERE id = $1`
+	merchantByAccountSQL = `SELECT ` + merchantColumns + ` FROM merchants WHERE stripe_account_id = $1`
+	merchantByKeySQL     = `
+		SELECT ` + merchantColumns + `, api_keys.hash
+		FROM api_keys JOIN merchants ON merchants.id = api_keys.merchant_id
+		WHERE api_keys.prefix = $1 AND api_keys.revoked_at IS NULL`
+)
+
+func (d merchantDir) one(ctx context.Context, what, query string, arg any) (domain.Merchant, error) {
+	m, err := scanMerchant(d.db.QueryRowContext(ctx, query, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Merchant{}, fmt.Errorf("%s: %w", what, domain.ErrNotFound)
 	}
 	if err != nil {
 		return domain.Merchant{}, interpretError(what, err)
 	}
-	return row.merchant(), nil
+	return m, nil
 }
 
 // MerchantByAPIKey finds the unrevoked key by its prefix and compares the
 // hash in Go, in constant time, so that the comparison's timing reveals
 // nothing about the stored hash.
 func (d merchantDir) MerchantByAPIKey(ctx context.Context, prefix string, hash domain.APIKeyHash) (domain.Merchant, error) {
-	var row struct {
-		merchantRow
-		Hash []byte `bun:"hash"`
-	}
-	err := d.db.NewRaw(`
-		SELECT merchants.id, merchants.name, merchants.stripe_account_id, merchants.created_at, api_keys.hash
-		FROM api_keys JOIN merchants ON merchants.id = api_keys.merchant_id
-		WHERE api_keys.prefix = ? AND api_keys.revoked_at IS NULL`, prefix).Scan(ctx, &row)
+	var storedHash []byte
+	m, err := scanMerchant(d.db.QueryRowContext(ctx, merchantByKeySQL, prefix), &storedHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Merchant{}, fmt.Errorf("api key %s: %w", prefix, domain.ErrNotFound)
 	}
@@ -113,10 +110,10 @@ func (d merchantDir) MerchantByAPIKey(ctx context.Context, prefix string, hash d
 		return domain.Merchant{}, interpretError("api key "+prefix, err)
 	}
 	var stored domain.APIKeyHash
-	if len(row.Hash) != len(stored) || !domain.APIKeyHash(row.Hash).Equal(hash) {
+	if len(storedHash) != len(stored) || !domain.APIKeyHash(storedHash).Equal(hash) {
 		return domain.Merchant{}, fmt.Errorf("api key %s: %w", prefix, domain.ErrNotFound)
 	}
-	return row.merchant(), nil
+	return m, nil
 }
 
 // AddAPIKey inserts the key if its merchant exists, in one statement.
@@ -128,14 +125,10 @@ func (d merchantDir) AddAPIKey(ctx context.Context, key domain.APIKey) error {
 	if key.Prefix == "" {
 		return fmt.Errorf("add api key: %w: empty prefix", domain.ErrInvalid)
 	}
-	res, err := d.db.NewRaw(`
+	n, err := rowsAffected(ctx, d.db, `
 		INSERT INTO api_keys (prefix, merchant_id, hash, created_at)
-		SELECT ?, id, ?, ? FROM merchants WHERE id = ?`,
-		key.Prefix, key.Hash[:], key.CreatedAt, mid).Exec(ctx)
-	if err != nil {
-		return interpretError("add api key", err)
-	}
-	n, err := res.RowsAffected()
+		SELECT $1::text, id, $2::bytea, $3::timestamptz FROM merchants WHERE id = $4`,
+		key.Prefix, key.Hash[:], key.CreatedAt, mid)
 	if err != nil {
 		return interpretError("add api key", err)
 	}
@@ -151,13 +144,9 @@ func (d merchantDir) RevokeAPIKey(ctx context.Context, merchant domain.MerchantI
 	if err != nil {
 		return fmt.Errorf("api key %s: %w", prefix, domain.ErrNotFound)
 	}
-	res, err := d.db.NewRaw(`
-		UPDATE api_keys SET revoked_at = ?
-		WHERE merchant_id = ? AND prefix = ? AND revoked_at IS NULL`, at, mid, prefix).Exec(ctx)
-	if err != nil {
-		return interpretError("revoke api key", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := rowsAffected(ctx, d.db, `
+		UPDATE api_keys SET revoked_at = $3
+		WHERE merchant_id = $1 AND prefix = $2 AND revoked_at IS NULL`, mid, prefix, at)
 	if err != nil {
 		return interpretError("revoke api key", err)
 	}

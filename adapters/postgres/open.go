@@ -33,7 +33,12 @@ const (
 // The pool holds up to max(4×GOMAXPROCS, 16) connections, or the number in
 // the URL's pool_max_conns parameter. Other URL parameters go to pgx: for
 // instance search_path to keep recoup's tables in a schema of their own
-// (see the package documentation). A server that cannot be reached is
+// (see the package documentation), or default_query_exec_mode to choose
+// how statements are sent. pgx's default, cache_statement, prepares each
+// statement once per connection; behind a pooler that hands a session's
+// statements to different server connections (PgBouncer in transaction
+// mode without max_prepared_statements), set default_query_exec_mode=exec
+// or simple_protocol. A server that cannot be reached is
 // domain.ErrUnavailable.
 func Open(ctx context.Context, databaseURL string) (*bun.DB, error) {
 	poolSize, connURL, err := splitPoolSize(databaseURL)
@@ -50,7 +55,6 @@ func Open(ctx context.Context, databaseURL string) (*bun.DB, error) {
 		// while Stripe still waits for the answer.
 		cfg.ConnectTimeout = connectTimeout
 	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 
 	sqldb := stdlib.OpenDB(*cfg)
 	sqldb.SetMaxOpenConns(poolSize)

@@ -5,15 +5,40 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/uptrace/bun"
-
 	"github.com/recoupdev/recoup/domain"
 )
 
 // taskQueue is the worker's view of the tasks, across merchants.
 type taskQueue struct {
-	db bun.IDB
+	db querier
 }
+
+// claimDueSQL is ClaimDue's statement: $1 is now, $2 the limit, $3 the
+// end of the lease.
+const claimDueSQL = `
+	WITH expired AS (
+		SELECT id FROM tasks
+		WHERE status = 'running' AND lease_until < $1
+		ORDER BY lease_until
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED
+	), pending AS (
+		SELECT id FROM tasks
+		WHERE status = 'pending' AND run_at <= $1
+		ORDER BY run_at
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED
+	), due AS (
+		SELECT id FROM expired
+		UNION ALL
+		SELECT id FROM pending
+		LIMIT $2
+	)
+	UPDATE tasks
+	SET status = 'running', attempts = tasks.attempts + 1, lease_until = $3, updated_at = $1
+	FROM due
+	WHERE tasks.id = due.id
+	RETURNING ` + taskColumns
 
 // ClaimDue locks up to limit due tasks, skipping those another worker is
 // claiming at this moment, and marks them running, in one statement: no
@@ -33,36 +58,22 @@ func (q taskQueue) ClaimDue(ctx context.Context, now time.Time, lease time.Durat
 	if lease <= 0 {
 		return nil, fmt.Errorf("claim tasks: %w: lease must be positive", domain.ErrInvalid)
 	}
-	var rows []taskRow
-	err := q.db.NewRaw(`
-		WITH expired AS (
-			SELECT id FROM tasks
-			WHERE status = 'running' AND lease_until < ?0
-			ORDER BY lease_until
-			LIMIT ?1
-			FOR UPDATE SKIP LOCKED
-		), pending AS (
-			SELECT id FROM tasks
-			WHERE status = 'pending' AND run_at <= ?0
-			ORDER BY run_at
-			LIMIT ?1
-			FOR UPDATE SKIP LOCKED
-		), due AS (
-			SELECT id FROM expired
-			UNION ALL
-			SELECT id FROM pending
-			LIMIT ?1
-		)
-		UPDATE tasks
-		SET status = 'running', attempts = tasks.attempts + 1, lease_until = ?2, updated_at = ?0
-		FROM due
-		WHERE tasks.id = due.id
-		RETURNING `+taskColumns, now, limit, now.Add(lease)).Scan(ctx, &rows)
+	tasks, err := queryAll(ctx, q.db, scanTask, claimDueSQL, now, limit, now.Add(lease))
 	if err != nil {
 		return nil, interpretError("claim tasks", err)
 	}
-	return tasksFromRows(rows), nil
+	if tasks == nil {
+		tasks = []domain.Task{}
+	}
+	return tasks, nil
 }
+
+// finishSQL is Finish's statement.
+const finishSQL = `
+	UPDATE tasks
+	SET status = $4, last_error = $5, lease_until = NULL,
+		run_at = COALESCE($6::timestamptz, run_at), updated_at = COALESCE($7::timestamptz, updated_at)
+	WHERE merchant_id = $1 AND id = $2 AND status = 'running' AND attempts = $3`
 
 // Finish records the end of a run only while the claim still holds: the
 // task is running with the attempt number its claim gave it. A worker whose
@@ -82,41 +93,24 @@ func (q taskQueue) Finish(ctx context.Context, merchant domain.MerchantID, id do
 	default:
 		return fmt.Errorf("finish task %s: %w: a run cannot end %q", id, domain.ErrInvalid, res.Status)
 	}
-	upd := q.db.NewUpdate().Model((*taskRow)(nil)).
-		Set("status = ?", res.Status).
-		Set("last_error = ?", res.LastError).
-		Set("lease_until = NULL")
+	// A zero RunAt or At leaves the column as it is.
+	var runAt, at any
 	if !res.RunAt.IsZero() {
-		upd = upd.Set("run_at = ?", res.RunAt)
+		runAt = res.RunAt
 	}
 	if !res.At.IsZero() {
-		upd = upd.Set("updated_at = ?", res.At)
+		at = res.At
 	}
-	result, err := upd.
-		Where("merchant_id = ?", mid).Where("id = ?", tid).
-		Where("status = ?", domain.StatusRunning).Where("attempts = ?", attempt).
-		Exec(ctx)
+	n, err := rowsAffected(ctx, q.db, finishSQL, mid, tid, attempt, string(res.Status), res.LastError, runAt, at)
 	if err != nil {
 		// A unique violation: a retry_payment going back to pending
 		// while its invoice got another pending retry meanwhile.
 		return interpretError("finish task "+string(id), err)
 	}
-	n, err := result.RowsAffected()
-	if err != nil {
-		return interpretError("finish task "+string(id), err)
-	}
 	if n == 1 {
 		return nil
 	}
-	exists, err := q.db.NewSelect().TableExpr("tasks").
-		Where("merchant_id = ?", mid).Where("id = ?", tid).Exists(ctx)
-	if err != nil {
-		return interpretError("finish task "+string(id), err)
-	}
-	if !exists {
-		return fmt.Errorf("finish task %s: %w", id, domain.ErrNotFound)
-	}
-	return fmt.Errorf("finish task %s: %w: the claim of attempt %d no longer holds", id, domain.ErrConflict, attempt)
+	return explainNoChange(ctx, q.db, mid, id, tid, "finish", fmt.Sprintf("the claim of attempt %d no longer holds", attempt))
 }
 
 // Backlog counts the tasks due at now and finds the oldest due run_at, one
@@ -124,12 +118,12 @@ func (q taskQueue) Finish(ctx context.Context, merchant domain.MerchantID, id do
 func (q taskQueue) Backlog(ctx context.Context, now time.Time) (int, time.Time, error) {
 	var count int
 	var oldest *time.Time
-	err := q.db.NewRaw(`
+	err := q.db.QueryRowContext(ctx, `
 		SELECT p.n + r.n, LEAST(p.oldest, r.oldest)
 		FROM (SELECT count(*) AS n, min(run_at) AS oldest FROM tasks
-		      WHERE status = 'pending' AND run_at <= ?0) AS p,
+		      WHERE status = 'pending' AND run_at <= $1) AS p,
 		     (SELECT count(*) AS n, min(run_at) AS oldest FROM tasks
-		      WHERE status = 'running' AND lease_until < ?0) AS r`, now).Scan(ctx, &count, &oldest)
+		      WHERE status = 'running' AND lease_until < $1) AS r`, now).Scan(&count, &oldest)
 	if err != nil {
 		return 0, time.Time{}, interpretError("task backlog", err)
 	}

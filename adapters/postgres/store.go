@@ -15,7 +15,9 @@ import (
 
 // Store is recoup's storage on PostgreSQL.
 type Store struct {
-	db bun.IDB
+	db bun.IDB // for transactions
+	// sql runs the statements on db (see sqlOf).
+	sql querier
 	// now stamps the idempotency locks, whose age retention judges.
 	now func() time.Time
 }
@@ -26,7 +28,7 @@ var _ ports.Storage = (*Store)(nil)
 // db is usually the *bun.DB from Open, but any bun.IDB works, such as an
 // application's own *bun.DB on pgx.
 func New(db bun.IDB) *Store {
-	return &Store{db: db, now: func() time.Time { return time.Now().UTC() }}
+	return &Store{db: db, sql: sqlOf(db), now: func() time.Time { return time.Now().UTC() }}
 }
 
 // InTx runs fn in one transaction (READ COMMITTED) and commits if fn returns
@@ -39,7 +41,7 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx ports.
 	// call, when fn panics; the panic then continues up the stack.
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		began = true
-		fnErr = fn(ctx, txScope{db: tx, now: s.now})
+		fnErr = fn(ctx, txScope{db: tx.Tx, now: s.now})
 		return fnErr
 	})
 	switch {
@@ -61,7 +63,7 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx ports.
 // Ping reports whether the server answers a query.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
-	if err := s.db.NewRaw("SELECT 1").Scan(ctx, &one); err != nil {
+	if err := s.sql.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return interpretError("ping database", err)
 	}
 	return nil
@@ -69,16 +71,16 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Tasks returns the tenant-scoped task repository, outside any unit of
 // work.
-func (s *Store) Tasks() ports.TenantTaskRepository { return taskRepo{db: s.db} }
+func (s *Store) Tasks() ports.TenantTaskRepository { return taskRepo{db: s.sql} }
 
 // Ledger returns the recovery ledger, outside any unit of work.
-func (s *Store) Ledger() ports.RecoveryLedger { return ledger{db: s.db} }
+func (s *Store) Ledger() ports.RecoveryLedger { return ledger{db: s.sql} }
 
 // Merchants returns the merchant directory.
-func (s *Store) Merchants() ports.MerchantDirectory { return merchantDir{db: s.db} }
+func (s *Store) Merchants() ports.MerchantDirectory { return merchantDir{bun: s.db, db: s.sql} }
 
 // Queue returns the worker's view of the tasks.
-func (s *Store) Queue() ports.TaskQueue { return taskQueue{db: s.db} }
+func (s *Store) Queue() ports.TaskQueue { return taskQueue{db: s.sql} }
 
 // PruneEvents deletes up to batch idempotency locks recorded before cutoff,
 // oldest first, in one short statement; rows another pruner is deleting at
@@ -87,19 +89,15 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (i
 	if batch < 1 {
 		return 0, fmt.Errorf("prune events: %w: batch must be positive", domain.ErrInvalid)
 	}
-	res, err := s.db.NewRaw(`
+	n, err := rowsAffected(ctx, s.sql, `
 		DELETE FROM processed_events
 		WHERE event_id IN (
 			SELECT event_id FROM processed_events
-			WHERE processed_at < ?
+			WHERE processed_at < $1
 			ORDER BY processed_at
-			LIMIT ?
+			LIMIT $2
 			FOR UPDATE SKIP LOCKED
-		)`, cutoff, batch).Exec(ctx)
-	if err != nil {
-		return 0, interpretError("prune events", err)
-	}
-	n, err := res.RowsAffected()
+		)`, cutoff, batch)
 	if err != nil {
 		return 0, interpretError("prune events", err)
 	}
@@ -109,7 +107,7 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (i
 // txScope is what a unit of work sees: every repository on the one
 // transaction.
 type txScope struct {
-	db  bun.Tx
+	db  *sql.Tx
 	now func() time.Time
 }
 
@@ -119,7 +117,7 @@ func (t txScope) Ledger() ports.RecoveryLedger      { return ledger{db: t.db} }
 
 // eventLocker takes idempotency locks in its transaction.
 type eventLocker struct {
-	db  bun.Tx
+	db  *sql.Tx
 	now func() time.Time
 }
 
@@ -132,10 +130,10 @@ func (l eventLocker) AttemptEventLock(ctx context.Context, eventID string) (bool
 		return false, fmt.Errorf("event lock: %w: empty event id", domain.ErrInvalid)
 	}
 	var got string
-	err := l.db.NewRaw(`
-		INSERT INTO processed_events (event_id, processed_at) VALUES (?, ?)
+	err := l.db.QueryRowContext(ctx, `
+		INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2)
 		ON CONFLICT (event_id) DO NOTHING
-		RETURNING event_id`, eventID, l.now()).Scan(ctx, &got)
+		RETURNING event_id`, eventID, l.now()).Scan(&got)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

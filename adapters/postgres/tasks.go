@@ -6,41 +6,39 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
-
-	"github.com/uptrace/bun"
 
 	"github.com/recoupdev/recoup/domain"
 )
 
-// taskRow is a row of the tasks table.
+// taskRow receives a row of the tasks table.
 type taskRow struct {
-	bun.BaseModel `bun:"table:tasks,alias:tasks"`
-
-	ID                   string     `bun:"id,pk"`
-	MerchantID           string     `bun:"merchant_id"`
-	Type                 string     `bun:"type"`
-	Status               string     `bun:"status"`
-	StripeEventID        string     `bun:"stripe_event_id"`
-	StripeCustomerID     string     `bun:"stripe_customer_id"`
-	StripeInvoiceID      string     `bun:"stripe_invoice_id"`
-	StripeSubscriptionID string     `bun:"stripe_subscription_id"`
-	StripeChargeID       string     `bun:"stripe_charge_id"`
-	CustomerEmail        string     `bun:"customer_email"`
-	AmountDue            int64      `bun:"amount_due"`
-	Currency             string     `bun:"currency"`
-	HostedInvoiceURL     string     `bun:"hosted_invoice_url"`
-	InvoiceAttempt       int        `bun:"invoice_attempt"`
-	Attempts             int        `bun:"attempts"`
-	RunAt                time.Time  `bun:"run_at"`
-	LeaseUntil           *time.Time `bun:"lease_until"`
-	LastError            string     `bun:"last_error"`
-	CreatedAt            time.Time  `bun:"created_at"`
-	UpdatedAt            time.Time  `bun:"updated_at"`
+	ID                   string
+	MerchantID           string
+	Type                 string
+	Status               string
+	StripeEventID        string
+	StripeCustomerID     string
+	StripeInvoiceID      string
+	StripeSubscriptionID string
+	StripeChargeID       string
+	CustomerEmail        string
+	AmountDue            int64
+	Currency             string
+	HostedInvoiceURL     string
+	InvoiceAttempt       int
+	Attempts             int
+	RunAt                time.Time
+	LeaseUntil           *time.Time
+	LastError            string
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
 }
 
-// taskColumns is what every task query returns, named so that a column
-// added by a later migration does not break older readers.
+// taskColumns is what every task query returns, in the order of
+// taskRow.dest, named so that a column added by a later migration does not
+// break older readers.
 const taskColumns = `tasks.id, tasks.merchant_id, tasks.type, tasks.status,
 	tasks.stripe_event_id, tasks.stripe_customer_id, tasks.stripe_invoice_id,
 	tasks.stripe_subscription_id, tasks.stripe_charge_id, tasks.customer_email,
@@ -48,15 +46,23 @@ const taskColumns = `tasks.id, tasks.merchant_id, tasks.type, tasks.status,
 	tasks.attempts, tasks.run_at, tasks.lease_until, tasks.last_error,
 	tasks.created_at, tasks.updated_at`
 
-func rowFromTask(t domain.Task) taskRow {
-	return taskRow{
-		ID: string(t.ID), MerchantID: string(t.MerchantID), Type: string(t.Type), Status: string(t.Status),
-		StripeEventID: t.StripeEventID, StripeCustomerID: t.StripeCustomerID, StripeInvoiceID: t.StripeInvoiceID,
-		StripeSubscriptionID: t.StripeSubscriptionID, StripeChargeID: t.StripeChargeID, CustomerEmail: t.CustomerEmail,
-		AmountDue: t.AmountDue, Currency: t.Currency, HostedInvoiceURL: t.HostedInvoiceURL,
-		InvoiceAttempt: t.InvoiceAttempt, Attempts: t.Attempts, RunAt: t.RunAt, LastError: t.LastError,
-		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+// dest is where rows.Scan puts taskColumns.
+func (r *taskRow) dest() []any {
+	return []any{&r.ID, &r.MerchantID, &r.Type, &r.Status,
+		&r.StripeEventID, &r.StripeCustomerID, &r.StripeInvoiceID,
+		&r.StripeSubscriptionID, &r.StripeChargeID, &r.CustomerEmail,
+		&r.AmountDue, &r.Currency, &r.HostedInvoiceURL, &r.InvoiceAttempt,
+		&r.Attempts, &r.RunAt, &r.LeaseUntil, &r.LastError,
+		&r.CreatedAt, &r.UpdatedAt}
+}
+
+// scanTask reads a row of taskColumns.
+func scanTask(rows *sql.Rows) (domain.Task, error) {
+	var r taskRow
+	if err := rows.Scan(r.dest()...); err != nil {
+		return domain.Task{}, err
 	}
+	return r.task(), nil
 }
 
 func (r taskRow) task() domain.Task {
@@ -69,14 +75,6 @@ func (r taskRow) task() domain.Task {
 		InvoiceAttempt: r.InvoiceAttempt, Attempts: r.Attempts, RunAt: r.RunAt.UTC(), LastError: r.LastError,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
-}
-
-func tasksFromRows(rows []taskRow) []domain.Task {
-	out := make([]domain.Task, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r.task())
-	}
-	return out
 }
 
 // merchantParam checks a merchant id before it reaches a uuid column: an
@@ -103,54 +101,7 @@ func taskIDParam(id domain.TaskID) (string, bool) {
 // transaction. Every statement but Exists has merchant_id in its WHERE
 // clause (or, for inserts, in the row).
 type taskRepo struct {
-	db bun.IDB
-}
-
-// Schedule inserts the tasks one statement each, each with the ON CONFLICT
-// clause of its rule, so that concurrent events for one invoice neither
-// fail nor duplicate: the partial unique index decides, and a statement
-// that meets an uncommitted conflicting row waits for its transaction.
-func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error) {
-	mid, err := merchantParam(merchant)
-	if err != nil {
-		return nil, fmt.Errorf("schedule tasks: %w", err)
-	}
-	stored := make([]domain.Task, 0, len(tasks))
-	for _, t := range tasks {
-		if err := checkNewTask(t, merchant); err != nil {
-			return nil, fmt.Errorf("schedule task %s: %w", t.ID, err)
-		}
-		row := rowFromTask(t)
-		row.MerchantID = mid
-		if t.Status == domain.StatusRunning {
-			// A task stored as running has no worker: its lease has
-			// always expired, so the next claim takes it over.
-			row.LeaseUntil = new(time.Time{})
-		}
-		q := r.db.NewInsert().Model(&row)
-		switch {
-		case t.Type == domain.TypeNotifyPaymentFailed:
-			q = q.On(`CONFLICT (merchant_id, stripe_invoice_id, invoice_attempt)
-				WHERE type = 'notify_payment_failed' DO NOTHING`)
-		case t.Type == domain.TypeRetryPayment && row.Status == string(domain.StatusPending):
-			// The pending retry of an earlier attempt takes the new
-			// schedule and event and keeps its id; a retry of the same
-			// or an older attempt changes nothing.
-			q = q.On(`CONFLICT (merchant_id, stripe_invoice_id)
-				WHERE type = 'retry_payment' AND status = 'pending' DO UPDATE`).
-				Set("run_at = EXCLUDED.run_at").
-				Set("stripe_event_id = EXCLUDED.stripe_event_id").
-				Set("invoice_attempt = EXCLUDED.invoice_attempt").
-				Set("updated_at = EXCLUDED.updated_at").
-				Where("tasks.invoice_attempt < EXCLUDED.invoice_attempt")
-		}
-		var got []taskRow
-		if err := q.Returning(taskColumns).Scan(ctx, &got); err != nil {
-			return nil, interpretError("schedule task "+string(t.ID), err)
-		}
-		stored = append(stored, tasksFromRows(got)...)
-	}
-	return stored, nil
+	db querier
 }
 
 func checkNewTask(t domain.Task, merchant domain.MerchantID) error {
@@ -171,6 +122,18 @@ func checkNewTask(t domain.Task, merchant domain.MerchantID) error {
 	return nil
 }
 
+// Statements of CancelPending, one per selector.
+const (
+	cancelByInvoiceSQL = `
+		UPDATE tasks SET status = 'cancelled', updated_at = $2
+		WHERE merchant_id = $1 AND status = 'pending' AND stripe_invoice_id = $3
+		RETURNING id`
+	cancelBySubscriptionSQL = `
+		UPDATE tasks SET status = 'cancelled', updated_at = $2
+		WHERE merchant_id = $1 AND status = 'pending' AND stripe_subscription_id = $3
+		RETURNING id`
+)
+
 // CancelPending cancels the merchant's pending tasks of one invoice or one
 // subscription in one statement.
 func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error) {
@@ -178,29 +141,51 @@ func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID,
 	if err != nil {
 		return nil, fmt.Errorf("cancel tasks: %w", err)
 	}
-	q := r.db.NewUpdate().Model((*taskRow)(nil)).
-		Set("status = ?", domain.StatusCancelled).
-		Set("updated_at = ?", now).
-		Where("merchant_id = ?", mid).
-		Where("status = ?", domain.StatusPending)
+	var query, key string
 	switch {
 	case sel.InvoiceID != "" && sel.SubscriptionID == "":
-		q = q.Where("stripe_invoice_id = ?", sel.InvoiceID)
+		query, key = cancelByInvoiceSQL, sel.InvoiceID
 	case sel.SubscriptionID != "" && sel.InvoiceID == "":
-		q = q.Where("stripe_subscription_id = ?", sel.SubscriptionID)
+		query, key = cancelBySubscriptionSQL, sel.SubscriptionID
 	default:
 		return nil, fmt.Errorf("cancel tasks: %w: name exactly one of invoice and subscription", domain.ErrInvalid)
 	}
-	var ids []string
-	if err := q.Returning("tasks.id").Scan(ctx, &ids); err != nil {
+	ids, err := queryAll(ctx, r.db, scanTaskID, query, mid, now, key)
+	if err != nil {
 		return nil, interpretError("cancel tasks", err)
 	}
 	slices.Sort(ids) // a stable answer, whatever order the rows were updated in
-	out := make([]domain.TaskID, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, domain.TaskID(id))
+	if ids == nil {
+		ids = []domain.TaskID{}
 	}
-	return out, nil
+	return ids, nil
+}
+
+func scanTaskID(rows *sql.Rows) (domain.TaskID, error) {
+	var id string
+	err := rows.Scan(&id)
+	return domain.TaskID(id), err
+}
+
+// listSQL is List's statement for a filter with or without a status and a
+// cursor: four texts, each prepared once per connection. One text with
+// optional conditions, ($2 IS NULL OR status = $2), would cost the index of
+// each condition in the generic plan PostgreSQL settles on for a prepared
+// statement.
+func listSQL(byStatus, afterCursor bool) string {
+	var b strings.Builder
+	b.WriteString("SELECT " + taskColumns + "\n\t\tFROM tasks\n\t\tWHERE merchant_id = $1")
+	n := 2
+	if byStatus {
+		fmt.Fprintf(&b, " AND status = $%d", n)
+		n++
+	}
+	if afterCursor {
+		fmt.Fprintf(&b, " AND (created_at, id) < ($%d::timestamptz, $%d::uuid)", n, n+1)
+		n += 2
+	}
+	fmt.Fprintf(&b, "\n\t\tORDER BY created_at DESC, id DESC\n\t\tLIMIT $%d", n)
+	return b.String()
 }
 
 // List reads one page by keyset: the row comparison on (created_at, id)
@@ -208,9 +193,32 @@ func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID,
 // tasks_merchant_status_created, so a page costs an index range scan of
 // limit+1 entries wherever it starts.
 func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain.TaskFilter) (domain.TaskPage, error) {
+	query, args, limit, err := listQuery(merchant, f)
+	if err != nil {
+		return domain.TaskPage{}, err
+	}
+	tasks, err := queryAll(ctx, r.db, scanTask, query, args...)
+	if err != nil {
+		return domain.TaskPage{}, interpretError("list tasks", err)
+	}
+	page := domain.TaskPage{Tasks: tasks}
+	if len(tasks) > limit {
+		page.Tasks = tasks[:limit]
+		last := page.Tasks[limit-1]
+		page.Next = &domain.TaskCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	if page.Tasks == nil {
+		page.Tasks = []domain.Task{}
+	}
+	return page, nil
+}
+
+// listQuery returns List's statement and arguments for the filter, and the
+// page size.
+func listQuery(merchant domain.MerchantID, f domain.TaskFilter) (string, []any, int, error) {
 	mid, err := merchantParam(merchant)
 	if err != nil {
-		return domain.TaskPage{}, fmt.Errorf("list tasks: %w", err)
+		return "", nil, 0, fmt.Errorf("list tasks: %w", err)
 	}
 	// The use case validates the limit; here it only bounds the work.
 	limit := f.Limit
@@ -218,34 +226,25 @@ func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain
 		limit = domain.DefaultPageSize
 	}
 	limit = min(limit, domain.MaxPageSize)
-	q := r.db.NewSelect().ColumnExpr(taskColumns).TableExpr("tasks").
-		Where("merchant_id = ?", mid)
+	args := []any{mid}
 	if f.Status != "" {
 		if !f.Status.Valid() {
-			return domain.TaskPage{}, fmt.Errorf("list tasks: %w: unknown status %q", domain.ErrInvalid, f.Status)
+			return "", nil, 0, fmt.Errorf("list tasks: %w: unknown status %q", domain.ErrInvalid, f.Status)
 		}
-		q = q.Where("status = ?", f.Status)
+		args = append(args, string(f.Status))
 	}
 	if f.After != nil {
 		after, ok := taskIDParam(f.After.ID)
 		if !ok {
-			return domain.TaskPage{}, fmt.Errorf("list tasks: %w: bad cursor", domain.ErrInvalid)
+			return "", nil, 0, fmt.Errorf("list tasks: %w: bad cursor", domain.ErrInvalid)
 		}
-		q = q.Where("(created_at, id) < (?::timestamptz, ?::uuid)", f.After.CreatedAt, after)
+		args = append(args, f.After.CreatedAt, after)
 	}
-	var rows []taskRow
-	if err := q.OrderExpr("created_at DESC, id DESC").Limit(int64(limit)+1).Scan(ctx, &rows); err != nil {
-		return domain.TaskPage{}, interpretError("list tasks", err)
-	}
-	page := domain.TaskPage{}
-	if len(rows) > limit {
-		rows = rows[:limit]
-		last := rows[limit-1]
-		page.Next = &domain.TaskCursor{CreatedAt: last.CreatedAt.UTC(), ID: domain.TaskID(last.ID)}
-	}
-	page.Tasks = tasksFromRows(rows)
-	return page, nil
+	args = append(args, limit+1)
+	return listSQL(f.Status != "", f.After != nil), args, limit, nil
 }
+
+const getTaskSQL = `SELECT ` + taskColumns + ` FROM tasks WHERE merchant_id = $1 AND id = $2`
 
 // Get reads the merchant's task.
 func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error) {
@@ -258,9 +257,7 @@ func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain
 		return domain.Task{}, fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 	}
 	var row taskRow
-	err = r.db.NewSelect().ColumnExpr(taskColumns).TableExpr("tasks").
-		Where("merchant_id = ?", mid).Where("id = ?", tid).
-		Scan(ctx, &row)
+	err = r.db.QueryRowContext(ctx, getTaskSQL, mid, tid).Scan(row.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Task{}, fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 	}
@@ -269,6 +266,11 @@ func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain
 	}
 	return row.task(), nil
 }
+
+const retryTaskSQL = `
+	UPDATE tasks SET status = 'pending', run_at = $3, lease_until = NULL, updated_at = $3
+	WHERE merchant_id = $1 AND id = $2 AND status IN ('failed', 'cancelled')
+	RETURNING ` + taskColumns
 
 // Retry is one conditional UPDATE: the status test and the change are the
 // same statement, so no concurrent change slips between them. Only when it
@@ -283,25 +285,17 @@ func (r taskRepo) Retry(ctx context.Context, merchant domain.MerchantID, id doma
 	if !ok {
 		return domain.Task{}, fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 	}
-	var rows []taskRow
-	err = r.db.NewUpdate().Model((*taskRow)(nil)).
-		Set("status = ?", domain.StatusPending).
-		Set("run_at = ?", now).
-		Set("lease_until = NULL").
-		Set("updated_at = ?", now).
-		Where("merchant_id = ?", mid).Where("id = ?", tid).
-		Where("status IN (?, ?)", domain.StatusFailed, domain.StatusCancelled).
-		Returning(taskColumns).
-		Scan(ctx, &rows)
-	if err != nil {
+	var row taskRow
+	err = r.db.QueryRowContext(ctx, retryTaskSQL, mid, tid, now).Scan(row.dest()...)
+	switch {
+	case err == nil:
+		return row.task(), nil
+	case !errors.Is(err, sql.ErrNoRows):
 		// A unique violation here is a retry_payment whose invoice has
 		// another pending retry already.
 		return domain.Task{}, interpretError("retry task "+string(id), err)
 	}
-	if len(rows) == 1 {
-		return rows[0].task(), nil
-	}
-	return domain.Task{}, r.explainNoChange(ctx, mid, id, tid, "retry", "it is neither failed nor cancelled")
+	return domain.Task{}, explainNoChange(ctx, r.db, mid, id, tid, "retry", "it is neither failed nor cancelled")
 }
 
 // Delete is one conditional DELETE; see Retry.
@@ -314,30 +308,24 @@ func (r taskRepo) Delete(ctx context.Context, merchant domain.MerchantID, id dom
 	if !ok {
 		return fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 	}
-	res, err := r.db.NewDelete().Model((*taskRow)(nil)).
-		Where("merchant_id = ?", mid).Where("id = ?", tid).
-		Where("status <> ?", domain.StatusRunning).
-		Exec(ctx)
-	if err != nil {
-		return interpretError("delete task "+string(id), err)
-	}
-	n, err := res.RowsAffected()
+	n, err := rowsAffected(ctx, r.db, `
+		DELETE FROM tasks WHERE merchant_id = $1 AND id = $2 AND status <> 'running'`, mid, tid)
 	if err != nil {
 		return interpretError("delete task "+string(id), err)
 	}
 	if n == 1 {
 		return nil
 	}
-	return r.explainNoChange(ctx, mid, id, tid, "delete", "it is running")
+	return explainNoChange(ctx, r.db, mid, id, tid, "delete", "it is running")
 }
 
 // explainNoChange tells why a conditional statement on the merchant's task
 // changed nothing: the merchant has no such task, or it is in the wrong
 // status. It only chooses the error; the decision was the statement's.
-func (r taskRepo) explainNoChange(ctx context.Context, mid string, id domain.TaskID, tid, verb, why string) error {
-	exists, err := r.db.NewSelect().TableExpr("tasks").
-		Where("merchant_id = ?", mid).Where("id = ?", tid).
-		Exists(ctx)
+func explainNoChange(ctx context.Context, db querier, mid string, id domain.TaskID, tid, verb, why string) error {
+	var exists bool
+	err := db.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT FROM tasks WHERE merchant_id = $1 AND id = $2)`, mid, tid).Scan(&exists)
 	if err != nil {
 		return interpretError(verb+" task "+string(id), err)
 	}
@@ -354,20 +342,21 @@ func (r taskRepo) CountByStatus(ctx context.Context, merchant domain.MerchantID)
 	if err != nil {
 		return nil, fmt.Errorf("count tasks: %w", err)
 	}
-	var rows []struct {
-		Status string `bun:"status"`
-		N      int    `bun:"n"`
+	type count struct {
+		status string
+		n      int
 	}
-	if err := r.db.NewSelect().TableExpr("tasks").
-		ColumnExpr("status").ColumnExpr("count(*) AS n").
-		Where("merchant_id = ?", mid).
-		GroupExpr("status").
-		Scan(ctx, &rows); err != nil {
+	counts, err := queryAll(ctx, r.db, func(rows *sql.Rows) (count, error) {
+		var c count
+		err := rows.Scan(&c.status, &c.n)
+		return c, err
+	}, `SELECT status, count(*) FROM tasks WHERE merchant_id = $1 GROUP BY status`, mid)
+	if err != nil {
 		return nil, interpretError("count tasks", err)
 	}
-	out := make(map[domain.TaskStatus]int, len(rows))
-	for _, row := range rows {
-		out[domain.TaskStatus(row.Status)] = row.N
+	out := make(map[domain.TaskStatus]int, len(counts))
+	for _, c := range counts {
+		out[domain.TaskStatus(c.status)] = c.n
 	}
 	return out, nil
 }
@@ -379,8 +368,8 @@ func (r taskRepo) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	exists, err := r.db.NewSelect().TableExpr("tasks").Where("id = ?", tid).Exists(ctx)
-	if err != nil {
+	var exists bool
+	if err := r.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM tasks WHERE id = $1)`, tid).Scan(&exists); err != nil {
 		return false, interpretError("look up task "+string(id), err)
 	}
 	return exists, nil
