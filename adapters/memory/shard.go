@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"iter"
 	"strings"
 	"time"
 
@@ -27,13 +28,13 @@ type shard struct {
 	byStatus [statusCount]*btree[listKey]
 	counts   [statusCount]int
 
-	// byInvoice and bySubscription hold the first slot of each chain. The
+	// heads hold the first slot of each chain, by invoice and by
+	// subscription. The
 	// invoice chains also serve the "at most one" rules (a
 	// notify_payment_failed per invoice and attempt, whatever its status;
 	// one pending retry_payment per invoice) by a walk over the invoice's
 	// few tasks, which is cheaper than keeping two more maps up to date.
-	byInvoice      map[string]int32
-	bySubscription map[string]int32
+	heads [2]map[string]int32 // by chain: invoiceChain, subscriptionChain
 
 	ledger map[string]ledgerEntry
 	sums   map[string]domain.CurrencyRecovery
@@ -51,10 +52,18 @@ const (
 // slot holds one task and its links in the invoice and subscription
 // chains (slot numbers, noSlot at the ends).
 type slot struct {
-	rec              taskRecord
-	invPrev, invNext int32
-	subPrev, subNext int32
+	rec   taskRecord
+	links [2]chainLink // by chain: invoiceChain, subscriptionChain
 }
+
+// chainLink is a slot's place in one chain.
+type chainLink struct{ prev, next int32 }
+
+// The chains a slot can be in.
+const (
+	invoiceChain = iota
+	subscriptionChain
+)
 
 const noSlot int32 = -1
 
@@ -133,13 +142,12 @@ func idPrefix(id domain.TaskID) uint64 {
 
 func newShard() *shard {
 	sh := &shard{
-		lock:           newShardLock(),
-		ids:            map[domain.TaskID]int32{},
-		all:            newBTree(cmpList),
-		byInvoice:      map[string]int32{},
-		bySubscription: map[string]int32{},
-		ledger:         map[string]ledgerEntry{},
-		sums:           map[string]domain.CurrencyRecovery{},
+		lock:   newShardLock(),
+		ids:    map[domain.TaskID]int32{},
+		all:    newBTree(cmpList),
+		heads:  [2]map[string]int32{{}, {}},
+		ledger: map[string]ledgerEntry{},
+		sums:   map[string]domain.CurrencyRecovery{},
 	}
 	for i := range sh.byStatus {
 		sh.byStatus[i] = newBTree(cmpList)
@@ -235,7 +243,6 @@ func (sh *shard) put(r taskRecord) {
 		sh.byStatus[si].insert(k)
 		sh.counts[si]++
 	}
-	s.invPrev, s.invNext, s.subPrev, s.subNext = noSlot, noSlot, noSlot, noSlot
 	sh.linkInvoice(i, t)
 	sh.linkSubscription(i, t.StripeSubscriptionID)
 }
@@ -271,77 +278,74 @@ func inInvoiceChain(t domain.Task) bool {
 }
 
 func (sh *shard) linkInvoice(i int32, t domain.Task) {
-	if !inInvoiceChain(t) {
-		return
+	if inInvoiceChain(t) {
+		sh.link(invoiceChain, i, t.StripeInvoiceID)
 	}
-	invoice := t.StripeInvoiceID
-	s := sh.slot(i)
-	s.invPrev, s.invNext = noSlot, noSlot
-	if h, ok := sh.byInvoice[invoice]; ok {
-		s.invNext = h
-		sh.slot(h).invPrev = i
-	}
-	sh.byInvoice[invoice] = i
 }
 
 func (sh *shard) unlinkInvoice(i int32, t domain.Task) {
-	if !inInvoiceChain(t) {
-		return
+	if inInvoiceChain(t) {
+		sh.unlink(invoiceChain, i, t.StripeInvoiceID)
 	}
-	invoice := t.StripeInvoiceID
-	s := sh.slot(i)
-	switch {
-	case s.invPrev != noSlot:
-		sh.slot(s.invPrev).invNext = s.invNext
-	case s.invNext != noSlot:
-		sh.byInvoice[invoice] = s.invNext
-	default:
-		delete(sh.byInvoice, invoice)
-	}
-	if s.invNext != noSlot {
-		sh.slot(s.invNext).invPrev = s.invPrev
-	}
-	s.invPrev, s.invNext = noSlot, noSlot
 }
 
 func (sh *shard) linkSubscription(i int32, sub string) {
-	if sub == "" {
-		return
+	if sub != "" {
+		sh.link(subscriptionChain, i, sub)
 	}
-	s := sh.slot(i)
-	s.subPrev, s.subNext = noSlot, noSlot
-	if h, ok := sh.bySubscription[sub]; ok {
-		s.subNext = h
-		sh.slot(h).subPrev = i
-	}
-	sh.bySubscription[sub] = i
 }
 
 func (sh *shard) unlinkSubscription(i int32, sub string) {
-	if sub == "" {
-		return
+	if sub != "" {
+		sh.unlink(subscriptionChain, i, sub)
 	}
-	s := sh.slot(i)
+}
+
+// link puts slot i at the front of chain c's list for key.
+func (sh *shard) link(c int, i int32, key string) {
+	l := &sh.slot(i).links[c]
+	*l = chainLink{prev: noSlot, next: noSlot}
+	if h, ok := sh.heads[c][key]; ok {
+		l.next = h
+		sh.slot(h).links[c].prev = i
+	}
+	sh.heads[c][key] = i
+}
+
+// unlink takes slot i out of chain c's list for key.
+func (sh *shard) unlink(c int, i int32, key string) {
+	l := &sh.slot(i).links[c]
 	switch {
-	case s.subPrev != noSlot:
-		sh.slot(s.subPrev).subNext = s.subNext
-	case s.subNext != noSlot:
-		sh.bySubscription[sub] = s.subNext
+	case l.prev != noSlot:
+		sh.slot(l.prev).links[c].next = l.next
+	case l.next != noSlot:
+		sh.heads[c][key] = l.next
 	default:
-		delete(sh.bySubscription, sub)
+		delete(sh.heads[c], key)
 	}
-	if s.subNext != noSlot {
-		sh.slot(s.subNext).subPrev = s.subPrev
+	if l.next != noSlot {
+		sh.slot(l.next).links[c].prev = l.prev
 	}
-	s.subPrev, s.subNext = noSlot, noSlot
+	*l = chainLink{prev: noSlot, next: noSlot}
+}
+
+// chain yields the tasks of chain c's list for key.
+func (sh *shard) chain(c int, key string) iter.Seq[*taskRecord] {
+	return func(yield func(*taskRecord) bool) {
+		h, ok := sh.heads[c][key]
+		for i := h; ok && i != noSlot; i = sh.slot(i).links[c].next {
+			if !yield(&sh.slot(i).rec) {
+				return
+			}
+		}
+	}
 }
 
 // notified reports whether the invoice has a notify_payment_failed for
 // this attempt.
 func (sh *shard) notified(invoice string, attempt int) bool {
-	h, ok := sh.byInvoice[invoice]
-	for i := h; ok && i != noSlot; i = sh.slot(i).invNext {
-		if t := &sh.slot(i).rec.task; t.Type == domain.TypeNotifyPaymentFailed && t.InvoiceAttempt == attempt {
+	for r := range sh.chain(invoiceChain, invoice) {
+		if r.task.Type == domain.TypeNotifyPaymentFailed && r.task.InvoiceAttempt == attempt {
 			return true
 		}
 	}
@@ -350,9 +354,8 @@ func (sh *shard) notified(invoice string, attempt int) bool {
 
 // pendingRetry returns the invoice's pending retry_payment, if it has one.
 func (sh *shard) pendingRetry(invoice string) (taskRecord, bool) {
-	h, ok := sh.byInvoice[invoice]
-	for i := h; ok && i != noSlot; i = sh.slot(i).invNext {
-		if r := &sh.slot(i).rec; r.task.Type == domain.TypeRetryPayment && r.task.Status == domain.StatusPending {
+	for r := range sh.chain(invoiceChain, invoice) {
+		if r.task.Type == domain.TypeRetryPayment && r.task.Status == domain.StatusPending {
 			return *r, true
 		}
 	}
@@ -361,21 +364,19 @@ func (sh *shard) pendingRetry(invoice string) (taskRecord, bool) {
 
 // invoiceTasks returns the ids of the invoice's tasks (any order).
 func (sh *shard) invoiceTasks(invoice string) []domain.TaskID {
-	var out []domain.TaskID
-	h, ok := sh.byInvoice[invoice]
-	for i := h; ok && i != noSlot; i = sh.slot(i).invNext {
-		out = append(out, sh.slot(i).rec.task.ID)
-	}
-	return out
+	return sh.chainIDs(invoiceChain, invoice)
 }
 
 // subscriptionTasks returns the ids of the subscription's tasks (any
 // order).
 func (sh *shard) subscriptionTasks(sub string) []domain.TaskID {
+	return sh.chainIDs(subscriptionChain, sub)
+}
+
+func (sh *shard) chainIDs(c int, key string) []domain.TaskID {
 	var out []domain.TaskID
-	h, ok := sh.bySubscription[sub]
-	for i := h; ok && i != noSlot; i = sh.slot(i).subNext {
-		out = append(out, sh.slot(i).rec.task.ID)
+	for r := range sh.chain(c, key) {
+		out = append(out, r.task.ID)
 	}
 	return out
 }
