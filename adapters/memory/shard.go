@@ -29,11 +29,11 @@ type shard struct {
 	counts   [statusCount]int
 
 	// heads hold the first slot of each chain, by invoice and by
-	// subscription. The
-	// invoice chains also serve the "at most one" rules (a
-	// notify_payment_failed per invoice and attempt, whatever its status;
-	// one pending retry_payment per invoice) by a walk over the invoice's
-	// few tasks, which is cheaper than keeping two more maps up to date.
+	// subscription. The invoice chains also serve the "at most one" rules
+	// (a notify_payment_failed per invoice and attempt, whatever its
+	// status; one pending retry_payment per invoice) by a walk over the
+	// invoice's few tasks, which is cheaper than keeping two more maps up
+	// to date.
 	heads [2]map[string]int32 // by chain: invoiceChain, subscriptionChain
 
 	ledger map[string]ledgerEntry
