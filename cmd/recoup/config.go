@@ -26,6 +26,7 @@ type config struct {
 	EventRetention    time.Duration
 	Livemode          bool
 	TrustProxy        bool
+	MetricsAddr       string
 }
 
 // configError is a missing or malformed setting: the process stops at start
@@ -48,6 +49,7 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		LogFormat:    or(getenv("RECOUP_LOG_FORMAT"), "json"),
 		SMTPURL:      getenv("RECOUP_SMTP_URL"),
 		EmailFrom:    or(getenv("RECOUP_EMAIL_FROM"), "recoup@localhost"),
+		MetricsAddr:  getenv("RECOUP_METRICS_ADDR"),
 	}
 	for _, s := range strings.Split(getenv("STRIPE_WEBHOOK_SECRET"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -162,6 +164,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("event_retention", c.EventRetention.String()),
 		slog.Bool("livemode", c.Livemode),
 		slog.Bool("trust_proxy", c.TrustProxy),
+		slog.String("metrics_addr", c.MetricsAddr),
 	)
 }
 

@@ -157,6 +157,16 @@ func provideHandler(cfg config, verifier ports.WebhookVerifier, webhooks *app.We
 	})
 }
 
+// provideWorkerHandler is what a `recoup worker` process serves on
+// RECOUP_METRICS_ADDR: its metrics (task runs are counted where they run)
+// and liveness.
+func provideWorkerHandler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg, log))
+	mux.Handle("GET /healthz", httpapi.NewHealthHandler())
+	return mux
+}
+
 // openPostgres connects to DATABASE_URL and refuses a schema with pending
 // migrations, naming the command that applies them.
 func openPostgres(ctx context.Context, cfg config) (*bun.DB, func(), error) {

@@ -113,6 +113,16 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer cleanup()
 	log.Info("recoup worker starting", "config", cfg)
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on RECOUP_METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+		srv := httpapi.NewHTTPServer(svc.handler, log)
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
 	if err := svc.runWorker(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}

@@ -29,7 +29,7 @@ func newPostgresService(ctx context.Context, cfg config, log *slog.Logger) (*ser
 // newPostgresWorker composes the task worker alone on PostgreSQL: no HTTP,
 // so it needs no webhook secret.
 func newPostgresWorker(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
-	wire.Build(workerSet, postgresSet, wire.Struct(new(service), "cfg", "log", "storage", "worker"))
+	wire.Build(workerSet, postgresSet, provideWorkerHandler, wire.Struct(new(service), "*"))
 	return nil, nil, nil
 }
 

@@ -116,6 +116,8 @@ func newPostgresWorker(ctx context.Context, cfg config, log *slog.Logger) (*serv
 		return nil, nil, err
 	}
 	store := postgres.New(db)
+	registry := provideRegistry()
+	handler := provideWorkerHandler(registry, log)
 	paymentGateway := provideGateway(cfg)
 	notifier, err := provideNotifier(cfg, log)
 	if err != nil {
@@ -123,7 +125,6 @@ func newPostgresWorker(ctx context.Context, cfg config, log *slog.Logger) (*serv
 		return nil, nil, err
 	}
 	systemClock := ports.SystemClock{}
-	registry := provideRegistry()
 	sqlDB := postgresPool(db)
 	metrics, err := provideMetrics(registry, store, systemClock, sqlDB)
 	if err != nil {
@@ -139,6 +140,7 @@ func newPostgresWorker(ctx context.Context, cfg config, log *slog.Logger) (*serv
 		cfg:     cfg,
 		log:     log,
 		storage: store,
+		handler: handler,
 		worker:  worker,
 	}
 	return mainService, func() {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -182,12 +184,18 @@ func TestTwoWorkerProcessesRunEachTaskOnce(t *testing.T) {
 	api := httptest.NewServer(fake)
 	defer api.Close()
 
-	env := []string{"DATABASE_URL=" + url, "STRIPE_API_BASE=" + api.URL, "RECOUP_WORKER_CONCURRENCY=8", "RECOUP_WORKER_POLL=100ms"}
+	env := []string{"DATABASE_URL=" + url, "STRIPE_API_BASE=" + api.URL, "RECOUP_WORKER_CONCURRENCY=8",
+		"RECOUP_WORKER_POLL=100ms", "RECOUP_METRICS_ADDR=127.0.0.1:0"}
 	a, alogs := startWorker(t, env...)
 	b, blogs := startWorker(t, env...)
 	deadline := time.Now().Add(2 * time.Minute)
 	for countTasks(t, db, "succeeded") < n && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
+	}
+	// Each process counts the runs it made: together, every task once.
+	ran := succeededRuns(t, alogs) + succeededRuns(t, blogs)
+	if ran != n {
+		t.Errorf("the workers' metrics count %d succeeded runs; want %d", ran, n)
 	}
 	terminate(t, a, alogs)
 	terminate(t, b, blogs)
@@ -208,6 +216,40 @@ func TestTwoWorkerProcessesRunEachTaskOnce(t *testing.T) {
 			t.Errorf("worker %s ran no task", name)
 		}
 	}
+}
+
+// succeededRuns scrapes the /metrics of a worker process (its address is in
+// its "serving metrics" log line) and returns its succeeded retry_payment
+// runs.
+func succeededRuns(t *testing.T, logs *syncBuffer) int {
+	t.Helper()
+	var addr string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics" {
+			addr = rec.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("the worker logged no metrics address:\n%s", logs.String())
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape worker metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	const series = `recoup_task_runs_total{outcome="succeeded",type="retry_payment"} `
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("metric %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0 // a worker that ran nothing has no such series
 }
 
 // TestKilledWorkerTaskIsReclaimedWithTheSameKey: a worker killed with
