@@ -127,7 +127,9 @@ type TaskQueue interface {
 	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error)
 	// Finish records the end of the run that claimed the merchant's task
 	// with this attempt; ErrConflict if that claim no longer holds (the
-	// lease expired and another worker claimed it, or it was changed).
+	// lease expired and another worker claimed it, or it was changed), or
+	// if a retry_payment would go back to pending beside a newer pending
+	// retry_payment of its invoice. Nothing changes on ErrConflict.
 	Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error
 	// Backlog reports how many tasks are due at now and the oldest due
 	// RunAt (zero if none).

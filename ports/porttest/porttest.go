@@ -25,6 +25,7 @@ func RunStorageContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		{"Ledger", RunLedgerContract},
 		{"Queue", RunQueueContract},
 		{"EventRetention", RunEventRetentionContract},
+		{"Volume", RunVolumeContract},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {

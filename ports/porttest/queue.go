@@ -196,6 +196,33 @@ func RunQueueContract(t *testing.T, newStorage func(t *testing.T) ports.Storage)
 		is.Equal(got.Attempts, 2)
 	})
 
+	t.Run("a running retry cannot go back to pending beside a newer one", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		inv := newInvoiceID()
+		old := dueTask(m, claimBase.Add(-time.Minute))
+		old.Type, old.StripeInvoiceID, old.InvoiceAttempt = domain.TypeRetryPayment, inv, 1
+		schedule(t, st, m, old)
+		claimed, err := st.Queue().ClaimDue(ctx, claimBase, time.Hour, 10)
+		is.NoErr(err)
+		is.Equal(len(claimed), 1)
+		// While it runs, the invoice fails again and a newer retry is due
+		// later: it is stored beside the running one.
+		newer := newTask(m, domain.TypeRetryPayment, inv, 2, now())
+		is.Equal(len(schedule(t, st, m, newer)), 1)
+
+		running := mustGet(t, st, m, old.ID)
+		err = st.Queue().Finish(ctx, m, old.ID, 1, domain.TaskResult{Status: domain.StatusPending, RunAt: claimBase.Add(time.Hour), At: now()})
+		is.True(errors.Is(err, domain.ErrConflict))  // two pending retries of one invoice would break the rule
+		is.Equal(mustGet(t, st, m, old.ID), running) // and nothing changed
+		is.NoErr(st.Queue().Finish(ctx, m, old.ID, 1, domain.TaskResult{Status: domain.StatusCancelled, LastError: "superseded", At: now()}))
+		is.Equal(mustGet(t, st, m, old.ID).Status, domain.StatusCancelled) // it can end otherwise
+		is.Equal(mustGet(t, st, m, newer.ID).Status, domain.StatusPending) // the newer one is untouched
+	})
+
 	t.Run("the backlog counts due tasks and the oldest", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
