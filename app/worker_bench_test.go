@@ -10,42 +10,9 @@ import (
 	"github.com/recoupdev/recoup/adapters/memory"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/worktest"
 	"github.com/recoupdev/recoup/ports"
 )
-
-// instantGateway answers at once: every invoice is open, every payment
-// succeeds. It closes done when it has seen want payments.
-type instantGateway struct {
-	want int64
-	pays atomic.Int64
-	done chan struct{}
-}
-
-func (g *instantGateway) Invoice(_ context.Context, _, id string) (domain.Invoice, error) {
-	return domain.Invoice{ID: id, Status: "open"}, nil
-}
-
-func (g *instantGateway) PayInvoice(context.Context, string, string, string) error {
-	if g.pays.Add(1) == g.want {
-		close(g.done)
-	}
-	return nil
-}
-
-// countingQueue counts the claims the worker makes.
-type countingQueue struct {
-	ports.TaskQueue
-	claims atomic.Int64
-}
-
-func (q *countingQueue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error) {
-	q.claims.Add(1)
-	return q.TaskQueue.ClaimDue(ctx, now, lease, limit)
-}
-
-type discardNotifier struct{}
-
-func (discardNotifier) Notify(context.Context, domain.Notification) error { return nil }
 
 // benchmarkWorker measures how many retry_payment tasks per second one
 // worker with conc goroutines executes from store, with a gateway that
@@ -90,9 +57,10 @@ func benchmarkWorker(b *testing.B, store ports.Storage, conc int) {
 		}
 	}
 
-	gw := &instantGateway{want: int64(b.N), done: make(chan struct{})}
-	queue := &countingQueue{TaskQueue: store.Queue()}
-	w, err := app.NewWorker(app.WorkerConfig{Concurrency: conc}, queue, store.Merchants(), gw, discardNotifier{}, clock, nil)
+	gw := worktest.NewInstantGateway(b.N)
+	var claims atomic.Int64
+	queue := worktest.CountingQueue{TaskQueue: store.Queue(), Claims: &claims}
+	w, err := app.NewWorker(app.WorkerConfig{Concurrency: conc}, queue, store.Merchants(), gw, worktest.DiscardNotifier{}, clock, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -101,7 +69,7 @@ func benchmarkWorker(b *testing.B, store ports.Storage, conc int) {
 	b.ResetTimer()
 	start := time.Now()
 	go func() { returned <- w.Run(runCtx) }()
-	<-gw.done
+	<-gw.Done()
 	cancel()
 	if err := <-returned; err != nil { // after the last outcome is recorded
 		b.Fatal(err)
@@ -109,7 +77,7 @@ func benchmarkWorker(b *testing.B, store ports.Storage, conc int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tasks/s")
-	b.ReportMetric(float64(queue.claims.Load())/float64(b.N), "claims/task")
+	b.ReportMetric(float64(claims.Load())/float64(b.N), "claims/task")
 }
 
 // BenchmarkWorkerMemory: tasks executed per second on the memory storage

@@ -18,6 +18,7 @@ import (
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/pgtest"
+	"github.com/recoupdev/recoup/internal/worktest"
 	"github.com/recoupdev/recoup/ports"
 )
 
@@ -107,46 +108,12 @@ func checkDrained(b *testing.B, schemaURL string, n int) {
 	}
 }
 
-// instantGateway answers at once: every invoice is open, every payment
-// succeeds. It closes done when it has seen want payments.
-type instantGateway struct {
-	want int64
-	pays atomic.Int64
-	done chan struct{}
-}
-
-func (g *instantGateway) Invoice(_ context.Context, _, id string) (domain.Invoice, error) {
-	return domain.Invoice{ID: id, Status: "open"}, nil
-}
-
-func (g *instantGateway) PayInvoice(context.Context, string, string, string) error {
-	if g.pays.Add(1) == g.want {
-		close(g.done)
-	}
-	return nil
-}
-
-// countingQueue counts the claims the workers make.
-type countingQueue struct {
-	ports.TaskQueue
-	claims *atomic.Int64
-}
-
-func (q countingQueue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error) {
-	q.claims.Add(1)
-	return q.TaskQueue.ClaimDue(ctx, now, lease, limit)
-}
-
-type discardNotifier struct{}
-
-func (discardNotifier) Notify(context.Context, domain.Notification) error { return nil }
-
 // benchWorkerRecoup drains b.N due tasks with procs app.Workers, each on
 // its own pool with Concurrency conc, and returns the tasks/s.
 func benchWorkerRecoup(b *testing.B, dbURL string, procs, conc int) float64 {
 	schemaURL := migratedSchema(b, dbURL)
 	seedDueTasks(b, schemaURL, b.N)
-	gw := &instantGateway{want: int64(b.N), done: make(chan struct{})}
+	gw := worktest.NewInstantGateway(b.N)
 	var claims atomic.Int64
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil)) // a line per task, as in production
 	workers := make([]*app.Worker, procs)
@@ -157,7 +124,7 @@ func benchWorkerRecoup(b *testing.B, dbURL string, procs, conc int) float64 {
 		// A short poll bounds the wait of a worker whose claim found every
 		// remaining task locked by the other's claim.
 		w, err := app.NewWorker(app.WorkerConfig{Concurrency: conc, Poll: 50 * time.Millisecond},
-			countingQueue{TaskQueue: store.Queue(), claims: &claims}, store.Merchants(), gw, discardNotifier{},
+			worktest.CountingQueue{TaskQueue: store.Queue(), Claims: &claims}, store.Merchants(), gw, worktest.DiscardNotifier{},
 			ports.SystemClock{}, log)
 		if err != nil {
 			b.Fatal(err)
@@ -172,7 +139,7 @@ func benchWorkerRecoup(b *testing.B, dbURL string, procs, conc int) float64 {
 	for _, w := range workers {
 		go func() { errs <- w.Run(ctx) }()
 	}
-	<-gw.done
+	<-gw.Done()
 	cancel()
 	for range workers {
 		// Run returns once the tasks in flight are recorded.
