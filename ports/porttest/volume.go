@@ -101,10 +101,10 @@ func RunVolumeContract(t *testing.T, newStorage func(t *testing.T) ports.Storage
 
 		stored := schedule(t, st, m, notify1, notify1again, retry1, retry2, notify2)
 		is.Equal(ids(stored), []domain.TaskID{notify1.ID, retry1.ID, retry1.ID, notify2.ID}) // the second notify of attempt 1 is not stored; the retry of attempt 2 updates the first
-		is.Equal(stored[1].InvoiceAttempt, 1)                                               // the first retry as inserted
-		is.Equal(stored[2].InvoiceAttempt, 2)                                               // then as the later attempt left it
-		is.True(stored[2].RunAt.Equal(retry2.RunAt))                                        // with the later schedule
-		is.Equal(len(listAll(t, st, m, "", 10)), 3)                                         // two notifies and one retry
+		is.Equal(stored[1].InvoiceAttempt, 1)                                                // the first retry as inserted
+		is.Equal(stored[2].InvoiceAttempt, 2)                                                // then as the later attempt left it
+		is.True(stored[2].RunAt.Equal(retry2.RunAt))                                         // with the later schedule
+		is.Equal(len(listAll(t, st, m, "", 10)), 3)                                          // two notifies and one retry
 	})
 
 	t.Run("cancelling after deletes reaches exactly the tasks left", func(t *testing.T) {
