@@ -10,8 +10,8 @@ import (
 )
 
 // BenchmarkVerifyEvent measures signature check plus decoding of a signed
-// invoice.payment_failed event, with 8 parallel senders: the baseline the
-// webhook path's benchmark compares itself with.
+// invoice.payment_failed event, with 8 parallel senders: the first step of
+// the webhook path (see BenchmarkWebhook in adapters/httpapi).
 func BenchmarkVerifyEvent(b *testing.B) {
 	v, err := recoupstripe.NewVerifier([]string{oldSecret, secret})
 	if err != nil {

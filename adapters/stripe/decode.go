@@ -3,7 +3,6 @@ package stripe
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	stripego "github.com/stripe/stripe-go/v76"
@@ -11,53 +10,82 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-// decodeEvent maps a parsed Stripe event to the domain's. data.object is
-// decoded with stripe-go's own type when the event type's family
-// (invoice.*, charge.*, customer.subscription.*) and the object's "object"
-// field agree: charge.dispute.* events, say, carry a dispute, which is left
-// undecoded like the object of any other type.
-func decodeEvent(ev stripego.Event) (domain.Event, error) {
-	if ev.Object != "event" || ev.ID == "" || ev.Type == "" {
+// envelope is a Stripe event as delivered, with data.object left raw.
+// stripe-go's Event would also decode the object into a
+// map[string]interface{} that recoup never reads, which costs more than
+// the rest of the delivery; the object is decoded once, with stripe-go's
+// own type, and only for the event types the policy acts on.
+type envelope struct {
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Type       string `json:"type"`
+	Account    string `json:"account"`
+	Livemode   bool   `json:"livemode"`
+	APIVersion string `json:"api_version"`
+	Created    int64  `json:"created"`
+	Data       *struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+// decodeEvent decodes a verified payload. The data.object of an event the
+// policy handles must be the kind of object its type carries (an invoice
+// for invoice.*, a charge for charge.failed, a subscription for
+// customer.subscription.deleted); any other event is decoded without its
+// object, which nothing reads.
+func decodeEvent(payload []byte) (domain.Event, error) {
+	var env envelope
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %v", domain.ErrInvalid, err)
+	}
+	if env.Object != "event" || env.ID == "" || env.Type == "" {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: want object \"event\" with an id and a type", domain.ErrInvalid)
 	}
 	out := domain.Event{
-		ID:         ev.ID,
-		Type:       string(ev.Type),
-		Account:    ev.Account,
-		Livemode:   ev.Livemode,
-		APIVersion: ev.APIVersion,
-		Created:    time.Unix(ev.Created, 0).UTC(),
+		ID:         env.ID,
+		Type:       env.Type,
+		Account:    env.Account,
+		Livemode:   env.Livemode,
+		APIVersion: env.APIVersion,
+		Created:    time.Unix(env.Created, 0).UTC(),
 	}
-	if ev.Data == nil || len(ev.Data.Raw) == 0 {
-		if domain.Handles(out.Type) {
-			return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %s without data.object", domain.ErrInvalid, out.Type)
-		}
+	if !domain.Handles(out.Type) {
 		return out, nil
 	}
-	kind, _ := ev.Data.Object["object"].(string)
+	var raw []byte
+	if env.Data != nil {
+		raw = env.Data.Object
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %s without data.object", domain.ErrInvalid, out.Type)
+	}
+	var kind string
 	var err error
-	switch typ := out.Type; {
-	case strings.HasPrefix(typ, "invoice.") && kind == "invoice":
+	switch out.Type {
+	case domain.EventChargeFailed:
+		var ch stripego.Charge
+		if err = json.Unmarshal(raw, &ch); err == nil && ch.Object == "charge" {
+			out.Charge = chargeFromStripe(&ch)
+		}
+		kind = ch.Object
+	case domain.EventCustomerSubscriptionDeleted:
+		var sub stripego.Subscription
+		if err = json.Unmarshal(raw, &sub); err == nil && sub.Object == "subscription" {
+			out.Subscription = &domain.Subscription{ID: sub.ID, CustomerID: customerID(sub.Customer)}
+		}
+		kind = sub.Object
+	default: // the invoice.* events
 		var inv stripego.Invoice
-		if err = json.Unmarshal(ev.Data.Raw, &inv); err == nil {
+		if err = json.Unmarshal(raw, &inv); err == nil && inv.Object == "invoice" {
 			d := invoiceFromStripe(&inv)
 			out.Invoice = &d
 		}
-	case strings.HasPrefix(typ, "charge.") && kind == "charge":
-		var ch stripego.Charge
-		if err = json.Unmarshal(ev.Data.Raw, &ch); err == nil {
-			out.Charge = chargeFromStripe(&ch)
-		}
-	case strings.HasPrefix(typ, "customer.subscription.") && kind == "subscription":
-		var sub stripego.Subscription
-		if err = json.Unmarshal(ev.Data.Raw, &sub); err == nil {
-			out.Subscription = &domain.Subscription{ID: sub.ID, CustomerID: customerID(sub.Customer)}
-		}
+		kind = inv.Object
 	}
 	if err != nil {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: data.object of %s: %v", domain.ErrInvalid, out.Type, err)
 	}
-	if domain.Handles(out.Type) && out.Invoice == nil && out.Charge == nil && out.Subscription == nil {
+	if out.Invoice == nil && out.Charge == nil && out.Subscription == nil {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: data.object of %s is %q", domain.ErrInvalid, out.Type, kind)
 	}
 	return out, nil
