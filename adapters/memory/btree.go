@@ -16,10 +16,16 @@ const btreeMax = 32
 // that loses its last key is unlinked at once, so every leaf but an empty
 // root has a key and a walk never crosses an empty leaf. Nodes are not
 // merged otherwise: a tree only ever takes the space of its largest size.
+//
+// A key beyond either end of the tree goes straight into the first or last
+// leaf when it has room, with no descent: the task list (newest first)
+// takes each new task at its front, and the due queue takes retries,
+// which fall due after every other task, at its back.
 type btree[K any] struct {
-	cmp  func(a, b K) int
-	root *bnode[K]
-	len  int
+	cmp        func(a, b K) int
+	root       *bnode[K]
+	head, tail *bnode[K] // the first and the last leaf
+	len        int
 }
 
 // bnode is a leaf (kids nil) or an inner node, whose kid i holds the keys
@@ -32,7 +38,15 @@ type bnode[K any] struct {
 }
 
 func newBTree[K any](cmp func(a, b K) int) *btree[K] {
-	return &btree[K]{cmp: cmp, root: &bnode[K]{}}
+	t := &btree[K]{cmp: cmp}
+	t.reset()
+	return t
+}
+
+// reset makes the tree empty: one empty leaf.
+func (t *btree[K]) reset() {
+	t.root = &bnode[K]{}
+	t.head, t.tail = t.root, t.root
 }
 
 // kidFor returns the index of the kid whose range holds k.
@@ -51,6 +65,18 @@ func (t *btree[K]) kidFor(n *bnode[K], k K) int {
 
 // insert adds k, which must not be stored.
 func (t *btree[K]) insert(k K) {
+	if t.len > 0 {
+		if h := t.head; len(h.keys) < btreeMax && t.cmp(k, h.keys[0]) < 0 {
+			h.keys = slices.Insert(h.keys, 0, k)
+			t.len++
+			return
+		}
+		if l := t.tail; len(l.keys) < btreeMax && t.cmp(k, l.keys[len(l.keys)-1]) > 0 {
+			l.keys = append(l.keys, k)
+			t.len++
+			return
+		}
+	}
 	sep, right := t.insertInto(t.root, k)
 	if right != nil {
 		root := &bnode[K]{seps: make([]K, 1, btreeMax), kids: make([]*bnode[K], 2, btreeMax+1)}
@@ -81,6 +107,8 @@ func (t *btree[K]) insertInto(n *bnode[K], k K) (K, *bnode[K]) {
 		n.keys = n.keys[:half]
 		if n.next != nil {
 			n.next.prev = right
+		} else {
+			t.tail = right
 		}
 		n.next = right
 		return right.keys[0], right
@@ -113,11 +141,12 @@ func (t *btree[K]) remove(k K) bool {
 		return false
 	}
 	t.len--
+	if t.len == 0 {
+		t.reset()
+		return true
+	}
 	for len(t.root.kids) == 1 {
 		t.root = t.root.kids[0]
-	}
-	if t.root.kids != nil && len(t.root.kids) == 0 {
-		t.root = &bnode[K]{}
 	}
 	return true
 }
@@ -134,11 +163,17 @@ func (t *btree[K]) removeFrom(n *bnode[K], k K) (found, empty bool) {
 		if len(n.keys) > 0 {
 			return true, false
 		}
+		// A neighbour takes the leaf's place at an end of the tree (an
+		// emptied tree has none, and remove resets it).
 		if n.prev != nil {
 			n.prev.next = n.next
+		} else {
+			t.head = n.next
 		}
 		if n.next != nil {
 			n.next.prev = n.prev
+		} else {
+			t.tail = n.prev
 		}
 		n.prev, n.next = nil, nil
 		return true, true
@@ -183,14 +218,10 @@ func (p bpos[K]) next() bpos[K] {
 
 // first returns the position of the smallest key.
 func (t *btree[K]) first() bpos[K] {
-	n := t.root
-	for n.kids != nil {
-		n = n.kids[0]
-	}
-	if len(n.keys) == 0 {
+	if t.len == 0 {
 		return bpos[K]{}
 	}
-	return bpos[K]{n, 0}
+	return bpos[K]{t.head, 0}
 }
 
 // after returns the position of the first key that sorts strictly after

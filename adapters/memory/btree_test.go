@@ -113,3 +113,64 @@ func TestBTreeRandomOps(t *testing.T) {
 	}
 	is.Equal(walk(tr), want) // the walk matches the model
 }
+
+// checkEnds fails unless the tree's first and last leaves are the ones a
+// descent from the root reaches.
+func checkEnds(t *testing.T, tr *btree[int]) {
+	t.Helper()
+	first, last := tr.root, tr.root
+	for first.kids != nil {
+		first, last = first.kids[0], last.kids[len(last.kids)-1]
+	}
+	if tr.head != first || tr.tail != last {
+		t.Fatalf("head/tail leaves are not the tree's first/last leaves")
+	}
+}
+
+// TestBTreeEnds grows the tree at both ends at once, where inserts skip
+// the descent (the task list takes new tasks at its front, the due queue
+// retries at its back), and shrinks it from both ends and the middle.
+func TestBTreeEnds(t *testing.T) {
+	is := is.New(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	tr := newBTree(cmp.Compare[int])
+	var want []int
+	lo, hi := 0, 1
+	for round := range 30 {
+		for range 200 + round {
+			tr.insert(lo) // before every key
+			want = append(want, lo)
+			lo--
+			tr.insert(hi) // after every key
+			want = append(want, hi)
+			hi++
+		}
+		checkEnds(t, tr)
+		slices.Sort(want)
+		for range 150 {
+			var k int
+			switch r.IntN(3) {
+			case 0:
+				k = want[0]
+			case 1:
+				k = want[len(want)-1]
+			default:
+				k = want[r.IntN(len(want))]
+			}
+			is.True(tr.remove(k)) // a stored key is removed
+			want = slices.DeleteFunc(want, func(x int) bool { return x == k })
+			checkEnds(t, tr)
+		}
+		is.Equal(walk(tr), want) // the walk holds every key, in order
+		is.Equal(tr.len, len(want))
+	}
+	for _, k := range slices.Clone(want) {
+		is.True(tr.remove(k))
+	}
+	checkEnds(t, tr)
+	tr.insert(5)
+	tr.insert(9)
+	tr.insert(1)
+	is.Equal(walk(tr), []int{1, 5, 9}) // an emptied tree takes keys at both ends again
+	checkEnds(t, tr)
+}
