@@ -46,11 +46,11 @@ func (q queue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration,
 				if len(claimed) == limit {
 					break
 				}
-				h, ok := t.tryShard(c.merchant)
+				h, ok := t.tryShard(s.shardAt(c.shard).merchant)
 				if !ok {
 					continue
 				}
-				rec, ok := h.sh.get(c.id)
+				rec, ok := h.sh.getKey(c.id)
 				if !ok || !claimable(rec, now) {
 					continue
 				}

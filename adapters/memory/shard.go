@@ -2,7 +2,6 @@ package memory
 
 import (
 	"iter"
-	"strings"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
@@ -17,9 +16,11 @@ import (
 // subscription indexes are chains threaded through the slots, not sets,
 // so adding a task to them costs no allocation at all.
 type shard struct {
-	lock shardLock
+	lock     shardLock
+	merchant domain.MerchantID
+	index    int32 // in Store.shardList
 
-	ids    map[domain.TaskID]int32
+	ids    map[taskKey]int32
 	chunks [][]slot // full ones hold chunkSize slots; only the last grows
 	free   []int32  // slots emptied by deletes, reused first
 	used   int32    // slots ever handed out
@@ -101,13 +102,12 @@ type taskRecord struct {
 // order.
 type listKey struct {
 	created int64
-	idHead  uint64 // idPrefix(id): most ties are settled without reading id
-	id      domain.TaskID
+	id      taskKey
 	slot    int32
 }
 
-func newListKey(created time.Time, id domain.TaskID, slot int32) listKey {
-	return listKey{created: created.UnixMicro(), idHead: idPrefix(id), id: id, slot: slot}
+func newListKey(created time.Time, id taskKey, slot int32) listKey {
+	return listKey{created: created.UnixMicro(), id: id, slot: slot}
 }
 
 func cmpList(a, b listKey) int {
@@ -117,37 +117,19 @@ func cmpList(a, b listKey) int {
 		}
 		return 1
 	}
-	if a.idHead != b.idHead {
-		if a.idHead > b.idHead {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(string(b.id), string(a.id))
+	return cmpKey(b.id, a.id)
 }
 
-// idPrefix packs the first 8 bytes of an id big-endian, so that comparing
-// prefixes orders ids as strings.Compare does whenever they differ.
-// Keeping it in index keys saves a memory load per comparison.
-func idPrefix(id domain.TaskID) uint64 {
-	var p uint64
-	for i := range 8 {
-		p <<= 8
-		if i < len(id) {
-			p |= uint64(id[i])
-		}
-	}
-	return p
-}
-
-func newShard() *shard {
+func newShard(m domain.MerchantID, index int32) *shard {
 	sh := &shard{
-		lock:   newShardLock(),
-		ids:    map[domain.TaskID]int32{},
-		all:    newBTree(cmpList),
-		heads:  [2]map[string]int32{{}, {}},
-		ledger: map[string]ledgerEntry{},
-		sums:   map[string]domain.CurrencyRecovery{},
+		lock:     newShardLock(),
+		merchant: m,
+		index:    index,
+		ids:      map[taskKey]int32{},
+		all:      newBTree(cmpList),
+		heads:    [2]map[string]int32{{}, {}},
+		ledger:   map[string]ledgerEntry{},
+		sums:     map[string]domain.CurrencyRecovery{},
 	}
 	for i := range sh.byStatus {
 		sh.byStatus[i] = newBTree(cmpList)
@@ -161,7 +143,16 @@ func (sh *shard) slot(i int32) *slot {
 
 // get returns the stored task with this id.
 func (sh *shard) get(id domain.TaskID) (taskRecord, bool) {
-	i, ok := sh.ids[id]
+	k, ok := keyOf(id)
+	if !ok {
+		return taskRecord{}, false
+	}
+	return sh.getKey(k)
+}
+
+// getKey returns the stored task with this key.
+func (sh *shard) getKey(k taskKey) (taskRecord, bool) {
+	i, ok := sh.ids[k]
 	if !ok {
 		return taskRecord{}, false
 	}
@@ -169,7 +160,11 @@ func (sh *shard) get(id domain.TaskID) (taskRecord, bool) {
 }
 
 func (sh *shard) has(id domain.TaskID) bool {
-	_, ok := sh.ids[id]
+	k, ok := keyOf(id)
+	if !ok {
+		return false
+	}
+	_, ok = sh.ids[k]
 	return ok
 }
 
@@ -196,7 +191,8 @@ func (sh *shard) newSlot() int32 {
 // set stores r, in place of the task with its id if there is one, keeping
 // every index right. An update touches only the indexes whose keys moved.
 func (sh *shard) set(r taskRecord) {
-	i, ok := sh.ids[r.task.ID]
+	id := mustKeyOf(r.task.ID)
+	i, ok := sh.ids[id]
 	if !ok {
 		sh.put(r)
 		return
@@ -204,8 +200,8 @@ func (sh *shard) set(r taskRecord) {
 	s := sh.slot(i)
 	old, t := s.rec.task, r.task
 	if old.CreatedAt != t.CreatedAt || old.Status != t.Status {
-		oldKey := newListKey(old.CreatedAt, old.ID, i)
-		newKey := newListKey(t.CreatedAt, t.ID, i)
+		oldKey := newListKey(old.CreatedAt, id, i)
+		newKey := newListKey(t.CreatedAt, id, i)
 		if old.CreatedAt != t.CreatedAt {
 			sh.all.remove(oldKey)
 			sh.all.insert(newKey)
@@ -233,11 +229,12 @@ func (sh *shard) set(r taskRecord) {
 // put adds a task that is not stored, to a free slot and every index.
 func (sh *shard) put(r taskRecord) {
 	t := r.task
+	id := mustKeyOf(t.ID)
 	i := sh.newSlot()
-	sh.ids[t.ID] = i
+	sh.ids[id] = i
 	s := sh.slot(i)
 	s.rec = r
-	k := newListKey(t.CreatedAt, t.ID, i)
+	k := newListKey(t.CreatedAt, id, i)
 	sh.all.insert(k)
 	if si := statusIndex(t.Status); si >= 0 {
 		sh.byStatus[si].insert(k)
@@ -249,14 +246,18 @@ func (sh *shard) put(r taskRecord) {
 
 // remove takes a task out of its slot and every index; absent is a no-op.
 func (sh *shard) remove(id domain.TaskID) {
-	i, ok := sh.ids[id]
+	key, ok := keyOf(id)
+	if !ok {
+		return
+	}
+	i, ok := sh.ids[key]
 	if !ok {
 		return
 	}
 	s := sh.slot(i)
 	t := s.rec.task
-	delete(sh.ids, id)
-	k := newListKey(t.CreatedAt, t.ID, i)
+	delete(sh.ids, key)
+	k := newListKey(t.CreatedAt, key, i)
 	sh.all.remove(k)
 	if si := statusIndex(t.Status); si >= 0 {
 		sh.byStatus[si].remove(k)

@@ -16,14 +16,15 @@ import (
 type Store struct {
 	clock ports.Clock
 
-	shardsMu sync.RWMutex
-	shards   map[domain.MerchantID]*shard
+	shardsMu  sync.RWMutex
+	shards    map[domain.MerchantID]*shard
+	shardList []*shard // by shard.index
 
 	// globalMu guards the committed cross-merchant indexes. It is only ever
 	// taken after a shard (never the other way round) and held briefly.
 	globalMu sync.Mutex
 	due      *btree[dueKey]
-	owners   map[domain.TaskID]domain.MerchantID
+	owners   map[taskKey]int32 // the index of the task's shard
 
 	// claimMu serialises claimers so that concurrent workers take
 	// different tasks instead of colliding on the same oldest ones.
@@ -55,7 +56,7 @@ func New(clock ports.Clock) *Store {
 		clock:     clock,
 		shards:    map[domain.MerchantID]*shard{},
 		due:       newBTree(cmpDue),
-		owners:    map[domain.TaskID]domain.MerchantID{},
+		owners:    map[taskKey]int32{},
 		events:    map[string]struct{}{},
 		inflight:  map[string]eventLock{},
 		merchants: map[domain.MerchantID]domain.Merchant{},
@@ -137,10 +138,18 @@ func (s *Store) shardOf(m domain.MerchantID) *shard {
 	s.shardsMu.Lock()
 	defer s.shardsMu.Unlock()
 	if sh = s.shards[m]; sh == nil {
-		sh = newShard()
+		sh = newShard(m, int32(len(s.shardList)))
 		s.shards[m] = sh
+		s.shardList = append(s.shardList, sh)
 	}
 	return sh
+}
+
+// shardAt returns the shard with this index.
+func (s *Store) shardAt(i int32) *shard {
+	s.shardsMu.RLock()
+	defer s.shardsMu.RUnlock()
+	return s.shardList[i]
 }
 
 // norm makes a time what Postgres would give back: UTC, microseconds, no

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/recoupdev/recoup/domain"
 )
 
@@ -78,10 +76,13 @@ func checkNewTask(merchant domain.MerchantID, t domain.Task) (domain.Task, error
 	if t.MerchantID != merchant {
 		return t, fmt.Errorf("%w: task %s belongs to merchant %q, not %q", domain.ErrInvalid, t.ID, t.MerchantID, merchant)
 	}
-	if !validTaskID(t.ID) {
-		if _, err := domain.ParseTaskID(string(t.ID)); err != nil {
+	if _, ok := keyOf(t.ID); !ok {
+		// Stored as PostgreSQL's uuid column gives it back: lowercase.
+		id, err := domain.ParseTaskID(string(t.ID))
+		if err != nil {
 			return t, err
 		}
+		t.ID = id
 	}
 	if statusIndex(t.Status) < 0 {
 		return t, fmt.Errorf("%w: task status %q", domain.ErrInvalid, t.Status)
@@ -95,23 +96,16 @@ func checkNewTask(merchant domain.MerchantID, t domain.Task) (domain.Task, error
 	return t, nil
 }
 
-// validTaskID is what domain.ParseTaskID accepts (a 36-character UUID),
-// checked without making the canonical copy ParseTaskID returns.
-func validTaskID(id domain.TaskID) bool {
-	if len(id) != 36 {
-		return false
-	}
-	_, err := uuid.Parse(string(id))
-	return err == nil
-}
-
 // owned appends to out, for each task, whether a committed task has its
 // id.
 func (s *Store) owned(tasks []domain.Task, out []bool) []bool {
 	s.globalMu.Lock()
 	defer s.globalMu.Unlock()
 	for _, t := range tasks {
-		_, ok := s.owners[t.ID]
+		ok := false
+		if k, valid := keyOf(t.ID); valid {
+			_, ok = s.owners[k]
+		}
 		out = append(out, ok)
 	}
 	return out
@@ -119,9 +113,13 @@ func (s *Store) owned(tasks []domain.Task, out []bool) []bool {
 
 // taskOwned reports whether a committed task has this id.
 func (s *Store) taskOwned(id domain.TaskID) bool {
+	k, ok := keyOf(id)
+	if !ok {
+		return false
+	}
 	s.globalMu.Lock()
 	defer s.globalMu.Unlock()
-	_, ok := s.owners[id]
+	_, ok = s.owners[k]
 	return ok
 }
 
@@ -184,7 +182,11 @@ func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain
 		}
 		p := index.first()
 		if f.After != nil {
-			p = index.after(newListKey(norm(f.After.CreatedAt), f.After.ID, 0))
+			id, ok := keyOf(f.After.ID)
+			if !ok {
+				return fmt.Errorf("%w: cursor task id %q is not a canonical UUID", domain.ErrInvalid, f.After.ID)
+			}
+			p = index.after(newListKey(norm(f.After.CreatedAt), id, 0))
 		}
 		for ; p.valid() && len(page.Tasks) < limit; p = p.next() {
 			page.Tasks = append(page.Tasks, h.sh.slot(p.key().slot).rec.task)
@@ -294,7 +296,7 @@ func (r taskRepo) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
 			if h.sh.has(id) {
 				return true, nil
 			}
-			if r.s.ownerIs(id, h.merchant) {
+			if r.s.ownerIs(id, h.sh) {
 				return false, nil // deleted by this unit of work
 			}
 		}
@@ -302,10 +304,15 @@ func (r taskRepo) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
 	return r.s.taskOwned(id), nil
 }
 
-func (s *Store) ownerIs(id domain.TaskID, m domain.MerchantID) bool {
+func (s *Store) ownerIs(id domain.TaskID, sh *shard) bool {
+	k, ok := keyOf(id)
+	if !ok {
+		return false
+	}
 	s.globalMu.Lock()
 	defer s.globalMu.Unlock()
-	return s.owners[id] == m
+	i, ok := s.owners[k]
+	return ok && i == sh.index
 }
 
 // merchantTask takes the merchant's shard and finds the task in it: the

@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -231,7 +230,7 @@ func (t *tx) commit() {
 		for i := range h.tasks {
 			p := &h.tasks[i]
 			cur, ok := h.sh.get(p.id)
-			s.reindex(h.merchant, p.id, p.rec, p.ok, cur, ok)
+			s.reindex(h.sh.index, p.id, p.rec, p.ok, cur, ok)
 		}
 	}
 	s.globalMu.Unlock()
@@ -290,12 +289,11 @@ func (t *tx) release() {
 // RunAt while pending, its lease end while running), then id. Times are
 // Unix microseconds, which stored times are exactly.
 type dueKey struct {
-	at       int64
-	idHead   uint64 // idPrefix(id)
-	id       domain.TaskID
-	merchant domain.MerchantID
-	runAt    int64
-	running  bool
+	at      int64
+	id      taskKey
+	runAt   int64
+	shard   int32 // the index of the task's shard
+	running bool
 }
 
 func cmpDue(a, b dueKey) int {
@@ -305,22 +303,16 @@ func cmpDue(a, b dueKey) int {
 		}
 		return 1
 	}
-	if a.idHead != b.idHead {
-		if a.idHead < b.idHead {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(string(a.id), string(b.id))
+	return cmpKey(a.id, b.id)
 }
 
-func dueOf(m domain.MerchantID, r *taskRecord) (dueKey, bool) {
+func dueOf(shard int32, r *taskRecord) (dueKey, bool) {
 	switch r.task.Status {
 	case domain.StatusPending:
 		at := r.task.RunAt.UnixMicro()
-		return dueKey{at: at, idHead: idPrefix(r.task.ID), id: r.task.ID, merchant: m, runAt: at}, true
+		return dueKey{at: at, id: mustKeyOf(r.task.ID), shard: shard, runAt: at}, true
 	case domain.StatusRunning:
-		return dueKey{at: r.leaseUntil.UnixMicro(), idHead: idPrefix(r.task.ID), id: r.task.ID, merchant: m, runAt: r.task.RunAt.UnixMicro(), running: true}, true
+		return dueKey{at: r.leaseUntil.UnixMicro(), id: mustKeyOf(r.task.ID), shard: shard, runAt: r.task.RunAt.UnixMicro(), running: true}, true
 	}
 	return dueKey{}, false
 }
@@ -330,14 +322,14 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // reindex moves one task's entries in the cross-merchant indexes from its
 // state before a unit of work to its state after. Callers hold globalMu.
-func (s *Store) reindex(m domain.MerchantID, id domain.TaskID, before taskRecord, wasStored bool, after taskRecord, isStored bool) {
+func (s *Store) reindex(shard int32, id domain.TaskID, before taskRecord, wasStored bool, after taskRecord, isStored bool) {
 	var bk, ak dueKey
 	var bDue, aDue bool
 	if wasStored {
-		bk, bDue = dueOf(m, &before)
+		bk, bDue = dueOf(shard, &before)
 	}
 	if isStored {
-		ak, aDue = dueOf(m, &after)
+		ak, aDue = dueOf(shard, &after)
 	}
 	if bDue && aDue && bk == ak {
 		bDue, aDue = false, false // the task did not move in the queue
@@ -350,8 +342,8 @@ func (s *Store) reindex(m domain.MerchantID, id domain.TaskID, before taskRecord
 	}
 	switch {
 	case isStored && !wasStored:
-		s.owners[id] = m
+		s.owners[mustKeyOf(id)] = shard
 	case wasStored && !isStored:
-		delete(s.owners, id)
+		delete(s.owners, mustKeyOf(id))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,22 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 			is.Equal(canon(stored[i]), canon(want))           // Schedule returns what it stored
 			is.Equal(mustGet(t, st, m, want.ID), canon(want)) // Get returns every field
 		}
+	})
+
+	t.Run("a task id is stored in its canonical spelling", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		task := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+		lower := task.ID
+		task.ID = domain.TaskID(strings.ToUpper(string(lower)))
+		stored := schedule(t, st, m, task)
+		is.Equal(stored[0].ID, lower)                // as PostgreSQL's uuid column spells it
+		is.Equal(mustGet(t, st, m, lower).ID, lower) // and found by that spelling
+		task.ID = lower
+		_, err := st.Tasks().Schedule(t.Context(), m, []domain.Task{task})
+		is.True(errors.Is(err, domain.ErrConflict)) // one task, whatever the spelling
 	})
 
 	t.Run("an empty merchant is invalid", func(t *testing.T) {
