@@ -87,7 +87,7 @@ func (p Policy) Apply(ev Event, merchant MerchantID, now time.Time) (Effects, er
 		}
 		eff := Effects{
 			Action:   ActionScheduled,
-			Schedule: []Task{fromInvoice(TypeNotifyPaymentFailed, now)},
+			Schedule: append(make([]Task, 0, 2), fromInvoice(TypeNotifyPaymentFailed, now)),
 			Failed:   &InvoiceAmount{InvoiceID: inv.ID, Amount: inv.AmountDue, Currency: inv.Currency},
 		}
 		if n := inv.AttemptCount; inv.NextPaymentAttempt == nil && n >= 1 && n <= len(p.RetryDelays) {

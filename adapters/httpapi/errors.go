@@ -122,11 +122,22 @@ type errorBody struct {
 // writeJSON answers v as JSON. Responses are never cached: some carry an
 // API key, the others change with every event.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONHeader(w, status)
+	// An error here means the client went away; there is no one to tell.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONBody answers body, which is JSON ending in a newline as
+// json.Encoder writes it.
+func writeJSONBody(w http.ResponseWriter, status int, body []byte) {
+	writeJSONHeader(w, status)
+	_, _ = w.Write(body)
+}
+
+func writeJSONHeader(w http.ResponseWriter, status int) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	// An error here means the client went away; there is no one to tell.
-	_ = json.NewEncoder(w).Encode(v)
 }

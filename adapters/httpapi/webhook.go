@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/recoupdev/recoup/app"
@@ -76,10 +78,51 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := webhookJSON{Processed: res.Processed, Action: res.Action, Reason: res.Reason}
 	if res.Processed && res.Action != domain.ActionIgnored {
-		out.Tasks = make([]domain.TaskID, 0, len(res.Tasks))
-		out.Tasks = append(out.Tasks, res.Tasks...)
+		out.Tasks = res.Tasks
+		if out.Tasks == nil {
+			out.Tasks = []domain.TaskID{}
+		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSONBody(w, http.StatusOK, out.appendJSON(make([]byte, 0, 96+40*len(out.Tasks)+len(out.Reason))))
+}
+
+// appendJSON appends the answer as json.Encoder writes it: the webhook
+// answers every delivery, so it skips reflection.
+func (a webhookJSON) appendJSON(b []byte) []byte {
+	b = append(b, `{"processed":`...)
+	b = strconv.AppendBool(b, a.Processed)
+	b = append(b, `,"action":`...)
+	b = appendJSONString(b, a.Action)
+	if a.Tasks != nil {
+		b = append(b, `,"tasks":[`...)
+		for i, id := range a.Tasks {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, string(id))
+		}
+		b = append(b, ']')
+	}
+	if a.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, a.Reason)
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string exactly as encoding/json
+// writes it: ids and reasons are plain ASCII, and any other string goes
+// through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // reject answers a delivery refused before the use case, and reports it to
