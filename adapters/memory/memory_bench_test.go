@@ -10,6 +10,7 @@ import (
 
 	"github.com/recoupdev/recoup/adapters/memory"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/cputime"
 	"github.com/recoupdev/recoup/ports"
 )
 
@@ -18,7 +19,7 @@ const benchMerchants = 100
 // reportCPU reports the process's CPU time per operation since start (GC
 // included): unlike ns/op it does not grow with other processes' load.
 func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-start)/float64(b.N), "cpu-ns/op")
 }
 
 // filledStore holds total tasks spread evenly over benchMerchants merchants
@@ -95,7 +96,7 @@ func BenchmarkListPage(b *testing.B) {
 				m := merchants[len(merchants)/2]
 				f := pageFilter(b, st, m, mid)
 				b.ReportAllocs()
-				cpu := processCPU()
+				cpu := cputime.Process()
 				for b.Loop() {
 					page, err := st.Tasks().List(ctx, m, f)
 					if err != nil || len(page.Tasks) != 50 {
@@ -152,7 +153,7 @@ func BenchmarkLockAndSchedule(b *testing.B) {
 			var seq atomic.Int64
 			now := time.Now().UTC()
 			b.ReportAllocs()
-			cpu := processCPU()
+			cpu := cputime.Process()
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
 				for pb.Next() {
