@@ -1,7 +1,8 @@
 package stripe
 
 import (
-	"encoding/json"
+	"encoding/json/jsontext"
+	"encoding/json/v2"
 	"fmt"
 	"time"
 
@@ -15,6 +16,10 @@ import (
 // map[string]interface{} that recoup never reads, which costs more than
 // the rest of the delivery; the object is decoded once, with stripe-go's
 // own type, and only for the event types the policy acts on.
+//
+// Events are decoded with encoding/json/v2: names match exactly, as Stripe
+// writes them, and a body with a duplicate member name or invalid UTF-8 is
+// refused rather than read one way here and another elsewhere.
 type envelope struct {
 	ID         string `json:"id"`
 	Object     string `json:"object"`
@@ -24,9 +29,19 @@ type envelope struct {
 	APIVersion string `json:"api_version"`
 	Created    int64  `json:"created"`
 	Data       *struct {
-		Object json.RawMessage `json:"object"`
+		Object jsontext.Value `json:"object"`
 	} `json:"data"`
 }
+
+// stripe-go's Invoice, Charge and Subscription also decode from a bare id
+// (their UnmarshalJSON, for expandable fields), which makes encoding/json
+// read the object twice. data.object is always an object, so it is
+// decoded through these conversions, which drop that method, in one pass.
+type (
+	invoiceObject      stripego.Invoice
+	chargeObject       stripego.Charge
+	subscriptionObject stripego.Subscription
+)
 
 // decodeEvent decodes a verified payload. The data.object of an event the
 // policy handles must be the kind of object its type carries (an invoice
@@ -64,19 +79,19 @@ func decodeEvent(payload []byte) (domain.Event, error) {
 	switch out.Type {
 	case domain.EventChargeFailed:
 		var ch stripego.Charge
-		if err = json.Unmarshal(raw, &ch); err == nil && ch.Object == "charge" {
+		if err = json.Unmarshal(raw, (*chargeObject)(&ch)); err == nil && ch.Object == "charge" {
 			out.Charge = chargeFromStripe(&ch)
 		}
 		kind = ch.Object
 	case domain.EventCustomerSubscriptionDeleted:
 		var sub stripego.Subscription
-		if err = json.Unmarshal(raw, &sub); err == nil && sub.Object == "subscription" {
+		if err = json.Unmarshal(raw, (*subscriptionObject)(&sub)); err == nil && sub.Object == "subscription" {
 			out.Subscription = &domain.Subscription{ID: sub.ID, CustomerID: customerID(sub.Customer)}
 		}
 		kind = sub.Object
 	default: // the invoice.* events
 		var inv stripego.Invoice
-		if err = json.Unmarshal(raw, &inv); err == nil && inv.Object == "invoice" {
+		if err = json.Unmarshal(raw, (*invoiceObject)(&inv)); err == nil && inv.Object == "invoice" {
 			d := invoiceFromStripe(&inv)
 			out.Invoice = &d
 		}

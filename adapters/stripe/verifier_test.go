@@ -88,6 +88,21 @@ func TestVerifierRejects(t *testing.T) {
 		want    string
 	}{"invoice field of the wrong type", badObject, signed(badObject, now), "body is not a Stripe event"})
 
+	for _, p := range []struct{ name, body string }{
+		// Read one way here and another by a different parser: refused.
+		{"duplicate member name", `{"id":"evt_1","object":"event","type":"invoice.paid","type":"invoice.created","data":{"object":{"object":"invoice","id":"in_1"}}}`},
+		{"duplicate member name in data.object", `{"id":"evt_1","object":"event","type":"invoice.paid","data":{"object":{"object":"invoice","id":"in_1","id":"in_2"}}}`},
+		{"invalid UTF-8", "{\"id\":\"evt_\xff\",\"object\":\"event\",\"type\":\"invoice.paid\",\"data\":{\"object\":{\"object\":\"invoice\",\"id\":\"in_1\"}}}"},
+		{"data.object a bare id", `{"id":"evt_1","object":"event","type":"invoice.paid","data":{"object":"in_1"}}`},
+	} {
+		cases = append(cases, struct {
+			name    string
+			payload []byte
+			header  string
+			want    string
+		}{p.name, []byte(p.body), signed([]byte(p.body), now), "body is not a Stripe event"})
+	}
+
 	v := newVerifier(t, []string{secret})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
