@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
 )
 
 // Conflict clauses of Schedule's inserts, one per "at most one" rule; each
@@ -47,7 +48,8 @@ const (
 // The inserts of one statement do not see each other's rows, so a batch
 // holds no two tasks that one rule could match against each other (or that
 // share an id): those go in order into successive batches, and the outcome
-// is that of one statement per task.
+// is that of one statement per task. Outside a unit of work, several
+// batches go in one transaction, so that the call keeps all or nothing.
 func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error) {
 	mid, err := merchantParam(merchant)
 	if err != nil {
@@ -58,8 +60,18 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 			return nil, fmt.Errorf("schedule task %s: %w", t.ID, err)
 		}
 	}
+	batches := scheduleBatches(tasks)
+	if len(batches) > 1 && r.store != nil {
+		var stored []domain.Task
+		err := r.store.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+			var err error
+			stored, err = tx.Tasks().Schedule(ctx, merchant, tasks)
+			return err
+		})
+		return stored, err
+	}
 	stored := make([]domain.Task, 0, len(tasks))
-	for _, batch := range scheduleBatches(tasks) {
+	for _, batch := range batches {
 		got, err := queryAll(ctx, r.db, scanScheduled, scheduleSQL(batch), scheduleArgs(mid, batch)...)
 		if err != nil {
 			return nil, interpretError(fmt.Sprintf("schedule %d tasks from %s", len(batch), batch[0].ID), err)

@@ -71,7 +71,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Tasks returns the tenant-scoped task repository, outside any unit of
 // work.
-func (s *Store) Tasks() ports.TenantTaskRepository { return taskRepo{db: s.sql} }
+func (s *Store) Tasks() ports.TenantTaskRepository { return taskRepo{db: s.sql, store: s} }
 
 // Ledger returns the recovery ledger, outside any unit of work.
 func (s *Store) Ledger() ports.RecoveryLedger { return ledger{db: s.sql} }

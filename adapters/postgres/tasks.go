@@ -102,6 +102,9 @@ func taskIDParam(id domain.TaskID) (string, bool) {
 // clause (or, for inserts, in the row).
 type taskRepo struct {
 	db querier
+	// store is set outside a unit of work, where each call is one of its
+	// own: a call of several statements runs them in a transaction.
+	store *Store
 }
 
 func checkNewTask(t domain.Task, merchant domain.MerchantID) error {

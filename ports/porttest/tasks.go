@@ -54,6 +54,40 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is.True(errors.Is(err, domain.ErrConflict)) // one task, whatever the spelling
 	})
 
+	t.Run("a task id is used once, across merchants and within a unit of work", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		stored := newTask(a, domain.TypeNotifyChargeFailed, "", 0, now())
+		schedule(t, st, a, stored)
+
+		again := newTask(b, domain.TypeNotifyChargeFailed, "", 0, now())
+		again.ID = stored.ID
+		_, err := st.Tasks().Schedule(ctx, b, []domain.Task{again})
+		is.True(errors.Is(err, domain.ErrConflict)) // another merchant's task has the id
+
+		twice := newTask(b, domain.TypeNotifyChargeFailed, "", 0, now())
+		_, err = st.Tasks().Schedule(ctx, b, []domain.Task{twice, twice})
+		is.True(errors.Is(err, domain.ErrConflict)) // one batch uses the id twice
+
+		fresh := newTask(b, domain.TypeNotifyChargeFailed, "", 0, now())
+		err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+			if _, err := tx.Tasks().Schedule(ctx, b, []domain.Task{fresh}); err != nil {
+				return err
+			}
+			_, err := tx.Tasks().Schedule(ctx, b, []domain.Task{fresh})
+			return err
+		})
+		is.True(errors.Is(err, domain.ErrConflict)) // a unit of work stores the id twice
+
+		page, err := st.Tasks().List(ctx, b, domain.TaskFilter{Limit: 10})
+		is.NoErr(err)
+		is.Equal(len(page.Tasks), 0)                   // none of it was kept
+		is.Equal(mustGet(t, st, a, stored.ID), stored) // and the stored task is as it was
+	})
+
 	t.Run("an empty merchant is invalid", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
