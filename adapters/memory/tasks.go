@@ -38,7 +38,10 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 			if err != nil {
 				return err
 			}
-			if owned[i] || h.sh.has(task.ID) {
+			// Every task the shard held before this unit of work changed it
+			// is committed, so owned covers it; only tasks this unit of
+			// work stored need a look at the shard.
+			if owned[i] || len(h.tasks) > 0 && h.sh.has(task.ID) {
 				return fmt.Errorf("schedule task %s: %w: id already used", task.ID, domain.ErrConflict)
 			}
 			switch task.Type {
