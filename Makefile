@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyEvent$$'         -fuzztime $(FUZZTIME) ./adapters/stripe
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifiedEvent$$'       -fuzztime $(FUZZTIME) ./adapters/stripe
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifiedEventFields$$' -fuzztime $(FUZZTIME) ./adapters/stripe
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOnePass$$'       -fuzztime $(FUZZTIME) ./adapters/stripe
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhookHandler$$'      -fuzztime $(FUZZTIME) ./adapters/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzTaskListCursor$$'      -fuzztime $(FUZZTIME) ./adapters/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzTaskByID$$'            -fuzztime $(FUZZTIME) ./adapters/httpapi

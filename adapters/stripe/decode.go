@@ -11,26 +11,40 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-// envelope is a Stripe event as delivered, with data.object left raw.
-// stripe-go's Event would also decode the object into a
-// map[string]interface{} that recoup never reads, which costs more than
-// the rest of the delivery; the object is decoded once, with stripe-go's
-// own type, and only for the event types the policy acts on.
+// envelope is a Stripe event as delivered. stripe-go's Event would also
+// decode data.object into a map[string]interface{} that recoup never
+// reads, which costs more than the rest of the delivery; here the object
+// is decoded once, with stripe-go's own type.
 //
 // Events are decoded with encoding/json/v2: names match exactly, as Stripe
 // writes them, and a body with a duplicate member name or invalid UTF-8 is
 // refused rather than read one way here and another elsewhere.
 type envelope struct {
-	ID         string `json:"id"`
-	Object     string `json:"object"`
-	Type       string `json:"type"`
-	Account    string `json:"account"`
-	Livemode   bool   `json:"livemode"`
-	APIVersion string `json:"api_version"`
-	Created    int64  `json:"created"`
-	Data       *struct {
-		Object jsontext.Value `json:"object"`
-	} `json:"data"`
+	ID         string     `json:"id"`
+	Object     string     `json:"object"`
+	Type       string     `json:"type"`
+	Account    string     `json:"account"`
+	Livemode   bool       `json:"livemode"`
+	APIVersion string     `json:"api_version"`
+	Created    int64      `json:"created"`
+	Data       *eventData `json:"data"`
+}
+
+// eventData is an event's data. The event's type comes after its data in
+// the body, so the object's own "object" member, which Stripe writes
+// second (after "id"), tells ahead what it is: an invoice, a charge or a
+// subscription is decoded on the way, in the one pass over the body. Any
+// other object, or one whose kind does not come early, is kept raw.
+type eventData struct {
+	payload []byte // the whole body, to look ahead in; nil: keep the object raw
+	object  struct {
+		present      bool // data.object was there, and not null
+		kind         string
+		invoice      *stripego.Invoice
+		charge       *stripego.Charge
+		subscription *stripego.Subscription
+		raw          jsontext.Value
+	}
 }
 
 // stripe-go's Invoice, Charge and Subscription also decode from a bare id
@@ -43,15 +57,140 @@ type (
 	subscriptionObject stripego.Subscription
 )
 
+// UnmarshalJSONFrom reads data, decoding or keeping its object.
+func (d *eventData) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if tok, err := dec.ReadToken(); err != nil {
+		return err
+	} else if tok.Kind() != '{' {
+		return fmt.Errorf("data is %v, not an object", tok.Kind())
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		if name.String() != "object" || dec.PeekKind() == 'n' {
+			if err := dec.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		o := &d.object
+		o.present = true
+		if d.payload != nil {
+			o.kind = kindAhead(d.payload[dec.InputOffset():])
+		}
+		switch o.kind {
+		case "invoice":
+			o.invoice = new(stripego.Invoice)
+			err = json.UnmarshalDecode(dec, (*invoiceObject)(o.invoice))
+		case "charge":
+			o.charge = new(stripego.Charge)
+			err = json.UnmarshalDecode(dec, (*chargeObject)(o.charge))
+		case "subscription":
+			o.subscription = new(stripego.Subscription)
+			err = json.UnmarshalDecode(dec, (*subscriptionObject)(o.subscription))
+		default:
+			var v jsontext.Value
+			if v, err = dec.ReadValue(); err == nil {
+				o.raw = v.Clone()
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// kindAhead returns the "object" member of the JSON object at the start of
+// rest (after the name's colon) when it comes first, or second after a
+// plain string "id", as Stripe writes them; else "". It reads only those
+// few bytes; whatever it returns, the object is then decoded in full.
+func kindAhead(rest []byte) string {
+	i := skipSpace(rest, 0)
+	if i < len(rest) && rest[i] == ':' {
+		i = skipSpace(rest, i+1)
+	}
+	if i >= len(rest) || rest[i] != '{' {
+		return ""
+	}
+	i++
+	for range 2 {
+		name, j, ok := plainString(rest, skipSpace(rest, i))
+		if !ok {
+			return ""
+		}
+		j = skipSpace(rest, j)
+		if j >= len(rest) || rest[j] != ':' {
+			return ""
+		}
+		value, k, ok := plainString(rest, skipSpace(rest, j+1))
+		switch {
+		case !ok:
+			return ""
+		case name == "object":
+			return value
+		case name != "id":
+			return ""
+		}
+		k = skipSpace(rest, k)
+		if k >= len(rest) || rest[k] != ',' {
+			return ""
+		}
+		i = k + 1
+	}
+	return ""
+}
+
+// plainString reads the JSON string at b[i:] if it has no escape, and
+// returns it with the index after it.
+func plainString(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return string(b[i+1 : j]), j + 1, true
+		case c == '\\' || c < 0x20:
+			return "", 0, false
+		}
+	}
+	return "", 0, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
 // decodeEvent decodes a verified payload. The data.object of an event the
 // policy handles must be the kind of object its type carries (an invoice
 // for invoice.*, a charge for charge.failed, a subscription for
-// customer.subscription.deleted); any other event is decoded without its
-// object, which nothing reads.
-func decodeEvent(payload []byte) (domain.Event, error) {
+// customer.subscription.deleted); the object of any other event is not
+// read.
+//
+// The one pass decodes an invoice, a charge or a subscription whatever the
+// event's type; when that fails, the body is decoded again keeping the
+// object raw, so that a malformed object of an event type recoup does not
+// handle does not refuse the event.
+func decodeEvent(payload []byte) (domain.Event, error) { return decode(payload, true) }
+
+// decode is decodeEvent, trying the one pass first if onePass.
+func decode(payload []byte, onePass bool) (domain.Event, error) {
 	var env envelope
-	if err := json.Unmarshal(payload, &env); err != nil {
-		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %v", domain.ErrInvalid, err)
+	if onePass {
+		env.Data = &eventData{payload: payload}
+	}
+	if err := json.Unmarshal(payload, &env); err != nil || !onePass {
+		env = envelope{}
+		if err := json.Unmarshal(payload, &env); err != nil {
+			return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %v", domain.ErrInvalid, err)
+		}
 	}
 	if env.Object != "event" || env.ID == "" || env.Type == "" {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: want object \"event\" with an id and a type", domain.ErrInvalid)
@@ -67,35 +206,41 @@ func decodeEvent(payload []byte) (domain.Event, error) {
 	if !domain.Handles(out.Type) {
 		return out, nil
 	}
-	var raw []byte
-	if env.Data != nil {
-		raw = env.Data.Object
-	}
-	if len(raw) == 0 || string(raw) == "null" {
+	if env.Data == nil || !env.Data.object.present {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %s without data.object", domain.ErrInvalid, out.Type)
 	}
-	var kind string
+	o := &env.Data.object
+	kind := o.kind
 	var err error
 	switch out.Type {
 	case domain.EventChargeFailed:
-		var ch stripego.Charge
-		if err = json.Unmarshal(raw, (*chargeObject)(&ch)); err == nil && ch.Object == "charge" {
-			out.Charge = chargeFromStripe(&ch)
+		if o.raw != nil {
+			o.charge = new(stripego.Charge)
+			err = json.Unmarshal(o.raw, (*chargeObject)(o.charge))
+			kind = o.charge.Object
 		}
-		kind = ch.Object
+		if err == nil && o.charge != nil && o.charge.Object == "charge" {
+			out.Charge = chargeFromStripe(o.charge)
+		}
 	case domain.EventCustomerSubscriptionDeleted:
-		var sub stripego.Subscription
-		if err = json.Unmarshal(raw, (*subscriptionObject)(&sub)); err == nil && sub.Object == "subscription" {
+		if o.raw != nil {
+			o.subscription = new(stripego.Subscription)
+			err = json.Unmarshal(o.raw, (*subscriptionObject)(o.subscription))
+			kind = o.subscription.Object
+		}
+		if sub := o.subscription; err == nil && sub != nil && sub.Object == "subscription" {
 			out.Subscription = &domain.Subscription{ID: sub.ID, CustomerID: customerID(sub.Customer)}
 		}
-		kind = sub.Object
 	default: // the invoice.* events
-		var inv stripego.Invoice
-		if err = json.Unmarshal(raw, (*invoiceObject)(&inv)); err == nil && inv.Object == "invoice" {
-			d := invoiceFromStripe(&inv)
+		if o.raw != nil {
+			o.invoice = new(stripego.Invoice)
+			err = json.Unmarshal(o.raw, (*invoiceObject)(o.invoice))
+			kind = o.invoice.Object
+		}
+		if err == nil && o.invoice != nil && o.invoice.Object == "invoice" {
+			d := invoiceFromStripe(o.invoice)
 			out.Invoice = &d
 		}
-		kind = inv.Object
 	}
 	if err != nil {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: data.object of %s: %v", domain.ErrInvalid, out.Type, err)

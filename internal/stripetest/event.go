@@ -23,8 +23,10 @@ type Event struct {
 	Object any
 }
 
-// JSON renders the event as Stripe sends it to a webhook endpoint. It panics
-// if Object cannot be rendered, which is a mistake in the test.
+// JSON renders the event as Stripe sends it to a webhook endpoint, members
+// in Stripe's order ("id" and "object" first, then the rest alphabetically,
+// so that "type" comes after "data"). It panics if Object cannot be
+// rendered, which is a mistake in the test.
 func (e Event) JSON() []byte {
 	if e.ID == "" {
 		e.ID = NewID("evt_")
@@ -53,7 +55,7 @@ func (e Event) JSON() []byte {
 	if e.Account != "" {
 		m["account"] = e.Account
 	}
-	b, err := json.Marshal(m)
+	b, err := json.Marshal(stripeOrder(m))
 	if err != nil {
 		panic(fmt.Sprintf("stripetest: render event %s: %v", e.Type, err))
 	}
@@ -145,7 +147,7 @@ func (i Invoice) Map() map[string]any {
 }
 
 // MarshalJSON renders the invoice object.
-func (i Invoice) MarshalJSON() ([]byte, error) { return json.Marshal(i.Map()) }
+func (i Invoice) MarshalJSON() ([]byte, error) { return json.Marshal(stripeOrder(i.Map())) }
 
 // Charge is a Stripe charge, by default a failed card charge.
 type Charge struct {
@@ -222,7 +224,7 @@ func (c Charge) Map() map[string]any {
 }
 
 // MarshalJSON renders the charge object.
-func (c Charge) MarshalJSON() ([]byte, error) { return json.Marshal(c.Map()) }
+func (c Charge) MarshalJSON() ([]byte, error) { return json.Marshal(stripeOrder(c.Map())) }
 
 // Subscription is a Stripe subscription, by default a cancelled one (as in
 // customer.subscription.deleted).
@@ -277,7 +279,7 @@ func (s Subscription) Map() map[string]any {
 }
 
 // MarshalJSON renders the subscription object.
-func (s Subscription) MarshalJSON() ([]byte, error) { return json.Marshal(s.Map()) }
+func (s Subscription) MarshalJSON() ([]byte, error) { return json.Marshal(stripeOrder(s.Map())) }
 
 func nullable(s string) any {
 	if s == "" {

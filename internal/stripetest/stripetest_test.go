@@ -138,3 +138,14 @@ func TestStartMockServesStripeAPI(t *testing.T) {
 	is.NoErr(json.Unmarshal(body, &inv)) // with an invoice
 	is.Equal(inv.ID, "in_123")           // stripe-mock echoes the id asked for
 }
+
+// TestEventMemberOrder checks that events render their members in Stripe's
+// order: "id" and "object" first, then the rest alphabetically, in the
+// event and in its objects.
+func TestEventMemberOrder(t *testing.T) {
+	is := is.New(t)
+	payload := string(stripetest.Event{ID: "evt_1", Type: "invoice.paid", Account: "acct_1", Object: stripetest.Invoice{ID: "in_1", Customer: "cus_1"}}.JSON())
+	is.True(strings.HasPrefix(payload, `{"id":"evt_1","object":"event","account":"acct_1","api_version":`))   // the event's members
+	is.True(strings.Contains(payload, `"data":{"object":{"id":"in_1","object":"invoice","account_country":`)) // the object's
+	is.True(strings.Index(payload, `"type":`) > strings.Index(payload, `"data":`))                            // type after data
+}
