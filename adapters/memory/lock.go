@@ -61,6 +61,10 @@ func (l *shardLock) unlock() {
 	if l.waiters.Load() > 0 {
 		select {
 		case l.wake <- struct{}{}:
+			// The woken waiter is queued to run next on this goroutine's
+			// processor; yield to it, or the shard stays free but
+			// untaken for as long as this goroutine goes on running.
+			runtime.Gosched()
 		default: // a token is already waiting to be taken
 		}
 	}
