@@ -17,10 +17,10 @@ const btreeMax = 32
 // root has a key and a walk never crosses an empty leaf. Nodes are not
 // merged otherwise: a tree only ever takes the space of its largest size.
 //
-// A key beyond either end of the tree goes straight into the first or last
-// leaf when it has room, with no descent: the task list (newest first)
-// takes each new task at its front, and the due queue takes retries,
-// which fall due after every other task, at its back.
+// A key within the range of the first or the last leaf goes straight into
+// it when it has room, with no descent: the task list (newest first) takes
+// new tasks at its front, and the due queue takes retries, which fall due
+// after every other task, at its back.
 type btree[K any] struct {
 	cmp        func(a, b K) int
 	root       *bnode[K]
@@ -66,14 +66,15 @@ func (t *btree[K]) kidFor(n *bnode[K], k K) int {
 // insert adds k, which must not be stored.
 func (t *btree[K]) insert(k K) {
 	if t.len > 0 {
-		if h := t.head; len(h.keys) < btreeMax && t.cmp(k, h.keys[0]) < 0 {
-			h.keys = slices.Insert(h.keys, 0, k)
-			t.len++
+		// A key below the first leaf's last key belongs in the first leaf
+		// (all of whose range lies below), one above the last leaf's first
+		// key in the last leaf.
+		if h := t.head; len(h.keys) < btreeMax && t.cmp(k, h.keys[len(h.keys)-1]) < 0 {
+			t.insertInLeaf(h, k)
 			return
 		}
-		if l := t.tail; len(l.keys) < btreeMax && t.cmp(k, l.keys[len(l.keys)-1]) > 0 {
-			l.keys = append(l.keys, k)
-			t.len++
+		if l := t.tail; len(l.keys) < btreeMax && t.cmp(k, l.keys[0]) > 0 {
+			t.insertInLeaf(l, k)
 			return
 		}
 	}
@@ -84,6 +85,13 @@ func (t *btree[K]) insert(k K) {
 		root.kids[0], root.kids[1] = t.root, right
 		t.root = root
 	}
+	t.len++
+}
+
+// insertInLeaf adds k to leaf n, which has room and whose range holds k.
+func (t *btree[K]) insertInLeaf(n *bnode[K], k K) {
+	i, _ := slices.BinarySearchFunc(n.keys, k, t.cmp)
+	n.keys = slices.Insert(n.keys, i, k)
 	t.len++
 }
 
