@@ -4,6 +4,7 @@ import (
 	"encoding/json/jsontext"
 	"encoding/json/v2"
 	"fmt"
+	"sync"
 	"time"
 
 	stripego "github.com/stripe/stripe-go/v76"
@@ -47,6 +48,18 @@ type eventData struct {
 	}
 }
 
+// invoices recycles the stripe-go Invoice the object is decoded into (a
+// kilobyte, every delivery of an invoice event); domain.Invoice keeps none
+// of it. Only the struct is reused: what it pointed to is left behind.
+var invoices = sync.Pool{New: func() any { return new(stripego.Invoice) }}
+
+func newInvoice() *stripego.Invoice { return invoices.Get().(*stripego.Invoice) }
+
+func releaseInvoice(inv *stripego.Invoice) {
+	*inv = stripego.Invoice{}
+	invoices.Put(inv)
+}
+
 // stripe-go's Invoice, Charge and Subscription also decode from a bare id
 // (their UnmarshalJSON, for expandable fields), which makes encoding/json
 // read the object twice. data.object is always an object, so it is
@@ -82,7 +95,7 @@ func (d *eventData) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		}
 		switch o.kind {
 		case "invoice":
-			o.invoice = new(stripego.Invoice)
+			o.invoice = newInvoice()
 			err = json.UnmarshalDecode(dec, (*invoiceObject)(o.invoice))
 		case "charge":
 			o.charge = new(stripego.Charge)
@@ -192,6 +205,11 @@ func decode(payload []byte, onePass bool) (domain.Event, error) {
 			return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %v", domain.ErrInvalid, err)
 		}
 	}
+	defer func() {
+		if env.Data != nil && env.Data.object.invoice != nil {
+			releaseInvoice(env.Data.object.invoice)
+		}
+	}()
 	if env.Object != "event" || env.ID == "" || env.Type == "" {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: want object \"event\" with an id and a type", domain.ErrInvalid)
 	}
@@ -233,7 +251,7 @@ func decode(payload []byte, onePass bool) (domain.Event, error) {
 		}
 	default: // the invoice.* events
 		if o.raw != nil {
-			o.invoice = new(stripego.Invoice)
+			o.invoice = newInvoice()
 			err = json.Unmarshal(o.raw, (*invoiceObject)(o.invoice))
 			kind = o.invoice.Object
 		}
