@@ -1,6 +1,7 @@
 package stripe
 
 import (
+	"bytes"
 	"encoding/json/jsontext"
 	"encoding/json/v2"
 	"fmt"
@@ -38,14 +39,41 @@ type envelope struct {
 // other object, or one whose kind does not come early, is kept raw.
 type eventData struct {
 	payload []byte // the whole body, to look ahead in; nil: keep the object raw
-	object  struct {
-		present      bool // data.object was there, and not null
-		kind         string
-		invoice      *stripego.Invoice
-		charge       *stripego.Charge
-		subscription *stripego.Subscription
-		raw          jsontext.Value
+	object  eventObject
+}
+
+// eventObject is data.object: decoded into the stripe-go type of its kind,
+// or kept raw.
+type eventObject struct {
+	present      bool   // data.object was there, and not null
+	kind         string // its "object" member, once known
+	invoice      *stripego.Invoice
+	charge       *stripego.Charge
+	subscription *stripego.Subscription
+	raw          jsontext.Value
+}
+
+// decodeAs decodes the object dec is at into the stripe-go type of kind and
+// reports true, or, for another kind, reads nothing and reports false.
+func (o *eventObject) decodeAs(kind string, dec *jsontext.Decoder) (bool, error) {
+	var err error
+	switch kind {
+	case "invoice":
+		o.invoice = newInvoice()
+		err = json.UnmarshalDecode(dec, (*invoiceObject)(o.invoice))
+		o.kind = o.invoice.Object
+	case "charge":
+		o.charge = new(stripego.Charge)
+		err = json.UnmarshalDecode(dec, (*chargeObject)(o.charge))
+		o.kind = o.charge.Object
+	case "subscription":
+		o.subscription = new(stripego.Subscription)
+		err = json.UnmarshalDecode(dec, (*subscriptionObject)(o.subscription))
+		o.kind = o.subscription.Object
+	default:
+		return false, nil
 	}
+	return true, err
 }
 
 // invoices recycles the stripe-go Invoice the object is decoded into (a
@@ -90,28 +118,21 @@ func (d *eventData) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		}
 		o := &d.object
 		o.present = true
+		kind := ""
 		if d.payload != nil {
-			o.kind = kindAhead(d.payload[dec.InputOffset():])
+			kind = kindAhead(d.payload[dec.InputOffset():])
 		}
-		switch o.kind {
-		case "invoice":
-			o.invoice = newInvoice()
-			err = json.UnmarshalDecode(dec, (*invoiceObject)(o.invoice))
-		case "charge":
-			o.charge = new(stripego.Charge)
-			err = json.UnmarshalDecode(dec, (*chargeObject)(o.charge))
-		case "subscription":
-			o.subscription = new(stripego.Subscription)
-			err = json.UnmarshalDecode(dec, (*subscriptionObject)(o.subscription))
-		default:
-			var v jsontext.Value
-			if v, err = dec.ReadValue(); err == nil {
-				o.raw = v.Clone()
+		if decoded, err := o.decodeAs(kind, dec); decoded {
+			if err != nil {
+				return err
 			}
+			continue
 		}
+		v, err := dec.ReadValue()
 		if err != nil {
 			return err
 		}
+		o.raw = v.Clone()
 	}
 	_, err := dec.ReadToken()
 	return err
@@ -199,11 +220,13 @@ func decode(payload []byte, onePass bool) (domain.Event, error) {
 	if onePass {
 		env.Data = &eventData{payload: payload}
 	}
-	if err := json.Unmarshal(payload, &env); err != nil || !onePass {
+	err := json.Unmarshal(payload, &env)
+	if err != nil && onePass {
 		env = envelope{}
-		if err := json.Unmarshal(payload, &env); err != nil {
-			return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %v", domain.ErrInvalid, err)
-		}
+		err = json.Unmarshal(payload, &env)
+	}
+	if err != nil {
+		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %v", domain.ErrInvalid, err)
 	}
 	defer func() {
 		if env.Data != nil && env.Data.object.invoice != nil {
@@ -228,45 +251,37 @@ func decode(payload []byte, onePass bool) (domain.Event, error) {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: %s without data.object", domain.ErrInvalid, out.Type)
 	}
 	o := &env.Data.object
-	kind := o.kind
-	var err error
-	switch out.Type {
-	case domain.EventChargeFailed:
-		if o.raw != nil {
-			o.charge = new(stripego.Charge)
-			err = json.Unmarshal(o.raw, (*chargeObject)(o.charge))
-			kind = o.charge.Object
-		}
-		if err == nil && o.charge != nil && o.charge.Object == "charge" {
-			out.Charge = chargeFromStripe(o.charge)
-		}
-	case domain.EventCustomerSubscriptionDeleted:
-		if o.raw != nil {
-			o.subscription = new(stripego.Subscription)
-			err = json.Unmarshal(o.raw, (*subscriptionObject)(o.subscription))
-			kind = o.subscription.Object
-		}
-		if sub := o.subscription; err == nil && sub != nil && sub.Object == "subscription" {
-			out.Subscription = &domain.Subscription{ID: sub.ID, CustomerID: customerID(sub.Customer)}
-		}
-	default: // the invoice.* events
-		if o.raw != nil {
-			o.invoice = newInvoice()
-			err = json.Unmarshal(o.raw, (*invoiceObject)(o.invoice))
-			kind = o.invoice.Object
-		}
-		if err == nil && o.invoice != nil && o.invoice.Object == "invoice" {
-			d := invoiceFromStripe(o.invoice)
-			out.Invoice = &d
+	want := objectKind(out.Type)
+	if o.raw != nil {
+		if _, err := o.decodeAs(want, jsontext.NewDecoder(bytes.NewReader(o.raw))); err != nil {
+			return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: data.object of %s: %v", domain.ErrInvalid, out.Type, err)
 		}
 	}
-	if err != nil {
-		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: data.object of %s: %v", domain.ErrInvalid, out.Type, err)
+	if o.kind != want {
+		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: data.object of %s is %q", domain.ErrInvalid, out.Type, o.kind)
 	}
-	if out.Invoice == nil && out.Charge == nil && out.Subscription == nil {
-		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: data.object of %s is %q", domain.ErrInvalid, out.Type, kind)
+	switch want {
+	case "charge":
+		out.Charge = chargeFromStripe(o.charge)
+	case "subscription":
+		out.Subscription = &domain.Subscription{ID: o.subscription.ID, CustomerID: customerID(o.subscription.Customer)}
+	default:
+		d := invoiceFromStripe(o.invoice)
+		out.Invoice = &d
 	}
 	return out, nil
+}
+
+// objectKind is the kind of data.object an event type the policy handles
+// carries.
+func objectKind(eventType string) string {
+	switch eventType {
+	case domain.EventChargeFailed:
+		return "charge"
+	case domain.EventCustomerSubscriptionDeleted:
+		return "subscription"
+	}
+	return "invoice"
 }
 
 // invoiceFromStripe keeps what the policy and the worker read. Expandable

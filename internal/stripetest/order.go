@@ -58,12 +58,6 @@ func inStripeOrder(v any) any {
 			out[i] = inStripeOrder(x)
 		}
 		return out
-	case []map[string]any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = stripeOrder(x)
-		}
-		return out
 	}
 	return v
 }
