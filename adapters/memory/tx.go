@@ -57,6 +57,7 @@ const undoManyTasks = 16
 
 type priorTask struct {
 	id  domain.TaskID
+	key taskKey // of id, for commit's index updates
 	rec taskRecord
 	ok  bool
 }
@@ -157,8 +158,9 @@ func (t *tx) hold(m domain.MerchantID, sh *shard) *heldShard {
 // the task's state before this unit of work.
 func (h *heldShard) setTask(r taskRecord) {
 	if h.firstChange(r.task.ID) {
-		old, ok := h.sh.get(r.task.ID)
-		h.tasks = append(h.tasks, priorTask{id: r.task.ID, rec: old, ok: ok})
+		k := mustKeyOf(r.task.ID)
+		old, ok := h.sh.getKey(k)
+		h.tasks = append(h.tasks, priorTask{id: r.task.ID, key: k, rec: old, ok: ok})
 	}
 	h.sh.set(r)
 }
@@ -166,15 +168,16 @@ func (h *heldShard) setTask(r taskRecord) {
 // addTask stores r, whose id the shard does not hold.
 func (h *heldShard) addTask(r taskRecord) {
 	if h.firstChange(r.task.ID) {
-		h.tasks = append(h.tasks, priorTask{id: r.task.ID})
+		h.tasks = append(h.tasks, priorTask{id: r.task.ID, key: mustKeyOf(r.task.ID)})
 	}
 	h.sh.put(r)
 }
 
 func (h *heldShard) deleteTask(id domain.TaskID) {
 	if h.firstChange(id) {
-		old, ok := h.sh.get(id)
-		h.tasks = append(h.tasks, priorTask{id: id, rec: old, ok: ok})
+		k := mustKeyOf(id)
+		old, ok := h.sh.getKey(k)
+		h.tasks = append(h.tasks, priorTask{id: id, key: k, rec: old, ok: ok})
 	}
 	h.sh.remove(id)
 }
@@ -229,8 +232,8 @@ func (t *tx) commit() {
 	for _, h := range t.w.held {
 		for i := range h.tasks {
 			p := &h.tasks[i]
-			cur, ok := h.sh.get(p.id)
-			s.reindex(h.sh.index, p.id, p.rec, p.ok, cur, ok)
+			cur, ok := h.sh.getKey(p.key)
+			s.reindex(h.sh.index, p.key, p.rec, p.ok, cur, ok)
 		}
 	}
 	s.globalMu.Unlock()
@@ -306,13 +309,13 @@ func cmpDue(a, b dueKey) int {
 	return cmpKey(a.id, b.id)
 }
 
-func dueOf(shard int32, r *taskRecord) (dueKey, bool) {
+func dueOf(shard int32, id taskKey, r *taskRecord) (dueKey, bool) {
 	switch r.task.Status {
 	case domain.StatusPending:
 		at := r.task.RunAt.UnixMicro()
-		return dueKey{at: at, id: mustKeyOf(r.task.ID), shard: shard, runAt: at}, true
+		return dueKey{at: at, id: id, shard: shard, runAt: at}, true
 	case domain.StatusRunning:
-		return dueKey{at: r.leaseUntil.UnixMicro(), id: mustKeyOf(r.task.ID), shard: shard, runAt: r.task.RunAt.UnixMicro(), running: true}, true
+		return dueKey{at: r.leaseUntil.UnixMicro(), id: id, shard: shard, runAt: r.task.RunAt.UnixMicro(), running: true}, true
 	}
 	return dueKey{}, false
 }
@@ -322,14 +325,14 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // reindex moves one task's entries in the cross-merchant indexes from its
 // state before a unit of work to its state after. Callers hold globalMu.
-func (s *Store) reindex(shard int32, id domain.TaskID, before taskRecord, wasStored bool, after taskRecord, isStored bool) {
+func (s *Store) reindex(shard int32, id taskKey, before taskRecord, wasStored bool, after taskRecord, isStored bool) {
 	var bk, ak dueKey
 	var bDue, aDue bool
 	if wasStored {
-		bk, bDue = dueOf(shard, &before)
+		bk, bDue = dueOf(shard, id, &before)
 	}
 	if isStored {
-		ak, aDue = dueOf(shard, &after)
+		ak, aDue = dueOf(shard, id, &after)
 	}
 	if bDue && aDue && bk == ak {
 		bDue, aDue = false, false // the task did not move in the queue
@@ -342,8 +345,8 @@ func (s *Store) reindex(shard int32, id domain.TaskID, before taskRecord, wasSto
 	}
 	switch {
 	case isStored && !wasStored:
-		s.owners[mustKeyOf(id)] = shard
+		s.owners[id] = shard
 	case wasStored && !isStored:
-		delete(s.owners, mustKeyOf(id))
+		delete(s.owners, id)
 	}
 }
