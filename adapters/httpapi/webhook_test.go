@@ -249,7 +249,11 @@ func TestWebhookBadInputStoresNothing(t *testing.T) {
 		{"body changed after signing", func(id string) delivery {
 			p := mk(id)
 			s := sign(p, testSecret, time.Now())
-			return delivery{payload: bytes.Replace(p, []byte(`"amount_due":2000`), []byte(`"amount_due":1`), 1), signature: s}
+			changed := bytes.Replace(p, []byte(`"amount_due": 2000`), []byte(`"amount_due": 1`), 1)
+			if bytes.Equal(changed, p) {
+				t.Fatal("the payload has no amount_due of 2000 to change")
+			}
+			return delivery{payload: changed, signature: s}
 		}, 400, false, "no valid signature"},
 		{"signed, not JSON", func(id string) delivery {
 			p := []byte("event " + id + " is not JSON")

@@ -43,6 +43,16 @@ func failedInvoiceEvent() []byte {
 	}}.JSON()
 }
 
+// changed returns payload with its first old replaced by new, failing the
+// test if payload has no old (the case would test nothing).
+func changed(t *testing.T, payload []byte, old, new string) []byte {
+	t.Helper()
+	if !bytes.Contains(payload, []byte(old)) {
+		t.Fatalf("payload has no %s", old)
+	}
+	return bytes.Replace(payload, []byte(old), []byte(new), 1)
+}
+
 func TestVerifierRejects(t *testing.T) {
 	good := failedInvoiceEvent()
 	signed := func(p []byte, at time.Time) string { return stripetest.Sign(p, secret, at) }
@@ -62,7 +72,7 @@ func TestVerifierRejects(t *testing.T) {
 		{"timestamp an hour old", good, signed(good, now.Add(-time.Hour)), "timestamp outside the tolerance"},
 		{"timestamp 301 s ahead", good, signed(good, now.Add(301*time.Second)), "timestamp outside the tolerance"},
 		{"timestamp a day ahead", good, signed(good, now.Add(24*time.Hour)), "timestamp outside the tolerance"},
-		{"body changed after signing", bytes.Replace(good, []byte(`"amount_due":2000`), []byte(`"amount_due":1`), 1), signed(good, now), "no valid signature for any configured secret"},
+		{"body changed after signing", changed(t, good, `"amount_due": 2000`, `"amount_due": 1`), signed(good, now), "no valid signature for any configured secret"},
 		{"body extended after signing", append(append([]byte{}, good...), ' '), signed(good, now), "no valid signature for any configured secret"},
 		{"non-JSON body", []byte("hello, stripe"), signed([]byte("hello, stripe"), now), "body is not a Stripe event"},
 		{"empty body", []byte{}, signed([]byte{}, now), "body is not a Stripe event"},

@@ -1,9 +1,11 @@
 package stripetest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -23,10 +25,11 @@ type Event struct {
 	Object any
 }
 
-// JSON renders the event as Stripe sends it to a webhook endpoint, members
+// JSON renders the event as Stripe sends it to a webhook endpoint: members
 // in Stripe's order ("id" and "object" first, then the rest alphabetically,
-// so that "type" comes after "data"). It panics if Object cannot be
-// rendered, which is a mistake in the test.
+// so that "type" comes after "data"), indented by two spaces, one member
+// per line. It panics if Object cannot be rendered, which is a mistake in
+// the test.
 func (e Event) JSON() []byte {
 	if e.ID == "" {
 		e.ID = NewID("evt_")
@@ -59,7 +62,12 @@ func (e Event) JSON() []byte {
 	if err != nil {
 		panic(fmt.Sprintf("stripetest: render event %s: %v", e.Type, err))
 	}
-	return b
+	var out bytes.Buffer
+	out.Grow(len(b) * 3 / 2)
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		panic(fmt.Sprintf("stripetest: indent event %s: %v", e.Type, err))
+	}
+	return out.Bytes()
 }
 
 // NewID returns a random Stripe-like id with the prefix (evt_, in_, ch_…).
@@ -92,7 +100,11 @@ type Invoice struct {
 	Livemode           bool
 }
 
-// Map renders the invoice object as a map.
+// Map renders the invoice object as a map, with every member Stripe's
+// own sample invoice of API version 2023-10-16 has (stripe-mock's
+// fixtures3.json), so that a test decodes what a real delivery carries:
+// one line item for the amount due, a subscription line when the invoice
+// has a subscription.
 func (i Invoice) Map() map[string]any {
 	if i.ID == "" {
 		i.ID = NewID("in_")
@@ -108,41 +120,131 @@ func (i Invoice) Map() map[string]any {
 	if i.Subscription != "" {
 		billingReason = "subscription_cycle"
 	}
+	var finalized, paidAt any
+	if i.Status != "draft" {
+		finalized = created
+	}
+	if i.Status == "paid" {
+		paidAt = time.Now().Unix()
+	}
 	return map[string]any{
-		"id":                   i.ID,
-		"object":               "invoice",
-		"account_country":      "US",
-		"amount_due":           i.AmountDue,
-		"amount_paid":          i.AmountPaid,
-		"amount_remaining":     i.AmountDue - i.AmountPaid,
-		"attempt_count":        i.AttemptCount,
-		"attempted":            i.AttemptCount > 0,
-		"auto_advance":         true,
-		"billing_reason":       billingReason,
-		"charge":               nullable(i.Charge),
-		"collection_method":    "charge_automatically",
-		"created":              created,
-		"currency":             i.Currency,
-		"customer":             nullable(i.Customer),
-		"customer_email":       nullable(i.CustomerEmail),
-		"customer_name":        nil,
-		"description":          nil,
-		"due_date":             nil,
-		"hosted_invoice_url":   nullable(i.HostedInvoiceURL),
-		"invoice_pdf":          nil,
-		"livemode":             i.Livemode,
-		"metadata":             map[string]any{},
-		"next_payment_attempt": unixOrNull(i.NextPaymentAttempt),
-		"number":               nil,
-		"paid":                 i.Status == "paid",
-		"paid_out_of_band":     false,
-		"payment_intent":       nil,
-		"period_end":           created,
-		"period_start":         created,
-		"status":               i.Status,
-		"subscription":         nullable(i.Subscription),
-		"subtotal":             i.AmountDue,
-		"total":                i.AmountDue,
+		"id":                               i.ID,
+		"object":                           "invoice",
+		"account_country":                  "US",
+		"account_name":                     "Bench Co",
+		"account_tax_ids":                  nil,
+		"amount_due":                       i.AmountDue,
+		"amount_paid":                      i.AmountPaid,
+		"amount_remaining":                 i.AmountDue - i.AmountPaid,
+		"amount_shipping":                  0,
+		"application":                      nil,
+		"application_fee_amount":           nil,
+		"attempt_count":                    i.AttemptCount,
+		"attempted":                        i.AttemptCount > 0,
+		"auto_advance":                     true,
+		"automatic_tax":                    map[string]any{"enabled": false, "status": nil},
+		"billing_reason":                   billingReason,
+		"charge":                           nullable(i.Charge),
+		"collection_method":                "charge_automatically",
+		"created":                          created,
+		"currency":                         i.Currency,
+		"custom_fields":                    nil,
+		"customer":                         nullable(i.Customer),
+		"customer_address":                 nil,
+		"customer_email":                   nullable(i.CustomerEmail),
+		"customer_name":                    nil,
+		"customer_phone":                   nil,
+		"customer_shipping":                nil,
+		"customer_tax_exempt":              "none",
+		"customer_tax_ids":                 []any{},
+		"default_payment_method":           nil,
+		"default_source":                   nil,
+		"default_tax_rates":                []any{},
+		"description":                      nil,
+		"discount":                         nil,
+		"discounts":                        []any{},
+		"due_date":                         nil,
+		"effective_at":                     finalized,
+		"ending_balance":                   0,
+		"footer":                           nil,
+		"from_invoice":                     nil,
+		"hosted_invoice_url":               nullable(i.HostedInvoiceURL),
+		"invoice_pdf":                      nil,
+		"last_finalization_error":          nil,
+		"latest_revision":                  nil,
+		"lines":                            i.lines(created),
+		"livemode":                         i.Livemode,
+		"metadata":                         map[string]any{},
+		"next_payment_attempt":             unixOrNull(i.NextPaymentAttempt),
+		"number":                           nil,
+		"on_behalf_of":                     nil,
+		"paid":                             i.Status == "paid",
+		"paid_out_of_band":                 false,
+		"payment_intent":                   nil,
+		"payment_settings":                 map[string]any{"default_mandate": nil, "payment_method_options": nil, "payment_method_types": nil},
+		"period_end":                       created,
+		"period_start":                     created,
+		"post_payment_credit_notes_amount": 0,
+		"pre_payment_credit_notes_amount":  0,
+		"quote":                            nil,
+		"receipt_number":                   nil,
+		"rendering":                        nil,
+		"shipping_cost":                    nil,
+		"shipping_details":                 nil,
+		"starting_balance":                 0,
+		"statement_descriptor":             nil,
+		"status":                           i.Status,
+		"status_transitions":               map[string]any{"finalized_at": finalized, "marked_uncollectible_at": nil, "paid_at": paidAt, "voided_at": nil},
+		"subscription":                     nullable(i.Subscription),
+		"subscription_details":             map[string]any{"metadata": nil},
+		"subtotal":                         i.AmountDue,
+		"subtotal_excluding_tax":           i.AmountDue,
+		"tax":                              nil,
+		"test_clock":                       nil,
+		"total":                            i.AmountDue,
+		"total_discount_amounts":           []any{},
+		"total_excluding_tax":              i.AmountDue,
+		"total_tax_amounts":                []any{},
+		"transfer_data":                    nil,
+		"webhooks_delivered_at":            created,
+	}
+}
+
+// lines renders the invoice's line items: one, for the amount due.
+func (i Invoice) lines(created int64) map[string]any {
+	item := map[string]any{
+		"id":                        NewID("il_"),
+		"object":                    "line_item",
+		"amount":                    i.AmountDue,
+		"amount_excluding_tax":      i.AmountDue,
+		"currency":                  i.Currency,
+		"description":               "1 × Bench plan",
+		"discount_amounts":          []any{},
+		"discountable":              true,
+		"discounts":                 []any{},
+		"livemode":                  i.Livemode,
+		"metadata":                  map[string]any{},
+		"period":                    map[string]any{"end": created, "start": created},
+		"price":                     price(i.Currency, i.AmountDue, i.Livemode, created, i.Subscription != ""),
+		"proration":                 false,
+		"proration_details":         map[string]any{"credited_items": nil},
+		"quantity":                  1,
+		"subscription":              nullable(i.Subscription),
+		"tax_amounts":               []any{},
+		"tax_rates":                 []any{},
+		"type":                      "invoiceitem",
+		"unit_amount_excluding_tax": strconv.FormatInt(i.AmountDue, 10),
+	}
+	if i.Subscription != "" {
+		item["type"] = "subscription"
+	} else {
+		item["invoice_item"] = NewID("ii_") // an invoice item's line names it
+	}
+	return map[string]any{
+		"object":   "list",
+		"data":     []any{item},
+		"has_more": false,
+		"url":      "/v1/invoices/" + i.ID + "/lines",
 	}
 }
 
@@ -202,24 +304,69 @@ func (c Charge) Map() map[string]any {
 			"name":    nil,
 			"phone":   nil,
 		},
-		"captured":        false,
-		"created":         time.Now().Add(-time.Minute).Unix(),
-		"currency":        c.Currency,
-		"customer":        nullable(c.Customer),
-		"description":     nil,
-		"disputed":        false,
-		"failure_code":    failureCode,
-		"failure_message": failureMessage,
-		"fraud_details":   map[string]any{},
-		"invoice":         nullable(c.Invoice),
-		"livemode":        c.Livemode,
-		"metadata":        map[string]any{},
-		"outcome":         outcome,
-		"paid":            c.Status == "succeeded",
-		"payment_intent":  nil,
-		"receipt_email":   nullable(c.ReceiptEmail),
-		"refunded":        false,
-		"status":          c.Status,
+		"captured":                        false,
+		"created":                         time.Now().Add(-time.Minute).Unix(),
+		"currency":                        c.Currency,
+		"customer":                        nullable(c.Customer),
+		"description":                     nil,
+		"disputed":                        false,
+		"failure_code":                    failureCode,
+		"failure_message":                 failureMessage,
+		"fraud_details":                   map[string]any{},
+		"invoice":                         nullable(c.Invoice),
+		"livemode":                        c.Livemode,
+		"metadata":                        map[string]any{},
+		"outcome":                         outcome,
+		"paid":                            c.Status == "succeeded",
+		"payment_intent":                  nil,
+		"receipt_email":                   nullable(c.ReceiptEmail),
+		"refunded":                        false,
+		"status":                          c.Status,
+		"application":                     nil,
+		"application_fee":                 nil,
+		"application_fee_amount":          nil,
+		"calculated_statement_descriptor": "RECOUP BENCH",
+		"failure_balance_transaction":     nil,
+		"on_behalf_of":                    nil,
+		"payment_method":                  NewID("pm_"),
+		"payment_method_details":          cardDetails(),
+		"receipt_number":                  nil,
+		"receipt_url":                     nil,
+		"review":                          nil,
+		"shipping":                        nil,
+		"source_transfer":                 nil,
+		"statement_descriptor":            nil,
+		"statement_descriptor_suffix":     nil,
+		"transfer_data":                   nil,
+		"transfer_group":                  nil,
+	}
+}
+
+// cardDetails renders a charge's payment_method_details for a Visa card.
+func cardDetails() map[string]any {
+	return map[string]any{
+		"card": map[string]any{
+			"amount_authorized":         nil,
+			"brand":                     "visa",
+			"checks":                    map[string]any{"address_line1_check": nil, "address_postal_code_check": nil, "cvc_check": "pass"},
+			"country":                   "US",
+			"exp_month":                 8,
+			"exp_year":                  2030,
+			"extended_authorization":    map[string]any{"status": "disabled"},
+			"fingerprint":               "Xt5EWLLDS7FJjR1c",
+			"funding":                   "credit",
+			"incremental_authorization": map[string]any{"status": "unavailable"},
+			"installments":              nil,
+			"last4":                     "0341",
+			"mandate":                   nil,
+			"multicapture":              map[string]any{"status": "unavailable"},
+			"network":                   "visa",
+			"network_token":             map[string]any{"used": false},
+			"overcapture":               map[string]any{"maximum_amount_capturable": 0, "status": "unavailable"},
+			"three_d_secure":            nil,
+			"wallet":                    nil,
+		},
+		"type": "card",
 	}
 }
 
@@ -256,25 +403,101 @@ func (s Subscription) Map() map[string]any {
 		ended = now.Unix()
 	}
 	return map[string]any{
-		"id":                   s.ID,
-		"object":               "subscription",
-		"billing_cycle_anchor": now.AddDate(0, -1, 0).Unix(),
-		"cancel_at":            nil,
-		"cancel_at_period_end": false,
-		"canceled_at":          ended,
-		"cancellation_details": map[string]any{"comment": nil, "feedback": nil, "reason": "payment_failed"},
-		"collection_method":    "charge_automatically",
-		"created":              now.AddDate(0, -1, 0).Unix(),
-		"currency":             s.Currency,
-		"current_period_end":   now.Unix(),
-		"current_period_start": now.AddDate(0, -1, 0).Unix(),
-		"customer":             s.Customer,
-		"ended_at":             ended,
-		"latest_invoice":       nil,
-		"livemode":             s.Livemode,
-		"metadata":             map[string]any{},
-		"start_date":           now.AddDate(0, -1, 0).Unix(),
-		"status":               s.Status,
+		"id":                                s.ID,
+		"object":                            "subscription",
+		"automatic_tax":                     map[string]any{"enabled": false},
+		"billing_cycle_anchor":              now.AddDate(0, -1, 0).Unix(),
+		"cancel_at":                         nil,
+		"cancel_at_period_end":              false,
+		"canceled_at":                       ended,
+		"cancellation_details":              map[string]any{"comment": nil, "feedback": nil, "reason": "payment_failed"},
+		"collection_method":                 "charge_automatically",
+		"created":                           now.AddDate(0, -1, 0).Unix(),
+		"currency":                          s.Currency,
+		"current_period_end":                now.Unix(),
+		"current_period_start":              now.AddDate(0, -1, 0).Unix(),
+		"customer":                          s.Customer,
+		"ended_at":                          ended,
+		"items":                             s.items(now.AddDate(0, -1, 0).Unix()),
+		"latest_invoice":                    nil,
+		"livemode":                          s.Livemode,
+		"metadata":                          map[string]any{},
+		"start_date":                        now.AddDate(0, -1, 0).Unix(),
+		"status":                            s.Status,
+		"application":                       nil,
+		"application_fee_percent":           nil,
+		"billing_thresholds":                nil,
+		"days_until_due":                    nil,
+		"default_payment_method":            nil,
+		"default_source":                    nil,
+		"default_tax_rates":                 []any{},
+		"description":                       nil,
+		"discount":                          nil,
+		"next_pending_invoice_item_invoice": nil,
+		"on_behalf_of":                      nil,
+		"pause_collection":                  nil,
+		"payment_settings":                  map[string]any{"payment_method_options": nil, "payment_method_types": nil, "save_default_payment_method": "off"},
+		"pending_invoice_item_interval":     nil,
+		"pending_setup_intent":              nil,
+		"pending_update":                    nil,
+		"schedule":                          nil,
+		"test_clock":                        nil,
+		"transfer_data":                     nil,
+		"trial_end":                         nil,
+		"trial_settings":                    map[string]any{"end_behavior": map[string]any{"missing_payment_method": "create_invoice"}},
+		"trial_start":                       nil,
+	}
+}
+
+// items renders the subscription's items: one monthly price.
+func (s Subscription) items(created int64) map[string]any {
+	item := map[string]any{
+		"id":                 NewID("si_"),
+		"object":             "subscription_item",
+		"billing_thresholds": nil,
+		"created":            created,
+		"metadata":           map[string]any{},
+		"price":              price(s.Currency, 2000, s.Livemode, created, true),
+
+		"quantity":     1,
+		"subscription": s.ID,
+		"tax_rates":    []any{},
+	}
+	return map[string]any{
+		"object":   "list",
+		"data":     []any{item},
+		"has_more": false,
+		"url":      "/v1/subscription_items?subscription=" + s.ID,
+	}
+}
+
+// price renders a price of amount (a monthly one if recurring).
+func price(currency string, amount int64, livemode bool, created int64, recurring bool) map[string]any {
+	typ, interval := "one_time", any(nil)
+	if recurring {
+		typ = "recurring"
+		interval = map[string]any{"aggregate_usage": nil, "interval": "month", "interval_count": 1, "usage_type": "licensed"}
+	}
+	return map[string]any{
+		"id":                  NewID("price_"),
+		"object":              "price",
+		"active":              true,
+		"billing_scheme":      "per_unit",
+		"created":             created,
+		"currency":            currency,
+		"custom_unit_amount":  nil,
+		"livemode":            livemode,
+		"lookup_key":          nil,
+		"metadata":            map[string]any{},
+		"nickname":            nil,
+		"product":             NewID("prod_"),
+		"recurring":           interval,
+		"tax_behavior":        "unspecified",
+		"tiers_mode":          nil,
+		"transform_quantity":  nil,
+		"type":                typ,
+		"unit_amount":         amount,
+		"unit_amount_decimal": strconv.FormatInt(amount, 10),
 	}
 }
 

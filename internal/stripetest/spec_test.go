@@ -3,6 +3,7 @@ package stripetest_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -26,35 +27,49 @@ type openAPI struct {
 	} `json:"components"`
 }
 
-var (
-	specOnce sync.Once
-	spec     *openAPI
-	specErr  error
-)
-
-// loadSpec reads the OpenAPI spec of Stripe API 2023-10-16 that stripe-mock
-// v0.180.0 embeds, from the module cache.
-func loadSpec(t *testing.T) *openAPI {
-	t.Helper()
-	specOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMODCACHE").Output()
-		if err != nil {
-			specErr = fmt.Errorf("go env GOMODCACHE: %w", err)
-			return
-		}
-		path := filepath.Join(strings.TrimSpace(string(out)), "github.com", "stripe", "stripe-mock@"+stripetest.MockVersion, "embedded", "openapi", "spec3.json")
-		b, err := os.ReadFile(path)
-		if err != nil {
-			specErr = fmt.Errorf("%w: the shape check needs stripe-mock's spec: go mod download github.com/stripe/stripe-mock@%s", err, stripetest.MockVersion)
-			return
-		}
-		spec = new(openAPI)
-		specErr = json.Unmarshal(b, spec)
-	})
-	if specErr != nil {
-		t.Fatalf("load Stripe OpenAPI spec: %v", specErr)
+// stripeMockFile decodes into v one of the files of Stripe API 2023-10-16
+// that stripe-mock v0.180.0 embeds (its spec, its sample objects), from
+// the module cache.
+func stripeMockFile(name string, v any) error {
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMODCACHE: %w", err)
 	}
-	return spec
+	path := filepath.Join(strings.TrimSpace(string(out)), "github.com", "stripe", "stripe-mock@"+stripetest.MockVersion, "embedded", "openapi", name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: the shape checks need stripe-mock's files: go mod download github.com/stripe/stripe-mock@%s", err, stripetest.MockVersion)
+	}
+	return json.Unmarshal(b, v)
+}
+
+var loadSpec = loader("spec3.json", func() *openAPI { return new(openAPI) })
+
+// fixtures is the part of stripe-mock's fixtures3.json the completeness
+// check reads: Stripe's sample of each object.
+type fixtures struct {
+	Resources map[string]map[string]any `json:"resources"`
+}
+
+var loadFixtures = loader("fixtures3.json", func() *fixtures { return new(fixtures) })
+
+// loader returns a function that decodes the stripe-mock file once and
+// fails the test if it cannot.
+func loader[T any](name string, alloc func() T) func(t *testing.T) T {
+	var once sync.Once
+	var v T
+	var err error
+	return func(t *testing.T) T {
+		t.Helper()
+		once.Do(func() {
+			v = alloc()
+			err = stripeMockFile(name, v)
+		})
+		if err != nil {
+			t.Fatalf("load stripe-mock's %s: %v", name, err)
+		}
+		return v
+	}
 }
 
 func (o *openAPI) resolve(s map[string]any) map[string]any {
@@ -67,8 +82,9 @@ func (o *openAPI) resolve(s map[string]any) map[string]any {
 	}
 }
 
-// check lists where v does not fit schema s: unknown keys, null where the
-// spec does not allow it, wrong JSON types, values outside an enum.
+// check lists where v does not fit schema s: unknown keys, missing
+// required ones, null where the spec does not allow it, wrong JSON types,
+// values outside an enum.
 func (o *openAPI) check(path string, s map[string]any, v any) []string {
 	s = o.resolve(s)
 	if v == nil {
@@ -97,6 +113,12 @@ func (o *openAPI) check(path string, s map[string]any, v any) []string {
 		props, _ := s["properties"].(map[string]any)
 		extra, _ := s["additionalProperties"].(map[string]any)
 		var probs []string
+		req, _ := s["required"].([]any)
+		for _, k := range req {
+			if _, ok := v[k.(string)]; !ok {
+				probs = append(probs, path+"."+k.(string)+": required by the spec, missing")
+			}
+		}
 		keys := make([]string, 0, len(v))
 		for k := range v {
 			keys = append(keys, k)
@@ -178,17 +200,80 @@ func TestShapesMatchStripeSpec(t *testing.T) {
 			is.NoErr(json.Unmarshal(tc.ev.JSON(), &ev)) // the event is JSON
 
 			probs := o.check("event", o.Components.Schemas["event"], ev)
-			for _, req := range o.Components.Schemas["event"]["required"].([]any) {
-				if _, ok := ev[req.(string)]; !ok {
-					probs = append(probs, "event."+req.(string)+": required by the spec, missing")
-				}
-			}
 			obj := ev["data"].(map[string]any)["object"]
 			probs = append(probs, o.check("data.object", o.Components.Schemas[tc.schema], obj)...)
 			is.Equal(obj.(map[string]any)["object"], tc.schema) // data.object names its type
 			is.Equal(strings.Join(probs, "\n"), "")             // the shape fits the spec
 		})
 	}
+}
+
+// TestShapesAreComplete checks that the builders render every member of
+// Stripe's own sample objects of API version 2023-10-16 (stripe-mock's
+// fixtures3.json), at every depth, so that a test decodes as much as a real
+// delivery carries, not only the members recoup reads. The one member left
+// out is the charge's refunds, which API versions since 2022-11-15 send
+// only when asked to expand it.
+func TestShapesAreComplete(t *testing.T) {
+	f := loadFixtures(t)
+	cases := []struct {
+		schema string
+		object any
+	}{
+		{"invoice", stripetest.Invoice{Customer: "cus_1", AmountDue: 2000}},
+		{"charge", stripetest.Charge{Customer: "cus_1", Invoice: "in_1", Amount: 2000}},
+		{"subscription", stripetest.Subscription{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.schema, func(t *testing.T) {
+			is := is.New(t)
+			var ev map[string]any
+			is.NoErr(json.Unmarshal(stripetest.Event{Type: "test.event", Object: tc.object}.JSON(), &ev))
+			sample := f.Resources[tc.schema]
+			is.True(len(sample) > 0) // stripe-mock has a sample
+			got := ev["data"].(map[string]any)["object"]
+			is.Equal(strings.Join(missingMembers(tc.schema, sample, got, map[string]bool{"charge.refunds": true}), "\n"), "") // every member of Stripe's sample
+		})
+	}
+	// The check itself: a member the sample has and the object lacks, at
+	// any depth, is found.
+	is := is.New(t)
+	inv := stripetest.Invoice{}.Map()
+	delete(inv["lines"].(map[string]any)["data"].([]any)[0].(map[string]any), "period")
+	var got any
+	b, _ := json.Marshal(inv)
+	is.NoErr(json.Unmarshal(b, &got))
+	is.Equal(missingMembers("invoice", f.Resources["invoice"], got, nil), []string{"invoice.lines.data[0].period"})
+}
+
+// missingMembers lists the members of sample that got lacks, following
+// the objects and the first element of the lists both have; skip names
+// paths not to report.
+func missingMembers(path string, sample, got any, skip map[string]bool) []string {
+	switch s := sample.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return nil
+		}
+		var out []string
+		for _, k := range slices.Sorted(maps.Keys(s)) {
+			p := path + "." + k
+			switch v, ok := g[k]; {
+			case skip[p]:
+			case !ok:
+				out = append(out, p)
+			default:
+				out = append(out, missingMembers(p, s[k], v, skip)...)
+			}
+		}
+		return out
+	case []any:
+		if g, ok := got.([]any); ok && len(s) > 0 && len(g) > 0 {
+			return missingMembers(path+"[0]", s[0], g[0], skip)
+		}
+	}
+	return nil
 }
 
 // TestShapeCheckCatchesMistakes keeps the shape check honest: an invented
@@ -204,6 +289,7 @@ func TestShapeCheckCatchesMistakes(t *testing.T) {
 		return o.check("invoice", o.Components.Schemas["invoice"], v)
 	}
 	is := is.New(t)
+	is.True(len(bad(func(m map[string]any) { delete(m, "lines") })) > 0)                                                   // a required member missing caught
 	is.True(len(bad(func(m map[string]any) { m["invented_field"] = 1 })) > 0)                                              // unknown key caught
 	is.True(len(bad(func(m map[string]any) { m["attempt_count"] = nil })) > 0)                                             // null in a non-nullable field caught
 	is.True(len(bad(func(m map[string]any) { m["amount_due"] = "2000" })) > 0)                                             // wrong type caught

@@ -139,13 +139,14 @@ func TestStartMockServesStripeAPI(t *testing.T) {
 	is.Equal(inv.ID, "in_123")           // stripe-mock echoes the id asked for
 }
 
-// TestEventMemberOrder checks that events render their members in Stripe's
-// order: "id" and "object" first, then the rest alphabetically, in the
-// event and in its objects.
+// TestEventMemberOrder checks that events render as Stripe sends them:
+// members in Stripe's order ("id" and "object" first, then the rest
+// alphabetically, in the event and in its objects), indented by two spaces.
 func TestEventMemberOrder(t *testing.T) {
 	is := is.New(t)
 	payload := string(stripetest.Event{ID: "evt_1", Type: "invoice.paid", Account: "acct_1", Object: stripetest.Invoice{ID: "in_1", Customer: "cus_1"}}.JSON())
-	is.True(strings.HasPrefix(payload, `{"id":"evt_1","object":"event","account":"acct_1","api_version":`))   // the event's members
-	is.True(strings.Contains(payload, `"data":{"object":{"id":"in_1","object":"invoice","account_country":`)) // the object's
-	is.True(strings.Index(payload, `"type":`) > strings.Index(payload, `"data":`))                            // type after data
+	is.True(strings.HasPrefix(payload, "{\n  \"id\": \"evt_1\",\n  \"object\": \"event\",\n  \"account\": \"acct_1\",\n  \"api_version\": "))                      // the event's members, indented by two
+	is.True(strings.Contains(payload, "\n  \"data\": {\n    \"object\": {\n      \"id\": \"in_1\",\n      \"object\": \"invoice\",\n      \"account_country\": ")) // the object's
+	is.True(strings.Index(payload, `"type":`) > strings.Index(payload, `"data":`))                                                                                 // type after data
+	is.True(!strings.Contains(payload, "\r"))                                                                                                                      // lines end in \n alone
 }
