@@ -150,7 +150,7 @@ func deliveryOutcome(res WebhookResult, err error, duplicate bool) string {
 
 // apply writes an event's effects inside the transaction holding its lock.
 func apply(ctx context.Context, tx ports.Tx, merchant domain.MerchantID, eff domain.Effects, clock ports.Clock) ([]domain.TaskID, error) {
-	ids := []domain.TaskID{}
+	ids := make([]domain.TaskID, 0, len(eff.Schedule))
 	if len(eff.Schedule) > 0 {
 		stored, err := tx.Tasks().Schedule(ctx, merchant, eff.Schedule)
 		if err != nil {
@@ -181,10 +181,8 @@ func apply(ctx context.Context, tx ports.Tx, merchant domain.MerchantID, eff dom
 }
 
 func (s *WebhookService) logDelivery(ctx context.Context, ev domain.Event, res WebhookResult, err error) {
-	attrs := []slog.Attr{
-		slog.String("event_id", ev.ID),
-		slog.String("event_type", ev.Type),
-	}
+	attrs := make([]slog.Attr, 0, 8) // on the stack: the most a line has
+	attrs = append(attrs, slog.String("event_id", ev.ID), slog.String("event_type", ev.Type))
 	if res.MerchantID != "" {
 		attrs = append(attrs, slog.String("merchant_id", string(res.MerchantID)))
 	}

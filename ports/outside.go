@@ -23,6 +23,7 @@ func (SystemClock) Now() time.Time { return time.Now().UTC() }
 type WebhookVerifier interface {
 	// VerifyEvent checks the Stripe-Signature header against the payload and
 	// decodes the event. Every rejection is ErrInvalid (wrapped, with a
-	// message fit for the sender).
+	// message fit for the sender). It must not keep payload, nor anything
+	// that shares its memory, after it returns: the caller reuses it.
 	VerifyEvent(payload []byte, signatureHeader string) (domain.Event, error)
 }

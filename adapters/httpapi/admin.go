@@ -192,7 +192,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 
 func jsonError(err error, limit int64) error {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return withMessage(errTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
+		return bodyTooLarge(limit)
 	}
 	switch {
 	case errors.Is(err, io.EOF):

@@ -250,7 +250,7 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 		if r.ContentLength > limit {
 			w.Header().Set("Connection", "close")
 			writeErrorStatus(w, http.StatusRequestEntityTooLarge,
-				withMessage(errTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10)))
+				bodyTooLarge(limit))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/recoupdev/recoup/app"
@@ -65,7 +67,8 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, start, status, err)
 		return
 	}
-	ev, err := h.verifier.VerifyEvent(payload, r.Header.Get("Stripe-Signature"))
+	ev, err := h.verifier.VerifyEvent(*payload, r.Header.Get("Stripe-Signature"))
+	putBody(payload)
 	if err != nil {
 		h.reject(w, r, start, http.StatusBadRequest, err)
 		return
@@ -138,29 +141,58 @@ func (h *webhookHandler) reject(w http.ResponseWriter, r *http.Request, start ti
 
 var errTooLarge = errors.New("request body too large")
 
-// readBody reads the whole body, at most limit bytes: more is errTooLarge
-// (with a message for the client), a broken read is ErrInvalid.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	tooLarge := withMessage(errTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
+// bodyTooLarge is errTooLarge with a message for the client.
+func bodyTooLarge(limit int64) error {
+	return withMessage(errTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
+}
+
+// bodies recycles webhook body buffers: the verifier keeps nothing of the
+// payload (ports.WebhookVerifier), so a delivery's buffer can serve the
+// next one once the event is decoded.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBody is the largest buffer bodies keeps, so that one huge
+// delivery does not pin its memory for good; Stripe's events are a few
+// kilobytes.
+const maxPooledBody = 64 << 10
+
+// readBody reads the whole body, at most limit bytes, into a buffer from
+// bodies (give it back with putBody): more is errTooLarge (with a message
+// for the client), a broken read is ErrInvalid.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, error) {
 	if r.ContentLength > limit {
-		return nil, tooLarge // refused before reading a byte
+		return nil, bodyTooLarge(limit) // refused before reading a byte
 	}
+	buf := bodies.Get().(*[]byte)
 	body := http.MaxBytesReader(w, r.Body, limit)
-	var payload []byte
 	var err error
-	if n := r.ContentLength; n >= 0 {
+	if n := int(r.ContentLength); n >= 0 {
 		// The usual case: the length is announced, so read exactly that
-		// (net/http stops the body there) in one allocation.
-		payload = make([]byte, n)
-		_, err = io.ReadFull(body, payload)
+		// (net/http stops the body there).
+		if cap(*buf) < n {
+			*buf = make([]byte, n)
+		}
+		*buf = (*buf)[:n]
+		_, err = io.ReadFull(body, *buf)
 	} else {
-		payload, err = io.ReadAll(body)
+		b := bytes.NewBuffer((*buf)[:0])
+		_, err = b.ReadFrom(body)
+		*buf = b.Bytes()
 	}
 	if err != nil {
+		putBody(buf)
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, tooLarge
+			return nil, bodyTooLarge(limit)
 		}
 		return nil, withMessage(fmt.Errorf("%w: read body: %w", domain.ErrInvalid, err), "could not read request body")
 	}
-	return payload, nil
+	return buf, nil
+}
+
+// putBody gives a buffer from readBody back.
+func putBody(buf *[]byte) {
+	if cap(*buf) <= maxPooledBody {
+		*buf = (*buf)[:0]
+		bodies.Put(buf)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -442,4 +443,46 @@ func TestWebhookStorageUnavailable(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(r.status, http.StatusServiceUnavailable)      // Stripe will redeliver
 	is.True(!strings.Contains(string(r.body), "10.0.0.7")) // no internals in the answer
+}
+
+// TestWebhookBodiesInTurn sends deliveries of very different sizes, with
+// and without a length, one after the other, so that body buffers are
+// reused across them: each must be read and decoded as itself.
+func TestWebhookBodiesInTurn(t *testing.T) {
+	e := newEnv(t)
+	m := e.createMerchant("Busy Co")
+	padded := func(p []byte, n int) []byte {
+		// One more member in the object's metadata: still a valid event.
+		i := bytes.Index(p, []byte(`"metadata": {}`))
+		if i < 0 {
+			t.Fatal("the event has no empty metadata to pad")
+		}
+		pad := []byte(`"metadata": {"pad": "` + strings.Repeat("p", n) + `"}`)
+		return slices.Concat(p[:i], pad, p[i+len(`"metadata": {}`):])
+	}
+	for _, d := range []struct {
+		pad     int
+		chunked bool
+	}{{100 << 10, false}, {0, false}, {40 << 10, true}, {0, true}, {100 << 10, true}, {0, false}, {0, false}} {
+		is := is.New(t)
+		invoice := stripetest.NewID("in_")
+		p := padded(paymentFailed(stripetest.NewID("evt_"), m.Account, invoice), d.pad)
+		var body io.Reader = bytes.NewReader(p)
+		if d.chunked {
+			body = io.MultiReader(body) // no Len: sent chunked
+		}
+		r := e.do(http.MethodPost, "/webhooks/stripe", body, "Content-Type", contentJSON, "Stripe-Signature", stripetest.Sign(p, testSecret, time.Now()))
+		is.Equal(r.status, http.StatusOK)
+		var a webhookAnswer
+		r.decode(t, &a)
+		is.True(a.Processed)
+		is.Equal(len(a.Tasks), 2)
+		n := 0
+		for _, task := range e.tasksOf(m.ID) {
+			if task.StripeInvoiceID == invoice {
+				n++
+			}
+		}
+		is.Equal(n, 2) // the delivery's tasks are for its own invoice
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -165,6 +166,36 @@ func TestVerifierRotation(t *testing.T) {
 		_, err := v.VerifyEvent(payload, stripetest.Sign(payload, secret, now))
 		is.True(errors.Is(err, domain.ErrInvalid)) // a secret no longer configured is refused
 	})
+}
+
+// TestVerifierKeepsNothingOfThePayload checks the port's rule that the
+// caller may reuse the payload once VerifyEvent returns: the event decoded
+// from it, every kind of object included, shares none of its memory.
+func TestVerifierKeepsNothingOfThePayload(t *testing.T) {
+	v := newVerifier(t, []string{secret})
+	next := now.Add(72 * time.Hour)
+	objects := []struct {
+		typ    string
+		object any
+	}{
+		{domain.EventInvoicePaymentFailed, stripetest.Invoice{ID: "in_1", Customer: "cus_1", CustomerEmail: "jenny@example.com", AmountDue: 2000,
+			AttemptCount: 1, NextPaymentAttempt: &next, HostedInvoiceURL: "https://invoice.stripe.com/i/1", Subscription: "sub_1", Charge: "ch_1"}},
+		{domain.EventChargeFailed, stripetest.Charge{ID: "ch_1", Customer: "cus_1", Invoice: "in_1", BillingEmail: "jenny@example.com", Amount: 2000}},
+		{domain.EventCustomerSubscriptionDeleted, stripetest.Subscription{ID: "sub_1", Customer: "cus_1"}},
+	}
+	for _, o := range objects {
+		t.Run(o.typ, func(t *testing.T) {
+			is := is.New(t)
+			payload := stripetest.Event{ID: "evt_1", Type: o.typ, Account: "acct_1", Created: now, Object: o.object}.JSON()
+			ev, err := v.VerifyEvent(payload, stripetest.Sign(payload, secret, now))
+			is.NoErr(err)
+			want := fmt.Sprintf("%+v %+v %+v %+v", ev, ev.Invoice, ev.Charge, ev.Subscription)
+			for i := range payload {
+				payload[i] = 'x'
+			}
+			is.Equal(fmt.Sprintf("%+v %+v %+v %+v", ev, ev.Invoice, ev.Charge, ev.Subscription), want) // the event did not change with the payload
+		})
+	}
 }
 
 func TestNewVerifierNeedsASecret(t *testing.T) {
