@@ -64,7 +64,9 @@ func TestDecodeInOnePass(t *testing.T) {
 
 // FuzzDecodeOnePass checks that decoding in one pass gives what decoding
 // with the object kept raw gives, for any body: the same event, or a
-// refusal both ways.
+// refusal both ways. Its seeds are minimal events (stripetest's
+// MinimalJSON): complete ones give the fuzzer so much new coverage to
+// minimize that it hardly gets to mutate.
 func FuzzDecodeOnePass(f *testing.F) {
 	next := time.Unix(1_800_000_000, 0)
 	for _, ev := range []stripetest.Event{
@@ -75,7 +77,7 @@ func FuzzDecodeOnePass(f *testing.F) {
 		{Type: domain.EventChargeFailed, Account: "acct_1", Object: stripetest.Invoice{ID: "in_1"}},
 		{Type: "invoice.created", Account: "acct_1", Object: stripetest.Invoice{ID: "in_1"}},
 	} {
-		f.Add(ev.JSON())
+		f.Add(ev.MinimalJSON())
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		one, errOne := decode(payload, true)

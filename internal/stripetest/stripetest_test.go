@@ -150,3 +150,24 @@ func TestEventMemberOrder(t *testing.T) {
 	is.True(strings.Index(payload, `"type":`) > strings.Index(payload, `"data":`))                                                                                 // type after data
 	is.True(!strings.Contains(payload, "\r"))                                                                                                                      // lines end in \n alone
 }
+
+// TestMinimalJSON checks the smallest rendering: the same event, its
+// object cut down to the members recoup reads, with no whitespace.
+func TestMinimalJSON(t *testing.T) {
+	is := is.New(t)
+	ev := stripetest.Event{ID: "evt_1", Type: "invoice.payment_failed", Account: "acct_1", Object: stripetest.Invoice{
+		ID: "in_1", Customer: "cus_1", CustomerEmail: "jenny@example.com", AmountDue: 2000, AttemptCount: 1, Subscription: "sub_1",
+	}}
+	p := ev.MinimalJSON()
+	is.True(!strings.ContainsAny(string(p), "\n ")) // no whitespace
+	is.True(strings.HasPrefix(string(p), `{"id":"evt_1","object":"event","account":"acct_1",`))
+	var got map[string]any
+	is.NoErr(json.Unmarshal(p, &got))
+	is.Equal(got["type"], "invoice.payment_failed")
+	obj := got["data"].(map[string]any)["object"].(map[string]any)
+	is.Equal(obj["customer_email"], "jenny@example.com") // a member recoup reads is kept
+	is.Equal(obj["attempt_count"], float64(1))
+	_, hasLines := obj["lines"]
+	is.True(!hasLines) // one it does not read is dropped
+	t.Logf("%d bytes, %d bytes as Stripe sends it", len(p), len(ev.JSON()))
+}
