@@ -227,9 +227,11 @@ func (sh *shard) set(r taskRecord) {
 }
 
 // put adds a task that is not stored, to a free slot and every index.
-func (sh *shard) put(r taskRecord) {
+func (sh *shard) put(r taskRecord) { sh.putKey(r, mustKeyOf(r.task.ID)) }
+
+// putKey is put of a task whose id's key is id.
+func (sh *shard) putKey(r taskRecord, id taskKey) {
 	t := r.task
-	id := mustKeyOf(t.ID)
 	i := sh.newSlot()
 	sh.ids[id] = i
 	s := sh.slot(i)

@@ -34,14 +34,14 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 		var buf [4]bool
 		owned := r.s.owned(tasks, buf[:0])
 		for i, in := range tasks {
-			task, err := checkNewTask(merchant, in)
+			task, k, err := checkNewTask(merchant, in)
 			if err != nil {
 				return err
 			}
-			// Every task the shard held before this unit of work changed it
+			// Every task a shard held before this unit of work changed it
 			// is committed, so owned covers it; only tasks this unit of
-			// work stored need a look at the shard.
-			if owned[i] || len(h.tasks) > 0 && h.sh.has(task.ID) {
+			// work stored (for any merchant) need a look at the shards.
+			if owned[i] || t.holdsOwn(k) {
 				return fmt.Errorf("schedule task %s: %w: id already used", task.ID, domain.ErrConflict)
 			}
 			switch task.Type {
@@ -64,7 +64,7 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 					continue
 				}
 			}
-			h.addTask(taskRecord{task: task})
+			h.addTask(taskRecord{task: task}, k)
 			stored = append(stored, task)
 		}
 		return nil
@@ -75,28 +75,30 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 	return stored, nil
 }
 
-func checkNewTask(merchant domain.MerchantID, t domain.Task) (domain.Task, error) {
+// checkNewTask returns the task as it is stored, and its id's key.
+func checkNewTask(merchant domain.MerchantID, t domain.Task) (domain.Task, taskKey, error) {
 	if t.MerchantID != merchant {
-		return t, fmt.Errorf("%w: task %s belongs to merchant %q, not %q", domain.ErrInvalid, t.ID, t.MerchantID, merchant)
+		return t, taskKey{}, fmt.Errorf("%w: task %s belongs to merchant %q, not %q", domain.ErrInvalid, t.ID, t.MerchantID, merchant)
 	}
-	if _, ok := keyOf(t.ID); !ok {
+	k, ok := keyOf(t.ID)
+	if !ok {
 		// Stored as PostgreSQL's uuid column gives it back: lowercase.
 		id, err := domain.ParseTaskID(string(t.ID))
 		if err != nil {
-			return t, err
+			return t, taskKey{}, err
 		}
-		t.ID = id
+		t.ID, k = id, mustKeyOf(id)
 	}
 	if statusIndex(t.Status) < 0 {
-		return t, fmt.Errorf("%w: task status %q", domain.ErrInvalid, t.Status)
+		return t, taskKey{}, fmt.Errorf("%w: task status %q", domain.ErrInvalid, t.Status)
 	}
 	switch t.Type {
 	case domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed:
 	default:
-		return t, fmt.Errorf("%w: task type %q", domain.ErrInvalid, t.Type)
+		return t, taskKey{}, fmt.Errorf("%w: task type %q", domain.ErrInvalid, t.Type)
 	}
 	t.RunAt, t.CreatedAt, t.UpdatedAt = norm(t.RunAt), norm(t.CreatedAt), norm(t.UpdatedAt)
-	return t, nil
+	return t, k, nil
 }
 
 // owned appends to out, for each task, whether a committed task has its

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -165,12 +166,29 @@ func (h *heldShard) setTask(r taskRecord) {
 	h.sh.set(r)
 }
 
-// addTask stores r, whose id the shard does not hold.
-func (h *heldShard) addTask(r taskRecord) {
+// addTask stores r, whose id (k) the shard does not hold.
+func (h *heldShard) addTask(r taskRecord, k taskKey) {
 	if h.firstChange(r.task.ID) {
-		h.tasks = append(h.tasks, priorTask{id: r.task.ID, key: mustKeyOf(r.task.ID)})
+		h.tasks = append(h.tasks, priorTask{id: r.task.ID, key: k})
 	}
-	h.sh.put(r)
+	h.sh.putKey(r, k)
+}
+
+// holdsOwn reports whether a shard the unit of work holds has a task with
+// key k that the unit of work stored or changed, whichever merchant's: ids
+// are unique across merchants. Committed tasks are for Store.owned to
+// find.
+func (t *tx) holdsOwn(k taskKey) bool {
+	return slices.ContainsFunc(t.w.held, func(h *heldShard) bool { return h.holdsOwn(k) })
+}
+
+// holdsOwn is tx.holdsOwn for one shard: the tasks in its undo log.
+func (h *heldShard) holdsOwn(k taskKey) bool {
+	if h.seen == nil && !slices.ContainsFunc(h.tasks, func(p priorTask) bool { return p.key == k }) {
+		return false
+	}
+	_, ok := h.sh.ids[k]
+	return ok
 }
 
 func (h *heldShard) deleteTask(id domain.TaskID) {

@@ -82,6 +82,17 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		})
 		is.True(errors.Is(err, domain.ErrConflict)) // a unit of work stores the id twice
 
+		err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+			if _, err := tx.Tasks().Schedule(ctx, b, []domain.Task{fresh}); err != nil {
+				return err
+			}
+			forA := fresh
+			forA.MerchantID = a
+			_, err := tx.Tasks().Schedule(ctx, a, []domain.Task{forA})
+			return err
+		})
+		is.True(errors.Is(err, domain.ErrConflict)) // a unit of work stores the id for two merchants
+
 		page, err := st.Tasks().List(ctx, b, domain.TaskFilter{Limit: 10})
 		is.NoErr(err)
 		is.Equal(len(page.Tasks), 0)                   // none of it was kept
