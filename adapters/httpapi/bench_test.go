@@ -42,7 +42,7 @@ type eventShape struct {
 // of API version 2023-10-16 (every member of Stripe's own sample invoice,
 // with one line item), indented by two spaces; about 5 KB. "minimal" is
 // the smallest event recoup can act on: only the members it reads, with
-// no whitespace; about 0.6 KB. The less the baseline has to decode, the
+// no whitespace; about 0.5 KB. The less the baseline has to decode, the
 // more recoup's own work weighs, so "minimal" is the worst case for the
 // ratio, not a delivery Stripe makes.
 var eventShapes = []eventShape{
@@ -111,10 +111,10 @@ func runSenders(n int, do func(i int) error) error {
 // any Go receiver of Stripe webhooks runs first. All use the same kind of
 // pre-signed events (see eventShapes: as Stripe sends them, and minimal)
 // and 8 senders; "handler" reports its events/s as a fraction of the
-// baseline's ("ratio", target: at least 0.8). So that the
-// machine has no time to change in between, every line measures the
-// baseline over as many events right before itself, outside its timer,
-// and compares itself with that; the "baseline" line reports it alone.
+// baseline's ("ratio", target: at least 0.8). So that the machine has no
+// time to change in between, every line measures the baseline over as many
+// events right before itself, outside its timer, and compares itself with
+// that; the "baseline" lines report it alone.
 //
 // The machine is shared, so each also reports the process's CPU time per
 // event (garbage collection included): with 8 senders on every core the

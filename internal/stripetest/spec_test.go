@@ -43,7 +43,8 @@ func stripeMockFile(name string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-var loadSpec = loader("spec3.json", func() *openAPI { return new(openAPI) })
+// loadSpec reads stripe-mock's OpenAPI spec.
+var loadSpec = loader[openAPI]("spec3.json")
 
 // fixtures is the part of stripe-mock's fixtures3.json the completeness
 // check reads: Stripe's sample of each object.
@@ -51,20 +52,18 @@ type fixtures struct {
 	Resources map[string]map[string]any `json:"resources"`
 }
 
-var loadFixtures = loader("fixtures3.json", func() *fixtures { return new(fixtures) })
+// loadFixtures reads stripe-mock's sample objects.
+var loadFixtures = loader[fixtures]("fixtures3.json")
 
 // loader returns a function that decodes the stripe-mock file once and
 // fails the test if it cannot.
-func loader[T any](name string, alloc func() T) func(t *testing.T) T {
+func loader[T any](name string) func(t *testing.T) *T {
 	var once sync.Once
-	var v T
+	v := new(T)
 	var err error
-	return func(t *testing.T) T {
+	return func(t *testing.T) *T {
 		t.Helper()
-		once.Do(func() {
-			v = alloc()
-			err = stripeMockFile(name, v)
-		})
+		once.Do(func() { err = stripeMockFile(name, v) })
 		if err != nil {
 			t.Fatalf("load stripe-mock's %s: %v", name, err)
 		}
