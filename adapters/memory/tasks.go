@@ -29,15 +29,22 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 		if len(tasks) == 0 {
 			return nil
 		}
-		// One look at the committed ids for the whole batch, so that
-		// globalMu is taken once and not held while the shard is written.
-		var buf [4]bool
-		owned := r.s.owned(tasks, buf[:0])
-		for i, in := range tasks {
+		var checkedBuf [2]checkedTask
+		checked := checkedBuf[:0]
+		for _, in := range tasks {
 			task, k, err := checkNewTask(merchant, in)
 			if err != nil {
 				return err
 			}
+			checked = append(checked, checkedTask{task, k})
+		}
+		// One look at the committed ids (canonical, as stored) for the
+		// whole batch, so that globalMu is taken once and not held while
+		// the shard is written.
+		var ownedBuf [2]bool
+		owned := r.s.owned(checked, ownedBuf[:0])
+		for i, c := range checked {
+			task, k := c.task, c.key
 			// Every task a shard held before this unit of work changed it
 			// is committed, so owned covers it; only tasks this unit of
 			// work stored (for any merchant) need a look at the shards.
@@ -101,16 +108,19 @@ func checkNewTask(merchant domain.MerchantID, t domain.Task) (domain.Task, taskK
 	return t, k, nil
 }
 
+// checkedTask is a task as Schedule stores it, with its id's key.
+type checkedTask struct {
+	task domain.Task
+	key  taskKey
+}
+
 // owned appends to out, for each task, whether a committed task has its
 // id.
-func (s *Store) owned(tasks []domain.Task, out []bool) []bool {
+func (s *Store) owned(tasks []checkedTask, out []bool) []bool {
 	s.globalMu.Lock()
 	defer s.globalMu.Unlock()
 	for _, t := range tasks {
-		ok := false
-		if k, valid := keyOf(t.ID); valid {
-			_, ok = s.owners[k]
-		}
+		_, ok := s.owners[t.key]
 		out = append(out, ok)
 	}
 	return out

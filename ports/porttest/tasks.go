@@ -52,6 +52,16 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		task.ID = lower
 		_, err := st.Tasks().Schedule(t.Context(), m, []domain.Task{task})
 		is.True(errors.Is(err, domain.ErrConflict)) // one task, whatever the spelling
+
+		other := newMerchant(t, st)
+		stored = schedule(t, st, other, newTask(other, domain.TypeNotifyChargeFailed, "", 0, now()))
+		for _, m := range []domain.MerchantID{other, m} {
+			again := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+			again.ID = domain.TaskID(strings.ToUpper(string(stored[0].ID)))
+			_, err = st.Tasks().Schedule(t.Context(), m, []domain.Task{again})
+			is.True(errors.Is(err, domain.ErrConflict)) // a stored id in capitals is the same id
+		}
+		is.Equal(mustGet(t, st, other, stored[0].ID), stored[0]) // and the stored task is as it was
 	})
 
 	t.Run("a task id is used once, across merchants and within a unit of work", func(t *testing.T) {
