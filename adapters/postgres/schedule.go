@@ -65,14 +65,20 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 		var stored []domain.Task
 		err := r.store.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
 			var err error
-			stored, err = tx.Tasks().Schedule(ctx, merchant, tasks)
+			stored, err = insertBatches(ctx, tx.(txScope).db, mid, batches)
 			return err
 		})
 		return stored, err
 	}
-	stored := make([]domain.Task, 0, len(tasks))
+	return insertBatches(ctx, r.db, mid, batches)
+}
+
+// insertBatches runs the statement of each batch on db, in order, and
+// returns the tasks stored, in the order of the tasks.
+func insertBatches(ctx context.Context, db querier, mid string, batches [][]domain.Task) ([]domain.Task, error) {
+	stored := []domain.Task{}
 	for _, batch := range batches {
-		got, err := queryAll(ctx, r.db, scanScheduled, scheduleSQL(batch), scheduleArgs(mid, batch)...)
+		got, err := queryAll(ctx, db, scanScheduled, scheduleSQL(batch), scheduleArgs(mid, batch)...)
 		if err != nil {
 			return nil, interpretError(fmt.Sprintf("schedule %d tasks from %s", len(batch), batch[0].ID), err)
 		}
