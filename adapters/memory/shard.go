@@ -143,7 +143,7 @@ func (sh *shard) slot(i int32) *slot {
 
 // get returns the stored task with this id.
 func (sh *shard) get(id domain.TaskID) (taskRecord, bool) {
-	k, ok := keyOf(id)
+	k, ok := lookupKey(id)
 	if !ok {
 		return taskRecord{}, false
 	}
@@ -160,7 +160,7 @@ func (sh *shard) getKey(k taskKey) (taskRecord, bool) {
 }
 
 func (sh *shard) has(id domain.TaskID) bool {
-	k, ok := keyOf(id)
+	k, ok := lookupKey(id)
 	if !ok {
 		return false
 	}
@@ -248,7 +248,7 @@ func (sh *shard) putKey(r taskRecord, id taskKey) {
 
 // remove takes a task out of its slot and every index; absent is a no-op.
 func (sh *shard) remove(id domain.TaskID) {
-	key, ok := keyOf(id)
+	key, ok := lookupKey(id)
 	if !ok {
 		return
 	}

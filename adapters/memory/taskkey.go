@@ -49,6 +49,20 @@ var hexValue = func() (t [256]byte) {
 	return t
 }()
 
+// lookupKey is keyOf for an id a caller names, in any spelling that
+// domain.ParseTaskID accepts (as PostgreSQL's uuid column does): only a
+// spelling other than the canonical one pays for parsing.
+func lookupKey(id domain.TaskID) (taskKey, bool) {
+	if k, ok := keyOf(id); ok {
+		return k, true
+	}
+	canon, err := domain.ParseTaskID(string(id))
+	if err != nil {
+		return taskKey{}, false
+	}
+	return keyOf(canon)
+}
+
 // mustKeyOf is keyOf for the id of a stored task, which Schedule made
 // canonical.
 func mustKeyOf(id domain.TaskID) taskKey {

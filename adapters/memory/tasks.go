@@ -128,7 +128,7 @@ func (s *Store) owned(tasks []checkedTask, out []bool) []bool {
 
 // taskOwned reports whether a committed task has this id.
 func (s *Store) taskOwned(id domain.TaskID) bool {
-	k, ok := keyOf(id)
+	k, ok := lookupKey(id)
 	if !ok {
 		return false
 	}
@@ -197,9 +197,9 @@ func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain
 		}
 		p := index.first()
 		if f.After != nil {
-			id, ok := keyOf(f.After.ID)
+			id, ok := lookupKey(f.After.ID)
 			if !ok {
-				return fmt.Errorf("%w: cursor task id %q is not a canonical UUID", domain.ErrInvalid, f.After.ID)
+				return fmt.Errorf("%w: cursor task id %q is not a UUID", domain.ErrInvalid, f.After.ID)
 			}
 			p = index.after(newListKey(norm(f.After.CreatedAt), id, 0))
 		}
@@ -277,7 +277,7 @@ func (r taskRepo) Delete(ctx context.Context, merchant domain.MerchantID, id dom
 		if rec.task.Status == domain.StatusRunning {
 			return fmt.Errorf("delete task %s: %w: it is running", id, domain.ErrConflict)
 		}
-		h.deleteTask(id)
+		h.deleteTask(rec.task.ID)
 		return nil
 	})
 }
@@ -320,7 +320,7 @@ func (r taskRepo) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
 }
 
 func (s *Store) ownerIs(id domain.TaskID, sh *shard) bool {
-	k, ok := keyOf(id)
+	k, ok := lookupKey(id)
 	if !ok {
 		return false
 	}

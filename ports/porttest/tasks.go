@@ -47,10 +47,14 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		lower := task.ID
 		task.ID = domain.TaskID(strings.ToUpper(string(lower)))
 		stored := schedule(t, st, m, task)
-		is.Equal(stored[0].ID, lower)                // as PostgreSQL's uuid column spells it
-		is.Equal(mustGet(t, st, m, lower).ID, lower) // and found by that spelling
+		is.Equal(stored[0].ID, lower)                  // as PostgreSQL's uuid column spells it
+		is.Equal(mustGet(t, st, m, lower).ID, lower)   // and found by that spelling
+		is.Equal(mustGet(t, st, m, task.ID).ID, lower) // and by the other
+		exists, err := st.Tasks().Exists(t.Context(), task.ID)
+		is.NoErr(err)
+		is.True(exists) // whose task exists
 		task.ID = lower
-		_, err := st.Tasks().Schedule(t.Context(), m, []domain.Task{task})
+		_, err = st.Tasks().Schedule(t.Context(), m, []domain.Task{task})
 		is.True(errors.Is(err, domain.ErrConflict)) // one task, whatever the spelling
 
 		other := newMerchant(t, st)
@@ -62,6 +66,10 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 			is.True(errors.Is(err, domain.ErrConflict)) // a stored id in capitals is the same id
 		}
 		is.Equal(mustGet(t, st, other, stored[0].ID), stored[0]) // and the stored task is as it was
+
+		is.NoErr(st.Tasks().Delete(t.Context(), other, domain.TaskID(strings.ToUpper(string(stored[0].ID)))))
+		_, err = st.Tasks().Get(t.Context(), other, stored[0].ID)
+		is.True(errors.Is(err, domain.ErrNotFound)) // deleted by either spelling
 	})
 
 	t.Run("a task id is used once, across merchants and within a unit of work", func(t *testing.T) {
