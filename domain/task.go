@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -140,4 +141,28 @@ type TaskResult struct {
 	RunAt     time.Time
 	LastError string
 	At        time.Time
+}
+
+// StorableText reports whether every string can be kept as text by any
+// storage: none may hold a NUL character, which PostgreSQL's text type
+// cannot store. Adapters refuse such text with ErrInvalid, so that every
+// adapter answers the same.
+func StorableText(ss ...string) bool {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckText is ErrInvalid when one of the task's strings is not
+// StorableText.
+func (t Task) CheckText() error {
+	if !StorableText(string(t.ID), string(t.MerchantID), string(t.Type), string(t.Status), t.StripeEventID,
+		t.StripeCustomerID, t.StripeInvoiceID, t.StripeSubscriptionID, t.StripeChargeID, t.CustomerEmail,
+		t.Currency, t.HostedInvoiceURL, t.LastError) {
+		return fmt.Errorf("%w: task %s: text holds a NUL character", ErrInvalid, t.ID)
+	}
+	return nil
 }

@@ -17,7 +17,8 @@ type EventLocker interface {
 	// unit of work holds the lock in flight, it waits for that one's outcome:
 	// false if it commits; if it rolls back, exactly one waiter gets true.
 	// It returns ctx's error if the wait is cancelled, ErrUnavailable (wrapped)
-	// if storage cannot be reached.
+	// if storage cannot be reached, ErrInvalid for an empty id or one that
+	// holds a NUL character.
 	AttemptEventLock(ctx context.Context, eventID string) (bool, error)
 }
 
@@ -29,11 +30,16 @@ type TenantTaskRepository interface {
 	// Schedule stores new tasks for merchant (their MerchantID must be
 	// merchant) and returns those that were stored, applying the "at most
 	// one" rules:
-	//   - a notify_payment_failed whose (invoice, invoice attempt) already
+	//   - a notify_payment_failed or a notify_action_required whose
+	//     (invoice, invoice attempt) already has one of its type is not
+	//     stored again;
+	//   - a notify_charge_failed whose charge (when it names one) already
 	//     has one is not stored again;
 	//   - a retry_payment for an invoice that has a pending retry_payment
 	//     replaces that one's schedule and event (keeping its id) when its
 	//     invoice attempt is higher, and is not stored otherwise.
+	// A task whose text holds a NUL character, which PostgreSQL's text
+	// cannot, is ErrInvalid, and nothing of the call is stored.
 	Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error)
 	// CancelPending makes the merchant's pending tasks that match sel
 	// cancelled and returns their ids.
@@ -63,7 +69,8 @@ type TenantTaskRepository interface {
 // figures.
 type RecoveryLedger interface {
 	// RecordFailure notes that a payment on the invoice failed. The first
-	// failure of an invoice counts; later ones change nothing.
+	// failure of an invoice counts; later ones change nothing. Text with a
+	// NUL character is ErrInvalid.
 	RecordFailure(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error
 	// RecordPaid notes that the invoice was paid. It counts as recovered,
 	// with the paid amount, only if a failure was recorded for it before and
@@ -96,7 +103,8 @@ type UnitOfWork interface {
 // MerchantDirectory stores merchants and their API keys.
 type MerchantDirectory interface {
 	// CreateMerchant stores a merchant with its first API key;
-	// ErrConflict if its Stripe account is already bound to a merchant.
+	// ErrConflict if its Stripe account is already bound to a merchant,
+	// ErrInvalid if its text holds a NUL character.
 	CreateMerchant(ctx context.Context, m domain.Merchant, key domain.APIKey) error
 	// MerchantByID returns a merchant; ErrNotFound if there is none.
 	MerchantByID(ctx context.Context, id domain.MerchantID) (domain.Merchant, error)

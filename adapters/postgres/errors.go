@@ -19,6 +19,8 @@ import (
 // SQLSTATE codes that interpretError tells apart.
 const (
 	codeUniqueViolation    = "23505"
+	codeBadCharacter       = "22021" // character_not_in_repertoire: a NUL in text
+	codeUntranslatable     = "22P05" // untranslatable_character
 	codeAdminShutdown      = "57P01"
 	codeCrashShutdown      = "57P02"
 	codeCannotConnectNow   = "57P03"
@@ -38,6 +40,8 @@ func interpretError(op string, err error) error {
 		switch {
 		case pgErr.Code == codeUniqueViolation:
 			return fmt.Errorf("%s: %w: %w", op, domain.ErrConflict, err)
+		case pgErr.Code == codeBadCharacter, pgErr.Code == codeUntranslatable:
+			return fmt.Errorf("%s: %w: text PostgreSQL cannot store (a NUL character): %w", op, domain.ErrInvalid, err)
 		case strings.HasPrefix(pgErr.Code, classConnection),
 			pgErr.Code == codeAdminShutdown, pgErr.Code == codeCrashShutdown,
 			pgErr.Code == codeCannotConnectNow, pgErr.Code == codeTooManyConnections:

@@ -21,8 +21,8 @@ func (l ledger) RecordFailure(ctx context.Context, merchant domain.MerchantID, i
 	if err != nil {
 		return fmt.Errorf("record failure: %w", err)
 	}
-	if inv.InvoiceID == "" {
-		return fmt.Errorf("record failure: %w: empty invoice id", domain.ErrInvalid)
+	if inv.InvoiceID == "" || !domain.StorableText(inv.InvoiceID, inv.Currency) {
+		return fmt.Errorf("record failure: %w: empty invoice id, or text with a NUL character", domain.ErrInvalid)
 	}
 	_, err = l.db.ExecContext(ctx, `
 		INSERT INTO invoice_recoveries (merchant_id, invoice_id, currency, failed_amount, failed_at)
@@ -39,8 +39,8 @@ func (l ledger) RecordPaid(ctx context.Context, merchant domain.MerchantID, inv 
 	if err != nil {
 		return fmt.Errorf("record payment: %w", err)
 	}
-	if inv.InvoiceID == "" {
-		return fmt.Errorf("record payment: %w: empty invoice id", domain.ErrInvalid)
+	if inv.InvoiceID == "" || !domain.StorableText(inv.InvoiceID) {
+		return fmt.Errorf("record payment: %w: empty invoice id, or one with a NUL character", domain.ErrInvalid)
 	}
 	_, err = l.db.ExecContext(ctx, `
 		UPDATE invoice_recoveries SET recovered_amount = $3, recovered_at = $4

@@ -48,6 +48,9 @@ func (d merchantDir) CreateMerchant(ctx context.Context, m domain.Merchant, key 
 	if key.Prefix == "" {
 		return fmt.Errorf("create merchant: %w: api key without prefix", domain.ErrInvalid)
 	}
+	if !domain.StorableText(m.Name, m.StripeAccountID, key.Prefix) {
+		return fmt.Errorf("create merchant: %w: text with a NUL character", domain.ErrInvalid)
+	}
 	err = d.bun.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.Tx.ExecContext(ctx, `
 			INSERT INTO merchants (id, name, stripe_account_id, created_at) VALUES ($1, $2, $3, $4)`,

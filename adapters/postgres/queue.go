@@ -93,6 +93,9 @@ func (q taskQueue) Finish(ctx context.Context, merchant domain.MerchantID, id do
 	default:
 		return fmt.Errorf("finish task %s: %w: a run cannot end %q", id, domain.ErrInvalid, res.Status)
 	}
+	if !domain.StorableText(res.LastError) {
+		return fmt.Errorf("finish task %s: %w: last error with a NUL character", id, domain.ErrInvalid)
+	}
 	// A zero RunAt or At leaves the column as it is.
 	var runAt, at any
 	if !res.RunAt.IsZero() {

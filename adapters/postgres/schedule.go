@@ -19,6 +19,10 @@ import (
 const (
 	notifyOnConflict = `ON CONFLICT (merchant_id, stripe_invoice_id, invoice_attempt)
 		WHERE type = 'notify_payment_failed' DO NOTHING`
+	actionOnConflict = `ON CONFLICT (merchant_id, stripe_invoice_id, invoice_attempt)
+		WHERE type = 'notify_action_required' DO NOTHING`
+	chargeOnConflict = `ON CONFLICT (merchant_id, stripe_charge_id)
+		WHERE type = 'notify_charge_failed' AND stripe_charge_id <> '' DO NOTHING`
 	// The pending retry of an earlier attempt takes the new schedule and
 	// event and keeps its id; a retry of the same or an older attempt
 	// changes nothing.
@@ -114,6 +118,10 @@ func onConflict(t domain.Task) (clause, key string) {
 	switch {
 	case t.Type == domain.TypeNotifyPaymentFailed:
 		return notifyOnConflict, "notify " + strconv.Itoa(t.InvoiceAttempt) + " " + t.StripeInvoiceID
+	case t.Type == domain.TypeNotifyActionRequired:
+		return actionOnConflict, "action " + strconv.Itoa(t.InvoiceAttempt) + " " + t.StripeInvoiceID
+	case t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "":
+		return chargeOnConflict, "charge " + t.StripeChargeID
 	case t.Type == domain.TypeRetryPayment && t.Status == domain.StatusPending:
 		return retryOnConflict, "retry " + t.StripeInvoiceID
 	}

@@ -126,8 +126,8 @@ type eventLocker struct {
 // insert wait for it, then either finds the committed row (DO NOTHING,
 // nothing returned: a duplicate) or, after a rollback, inserts it.
 func (l eventLocker) AttemptEventLock(ctx context.Context, eventID string) (bool, error) {
-	if eventID == "" {
-		return false, fmt.Errorf("event lock: %w: empty event id", domain.ErrInvalid)
+	if eventID == "" || !domain.StorableText(eventID) {
+		return false, fmt.Errorf("event lock: %w: empty event id or one with a NUL character", domain.ErrInvalid)
 	}
 	var got string
 	err := l.db.QueryRowContext(ctx, `

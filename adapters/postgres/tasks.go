@@ -122,7 +122,7 @@ func checkNewTask(t domain.Task, merchant domain.MerchantID) error {
 	if !t.Status.Valid() {
 		return fmt.Errorf("%w: unknown task status %q", domain.ErrInvalid, t.Status)
 	}
-	return nil
+	return t.CheckText()
 }
 
 // Statements of CancelPending, one per selector.

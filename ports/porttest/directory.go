@@ -91,6 +91,19 @@ func RunMerchantDirectoryContract(t *testing.T, newStorage func(t *testing.T) po
 		same(is, got, m) // the account still names the first merchant
 	})
 
+	t.Run("a name with a NUL is refused", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		dir := newStorage(t).Merchants()
+		m, key := newMerchantWithKey(t)
+		m.Name = "Acme\x00"
+		err := dir.CreateMerchant(ctx, m, key)
+		is.True(errors.Is(err, domain.ErrInvalid)) // PostgreSQL's text cannot hold it
+		_, err = dir.MerchantByID(ctx, m.ID)
+		is.True(errors.Is(err, domain.ErrNotFound)) // and nothing was stored
+	})
+
 	t.Run("keys are added and revoked one by one", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)

@@ -43,7 +43,7 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is := is.New(t)
 		st := newStorage(t)
 		m := newMerchant(t, st)
-		task := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+		task := unruledTask(m)
 		lower := task.ID
 		task.ID = domain.TaskID(strings.ToUpper(string(lower)))
 		stored := schedule(t, st, m, task)
@@ -58,9 +58,9 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is.True(errors.Is(err, domain.ErrConflict)) // one task, whatever the spelling
 
 		other := newMerchant(t, st)
-		stored = schedule(t, st, other, newTask(other, domain.TypeNotifyChargeFailed, "", 0, now()))
+		stored = schedule(t, st, other, unruledTask(other))
 		for _, m := range []domain.MerchantID{other, m} {
-			again := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+			again := unruledTask(m)
 			again.ID = domain.TaskID(strings.ToUpper(string(stored[0].ID)))
 			_, err = st.Tasks().Schedule(t.Context(), m, []domain.Task{again})
 			is.True(errors.Is(err, domain.ErrConflict)) // a stored id in capitals is the same id
@@ -78,19 +78,19 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		ctx := t.Context()
 		st := newStorage(t)
 		a, b := newMerchant(t, st), newMerchant(t, st)
-		stored := newTask(a, domain.TypeNotifyChargeFailed, "", 0, now())
+		stored := unruledTask(a)
 		schedule(t, st, a, stored)
 
-		again := newTask(b, domain.TypeNotifyChargeFailed, "", 0, now())
+		again := unruledTask(b)
 		again.ID = stored.ID
 		_, err := st.Tasks().Schedule(ctx, b, []domain.Task{again})
 		is.True(errors.Is(err, domain.ErrConflict)) // another merchant's task has the id
 
-		twice := newTask(b, domain.TypeNotifyChargeFailed, "", 0, now())
+		twice := unruledTask(b)
 		_, err = st.Tasks().Schedule(ctx, b, []domain.Task{twice, twice})
 		is.True(errors.Is(err, domain.ErrConflict)) // one batch uses the id twice
 
-		fresh := newTask(b, domain.TypeNotifyChargeFailed, "", 0, now())
+		fresh := unruledTask(b)
 		err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
 			if _, err := tx.Tasks().Schedule(ctx, b, []domain.Task{fresh}); err != nil {
 				return err
@@ -274,6 +274,134 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 
 		dupInBatch := []domain.Task{newTask(a, domain.TypeNotifyPaymentFailed, inv, 3, now()), newTask(a, domain.TypeNotifyPaymentFailed, inv, 3, now())}
 		is.Equal(ids(schedule(t, st, a, dupInBatch...)), []domain.TaskID{dupInBatch[0].ID}) // also within one call
+	})
+
+	t.Run("notify_action_required is stored once per invoice attempt", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		inv := newInvoiceID()
+
+		first := newTask(a, domain.TypeNotifyActionRequired, inv, 1, now())
+		is.Equal(ids(schedule(t, st, a, first)), []domain.TaskID{first.ID}) // the first is stored
+		again := newTask(a, domain.TypeNotifyActionRequired, inv, 1, now())
+		is.Equal(len(schedule(t, st, a, again)), 0) // the same attempt again is not
+		_, err := st.Tasks().CancelPending(t.Context(), a, domain.CancelSelector{InvoiceID: inv}, now())
+		is.NoErr(err)
+		is.Equal(len(schedule(t, st, a, newTask(a, domain.TypeNotifyActionRequired, inv, 1, now()))), 0) // whatever the first one's status
+
+		next := newTask(a, domain.TypeNotifyActionRequired, inv, 2, now())
+		is.Equal(ids(schedule(t, st, a, next)), []domain.TaskID{next.ID}) // the next attempt is stored
+		other := newTask(b, domain.TypeNotifyActionRequired, inv, 1, now())
+		is.Equal(ids(schedule(t, st, b, other)), []domain.TaskID{other.ID}) // the rule is per merchant
+		failed := newTask(a, domain.TypeNotifyPaymentFailed, inv, 1, now())
+		is.Equal(ids(schedule(t, st, a, failed)), []domain.TaskID{failed.ID}) // and per type
+
+		dup := []domain.Task{newTask(a, domain.TypeNotifyActionRequired, inv, 3, now()), newTask(a, domain.TypeNotifyActionRequired, inv, 3, now())}
+		is.Equal(ids(schedule(t, st, a, dup...)), []domain.TaskID{dup[0].ID}) // also within one call
+	})
+
+	t.Run("notify_charge_failed is stored once per charge", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+
+		first := newTask(a, domain.TypeNotifyChargeFailed, "", 0, now())
+		is.Equal(ids(schedule(t, st, a, first)), []domain.TaskID{first.ID}) // the first is stored
+		again := newTask(a, domain.TypeNotifyChargeFailed, "", 0, now())
+		again.StripeChargeID = first.StripeChargeID
+		is.Equal(len(schedule(t, st, a, again)), 0) // the same charge again is not
+		_, err := st.Tasks().Get(t.Context(), a, again.ID)
+		is.True(errors.Is(err, domain.ErrNotFound)) // nor kept
+		taskIn(t, st, a, domain.StatusPending)
+
+		other := newTask(b, domain.TypeNotifyChargeFailed, "", 0, now())
+		other.StripeChargeID = first.StripeChargeID
+		is.Equal(ids(schedule(t, st, b, other)), []domain.TaskID{other.ID}) // the rule is per merchant
+		next := newTask(a, domain.TypeNotifyChargeFailed, "", 0, now())
+		is.Equal(ids(schedule(t, st, a, next)), []domain.TaskID{next.ID}) // another charge is stored
+
+		dup := []domain.Task{newTask(a, domain.TypeNotifyChargeFailed, "", 0, now()), newTask(a, domain.TypeNotifyChargeFailed, "", 0, now())}
+		dup[1].StripeChargeID = dup[0].StripeChargeID
+		is.Equal(ids(schedule(t, st, a, dup...)), []domain.TaskID{dup[0].ID}) // also within one call
+
+		bare := []domain.Task{newTask(a, domain.TypeNotifyChargeFailed, "", 0, now()), newTask(a, domain.TypeNotifyChargeFailed, "", 0, now())}
+		bare[0].StripeChargeID, bare[1].StripeChargeID = "", ""
+		is.Equal(ids(schedule(t, st, a, bare...)), ids(bare)) // tasks that name no charge are not matched
+	})
+
+	t.Run("concurrent events of one charge make one email", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		charge := "ch_" + token()
+
+		const n = 8
+		start := make(chan struct{})
+		errs := make(chan error, n)
+		for range n {
+			task := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+			task.StripeChargeID = charge
+			go func() {
+				<-start
+				errs <- st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+					ok, err := tx.Events().AttemptEventLock(ctx, task.StripeEventID)
+					if err != nil || !ok {
+						return fmt.Errorf("lock %s: %t, %w", task.StripeEventID, ok, err)
+					}
+					_, err = tx.Tasks().Schedule(ctx, m, []domain.Task{task})
+					return err
+				})
+			}()
+		}
+		close(start)
+		for range n {
+			is.NoErr(<-errs) // no unit of work fails
+		}
+		is.Equal(len(listAll(t, st, m, "", domain.MaxPageSize)), 1) // one task for the charge
+	})
+
+	t.Run("text with a NUL is refused and nothing is kept", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		poisons := map[string]func(*domain.Task){
+			"customer email": func(t *domain.Task) { t.CustomerEmail = "jenny\x00@example.com" },
+			"invoice id":     func(t *domain.Task) { t.StripeInvoiceID = "in_\x00" },
+			"event id":       func(t *domain.Task) { t.StripeEventID = "evt_\x00" },
+			"last error":     func(t *domain.Task) { t.LastError = "declined\x00" },
+			"hosted url":     func(t *domain.Task) { t.HostedInvoiceURL = "https://invoice.example/\x00" },
+		}
+		for name, poison := range poisons {
+			t.Run(name, func(t *testing.T) {
+				is := is.New(t)
+				good := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+				bad := newTask(m, domain.TypeRetryPayment, newInvoiceID(), 1, now())
+				poison(&bad)
+				_, err := st.Tasks().Schedule(ctx, m, []domain.Task{good, bad})
+				is.True(errors.Is(err, domain.ErrInvalid)) // a NUL in the task's text
+				for _, id := range []domain.TaskID{good.ID, bad.ID} {
+					exists, err := st.Tasks().Exists(ctx, id)
+					is.NoErr(err)
+					is.True(!exists) // nothing of the call is stored
+				}
+			})
+		}
+		evt := "evt_" + token() + "\x00"
+		_, err := lockOnce(ctx, st, evt, false)
+		is.True(errors.Is(err, domain.ErrInvalid)) // an event id with a NUL
+		won, err := lockOnce(ctx, st, strings.TrimSuffix(evt, "\x00"), false)
+		is.NoErr(err)
+		is.True(won) // took no lock of another spelling
+
+		err = st.Ledger().RecordFailure(ctx, m, domain.InvoiceAmount{InvoiceID: "in_\x00", Amount: 100, Currency: "usd"}, now())
+		is.True(errors.Is(err, domain.ErrInvalid)) // nor a ledger row
 	})
 
 	t.Run("a newer retry_payment replaces the pending one", func(t *testing.T) {
@@ -581,6 +709,14 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is.Equal(counts[domain.StatusPending], 1)
 		is.Equal(counts[domain.StatusRunning], 1)
 	})
+}
+
+// unruledTask is a new task that no "at most one" rule matches (a
+// notify_charge_failed that names no charge), for cases about ids.
+func unruledTask(m domain.MerchantID) domain.Task {
+	t := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+	t.StripeChargeID = ""
+	return t
 }
 
 // pendingRetries returns the ids of the merchant's pending retry_payment
