@@ -434,3 +434,68 @@ func (o *recordingObserver) outcomes() []string {
 	defer o.mu.Unlock()
 	return slices.Clone(o.seen)
 }
+
+// TestReplayOfAnOldDeliveryIsRefused replays a delivery captured an hour
+// ago, after its idempotency lock was pruned, with a fresh timestamp
+// beside the signed one in every spelling a reader could take differently
+// from another: each is refused (400) and nothing changes, on both
+// storages.
+func TestReplayOfAnOldDeliveryIsRefused(t *testing.T) {
+	storages := map[string]func(t *testing.T) ports.Storage{
+		"memory":   func(t *testing.T) ports.Storage { return nil },
+		"postgres": func(t *testing.T) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
+	}
+	for name, storage := range storages {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			clock := clocktest.New(time.Now().UTC().Truncate(time.Second))
+			svc := newService(t, recoup.Options{Storage: storage(t), Clock: clock, EventRetention: time.Minute})
+			m, _, err := svc.Merchants().Create(t.Context(), "Shop", stripetest.NewID("acct_"))
+			is.NoErr(err)
+			ev := paymentFailed(m.StripeAccountID, stripetest.NewID("in_"))
+			signedAt := clock.Now()
+			captured := stripetest.Sign(ev, testSecret, signedAt)
+
+			deliver := func(header string) (int, string) {
+				req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(ev))
+				req.Header.Set("Stripe-Signature", header)
+				rec := httptest.NewRecorder()
+				svc.WebhookHandler().ServeHTTP(rec, req)
+				return rec.Code, rec.Body.String()
+			}
+			status, body := deliver(captured)
+			is.Equal(status, http.StatusOK)                     // the genuine delivery
+			is.True(strings.Contains(body, `"processed":true`)) // is processed
+			tasks := func() int {
+				page, err := svc.Tasks().List(t.Context(), m, domain.TaskFilter{Limit: domain.MaxPageSize})
+				is.NoErr(err)
+				return len(page.Tasks)
+			}
+			before := tasks()
+
+			for _, later := range []time.Duration{time.Hour, -time.Hour} {
+				clock.Add(later) // an hour after it, or (for a delivery signed ahead) an hour before
+				_, err = svc.PruneEvents(t.Context())
+				is.NoErr(err)
+				_, v1, _ := strings.Cut(captured, ",")
+				fresh := "t=" + fmt.Sprint(clock.Now().Unix())
+				old := "t=" + fmt.Sprint(signedAt.Unix())
+				for _, header := range []string{
+					captured,                                // as captured
+					fresh + "," + old + "," + v1,            // a fresh t first
+					old + "," + v1 + "," + fresh,            // a fresh t last
+					" " + fresh + "," + old + "," + v1,      // a fresh t behind a space
+					fresh + ", " + old + "," + v1,           // the signed t behind a space
+					"T=" + fresh[2:] + "," + old + "," + v1, // a fresh T
+					fresh + ",T=" + old[2:] + "," + v1,      // the signed t as T
+				} {
+					status, body := deliver(header)
+					is.Equal(status, http.StatusBadRequest) // refused
+					is.True(strings.Contains(body, `"error"`))
+				}
+				is.Equal(tasks(), before) // and nothing was scheduled again
+				clock.Add(-later)
+			}
+		})
+	}
+}

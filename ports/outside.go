@@ -21,6 +21,11 @@ func (SystemClock) Now() time.Time { return time.Now().UTC() }
 // WebhookVerifier turns a raw webhook delivery into an event after checking
 // its signature.
 type WebhookVerifier interface {
+	// CheckHeader refuses, before the body is read, a delivery whose
+	// Stripe-Signature header could never be accepted: missing, malformed,
+	// or with a timestamp outside the tolerance. Every rejection is
+	// ErrInvalid (wrapped, with a message fit for the sender).
+	CheckHeader(signatureHeader string) error
 	// VerifyEvent checks the Stripe-Signature header against the payload and
 	// decodes the event. Every rejection is ErrInvalid (wrapped, with a
 	// message fit for the sender). It must not keep payload, nor anything

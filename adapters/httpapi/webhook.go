@@ -58,6 +58,18 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	if r.ContentLength > MaxWebhookBody {
+		h.reject(w, r, start, http.StatusRequestEntityTooLarge, bodyTooLarge(MaxWebhookBody))
+		return
+	}
+	signature := r.Header.Get("Stripe-Signature")
+	if err := h.verifier.CheckHeader(signature); err != nil {
+		// Hopeless whatever the body: answer without reading it, so that
+		// a stranger cannot hold the connection for the read timeout.
+		w.Header().Set("Connection", "close")
+		h.reject(w, r, start, http.StatusBadRequest, err)
+		return
+	}
 	payload, err := readBody(w, r, MaxWebhookBody)
 	if err != nil {
 		status := http.StatusBadRequest
@@ -67,7 +79,7 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, start, status, err)
 		return
 	}
-	ev, err := h.verifier.VerifyEvent(*payload, r.Header.Get("Stripe-Signature"))
+	ev, err := h.verifier.VerifyEvent(*payload, signature)
 	putBody(payload)
 	if err != nil {
 		h.reject(w, r, start, http.StatusBadRequest, err)

@@ -1,11 +1,13 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -485,4 +487,45 @@ func TestWebhookBodiesInTurn(t *testing.T) {
 		}
 		is.Equal(n, 2) // the delivery's tasks are for its own invoice
 	}
+}
+
+// TestWebhookHopelessHeaderAnsweredBeforeBody: a delivery whose
+// Stripe-Signature can never be accepted is answered 400 while its body is
+// still unsent, so a stranger cannot hold a connection open by announcing
+// a body and sending it slowly. The connection is then closed.
+func TestWebhookHopelessHeaderAnsweredBeforeBody(t *testing.T) {
+	e := newEnv(t)
+	m := e.createMerchant("Patient Co")
+	p := paymentFailed(stripetest.NewID("evt_"), m.Account, stripetest.NewID("in_"))
+	for name, header := range map[string]string{
+		"missing":   "",
+		"malformed": "garbage",
+		"two t":     "t=" + fmt.Sprint(time.Now().Unix()) + "," + stripetest.Sign(p, testSecret, time.Now().Add(-time.Hour)),
+		"too old":   stripetest.Sign(p, testSecret, time.Now().Add(-time.Hour)),
+		"too new":   stripetest.Sign(p, testSecret, time.Now().Add(time.Hour)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+			is.NoErr(err)
+			defer conn.Close()
+			req := "POST /webhooks/stripe HTTP/1.1\r\nHost: recoup\r\nContent-Type: application/json\r\n" +
+				fmt.Sprintf("Content-Length: %d\r\n", len(p))
+			if header != "" {
+				req += "Stripe-Signature: " + header + "\r\n"
+			}
+			_, err = io.WriteString(conn, req+"\r\n") // the headers, and not a byte of the body
+			is.NoErr(err)
+			// A server that waited for the body would never answer; the
+			// deadline only ends the test in that case.
+			is.NoErr(conn.SetReadDeadline(time.Now().Add(10 * time.Second)))
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			is.NoErr(err) // answered without the body
+			defer res.Body.Close()
+			is.Equal(res.StatusCode, http.StatusBadRequest)
+			is.True(res.Close) // and the connection closed
+		})
+	}
+	is := is.New(t)
+	is.Equal(len(e.tasksOf(m.ID)), 0) // and nothing was stored
 }

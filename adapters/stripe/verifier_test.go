@@ -234,3 +234,73 @@ func TestVerifierAPIVersionMismatchWarns(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestVerifierRefusesAmbiguousHeaders replays a delivery signed long ago
+// (or for later) with a fresh timestamp beside the signed one, in every
+// spelling that one reader could take differently from another. Each is
+// refused before the signature is looked at: the timestamp whose age is
+// checked must be the one the signature covers.
+func TestVerifierRefusesAmbiguousHeaders(t *testing.T) {
+	v := newVerifier(t, []string{secret})
+	payload := failedInvoiceEvent()
+	ts := func(at time.Time) string { return "t=" + itoa(at.Unix()) }
+	for _, off := range []time.Duration{-time.Hour, time.Hour, -24 * 30 * time.Hour} {
+		signedAt := now.Add(off)
+		_, v1, _ := strings.Cut(stripetest.Sign(payload, secret, signedAt), ",") // the captured v1=…
+		fresh, stale := ts(now), ts(signedAt)
+		headers := map[string]string{
+			"fresh t first":                 fresh + "," + stale + "," + v1,
+			"fresh t last":                  stale + "," + v1 + "," + fresh,
+			"fresh t between":               stale + "," + fresh + "," + v1,
+			"fresh t with a leading space":  " " + fresh + "," + stale + "," + v1,
+			"stale t with a leading space":  fresh + ", " + stale + "," + v1,
+			"fresh t in capitals":           "T=" + itoa(now.Unix()) + "," + stale + "," + v1,
+			"stale t in capitals":           fresh + ",T=" + itoa(signedAt.Unix()) + "," + v1,
+			"fresh t with a trailing space": fresh + " ," + stale + "," + v1,
+			"stale t zero-padded":           fresh + ",t=0" + itoa(signedAt.Unix()) + "," + v1,
+			"a tab before v1":               fresh + ",\t" + v1,
+			"v1 in capitals":                fresh + "," + strings.ToUpper(v1),
+			"an element with two =":         fresh + "," + v1 + ",v0=a=b",
+		}
+		for name, h := range headers {
+			t.Run(fmt.Sprintf("signed %s/%s", off, name), func(t *testing.T) {
+				is := is.New(t)
+				_, err := v.VerifyEvent(payload, h)
+				is.True(errors.Is(err, domain.ErrInvalid))                          // refused
+				is.True(strings.Contains(err.Error(), "Stripe-Signature header") || // as a malformed header
+					strings.Contains(err.Error(), "no valid signature")) // or an unsigned one
+				is.True(errors.Is(v.CheckHeader(h), domain.ErrInvalid) || !strings.Contains(h, "v1=")) // before the body is read
+			})
+		}
+	}
+
+	t.Run("a plain header is accepted", func(t *testing.T) {
+		is := is.New(t)
+		h := stripetest.Sign(payload, secret, now)
+		is.NoErr(v.CheckHeader(h))
+		_, err := v.VerifyEvent(payload, h)
+		is.NoErr(err)
+		_, err = v.VerifyEvent(payload, h+",v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39")
+		is.NoErr(err) // another scheme beside v1 is allowed
+	})
+}
+
+// TestCheckHeader refuses what can never be accepted without the body.
+func TestCheckHeader(t *testing.T) {
+	v := newVerifier(t, []string{secret})
+	payload := failedInvoiceEvent()
+	for name, h := range map[string]string{
+		"missing":      "",
+		"malformed":    "garbage",
+		"too old":      stripetest.Sign(payload, secret, now.Add(-301*time.Second)),
+		"too new":      stripetest.Sign(payload, secret, now.Add(301*time.Second)),
+		"two t":        "t=1,t=2,v1=" + strings.Repeat("0", 64),
+		"no signature": "t=" + itoa(now.Unix()),
+		"huge":         "t=" + itoa(now.Unix()) + strings.Repeat(",v0=x", 2000),
+	} {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			is.True(errors.Is(v.CheckHeader(h), domain.ErrInvalid)) // refused from the header alone
+		})
+	}
+}
