@@ -499,3 +499,48 @@ func TestReplayOfAnOldDeliveryIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestPoisonEventsAnswerAlike: a signed event whose id holds a NUL is
+// refused (400) and one whose free text does is processed with the NUL
+// made U+FFFD, the same on both storages — never a 500 that Stripe would
+// redeliver for days.
+func TestPoisonEventsAnswerAlike(t *testing.T) {
+	storages := map[string]func(t *testing.T) ports.Storage{
+		"memory":   func(t *testing.T) ports.Storage { return nil },
+		"postgres": func(t *testing.T) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
+	}
+	for name, storage := range storages {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			svc := newService(t, recoup.Options{Storage: storage(t)})
+			m, _, err := svc.Merchants().Create(t.Context(), "Shop", stripetest.NewID("acct_"))
+			is.NoErr(err)
+			deliver := func(ev stripetest.Event) (int, string) {
+				rec := httptest.NewRecorder()
+				svc.WebhookHandler().ServeHTTP(rec, signedEvent(t, "/", ev.JSON()))
+				return rec.Code, rec.Body.String()
+			}
+			inv := stripetest.Invoice{ID: stripetest.NewID("in_"), Customer: "cus_1", CustomerEmail: "jenny@example.com", AmountDue: 2000, Currency: "usd", AttemptCount: 1}
+			for _, id := range []string{"evt_\x00", "evt_1\x00evt_2", "evt 1"} {
+				status, _ := deliver(stripetest.Event{ID: id, Type: domain.EventInvoicePaymentFailed, Account: m.StripeAccountID, Object: inv})
+				is.Equal(status, http.StatusBadRequest) // an id that is not plain text
+			}
+			bad := inv
+			bad.ID = "in_\x00"
+			status, _ := deliver(stripetest.Event{Type: domain.EventInvoicePaymentFailed, Account: m.StripeAccountID, Object: bad})
+			is.Equal(status, http.StatusBadRequest) // an object id that is not plain text
+
+			odd := inv
+			odd.CustomerEmail = "jenny\x00@example.com"
+			status, body := deliver(stripetest.Event{Type: domain.EventInvoicePaymentFailed, Account: m.StripeAccountID, Object: odd})
+			is.Equal(status, http.StatusOK) // free text with a NUL is kept safely
+			is.True(strings.Contains(body, `"processed":true`))
+			page, err := svc.Tasks().List(t.Context(), m, domain.TaskFilter{Limit: 10})
+			is.NoErr(err)
+			is.Equal(len(page.Tasks), 2) // the notify and the retry
+			for _, task := range page.Tasks {
+				is.Equal(task.CustomerEmail, "jenny\uFFFD@example.com")
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json/jsontext"
 	"encoding/json/v2"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -233,7 +234,7 @@ func decode(payload []byte, onePass bool) (domain.Event, error) {
 			releaseInvoice(env.Data.object.invoice)
 		}
 	}()
-	if env.Object != "event" || env.ID == "" || env.Type == "" {
+	if env.Object != "event" || env.ID == "" || env.Type == "" || !plainID(env.ID) || !plainID(env.Type) {
 		return domain.Event{}, fmt.Errorf("%w: body is not a Stripe event: want object \"event\" with an id and a type", domain.ErrInvalid)
 	}
 	out := domain.Event{
@@ -269,7 +270,59 @@ func decode(payload []byte, onePass bool) (domain.Event, error) {
 		d := invoiceFromStripe(o.invoice)
 		out.Invoice = &d
 	}
+	if err := checkIDs(out); err != nil {
+		return domain.Event{}, err
+	}
 	return out, nil
+}
+
+// maxIDLen bounds an id recoup keeps; Stripe's are a few dozen characters.
+const maxIDLen = 255
+
+// checkIDs refuses an event whose ids are not plain printable text: a
+// Stripe id is letters, digits and underscores, and an id holding a NUL
+// or a space could only be a forgery that storage would refuse or keep in
+// a form no lookup finds.
+func checkIDs(ev domain.Event) error {
+	ids := []string{ev.ID, ev.Type, ev.Account}
+	switch {
+	case ev.Invoice != nil:
+		ids = append(ids, ev.Invoice.ID, ev.Invoice.CustomerID, ev.Invoice.SubscriptionID, ev.Invoice.ChargeID)
+	case ev.Charge != nil:
+		ids = append(ids, ev.Charge.ID, ev.Charge.CustomerID, ev.Charge.InvoiceID)
+	case ev.Subscription != nil:
+		ids = append(ids, ev.Subscription.ID, ev.Subscription.CustomerID)
+	}
+	for _, id := range ids {
+		if !plainID(id) {
+			return fmt.Errorf("%w: body is not a Stripe event: an id or type is not plain printable text", domain.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// plainID accepts printable ASCII without spaces, or nothing (an optional
+// id that is absent).
+func plainID(s string) bool {
+	if len(s) > maxIDLen {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// freeText makes text recoup keeps from an event storable by every
+// adapter: a NUL, which PostgreSQL's text cannot hold, becomes U+FFFD, as
+// any other unreadable character would.
+func freeText(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 // objectKind is the kind of data.object an event type the policy handles
@@ -292,15 +345,15 @@ func invoiceFromStripe(inv *stripego.Invoice) domain.Invoice {
 		ID:               inv.ID,
 		Status:           string(inv.Status),
 		CustomerID:       customerID(inv.Customer),
-		CustomerEmail:    inv.CustomerEmail,
+		CustomerEmail:    freeText(inv.CustomerEmail),
 		AmountDue:        inv.AmountDue,
 		AmountPaid:       inv.AmountPaid,
-		Currency:         string(inv.Currency),
-		HostedInvoiceURL: inv.HostedInvoiceURL,
+		Currency:         freeText(string(inv.Currency)),
+		HostedInvoiceURL: freeText(inv.HostedInvoiceURL),
 		AttemptCount:     int(inv.AttemptCount),
 	}
 	if d.CustomerEmail == "" && inv.Customer != nil {
-		d.CustomerEmail = inv.Customer.Email
+		d.CustomerEmail = freeText(inv.Customer.Email)
 	}
 	if inv.Subscription != nil {
 		d.SubscriptionID = inv.Subscription.ID
@@ -324,15 +377,15 @@ func chargeFromStripe(ch *stripego.Charge) *domain.Charge {
 		ID:         ch.ID,
 		CustomerID: customerID(ch.Customer),
 		Amount:     ch.Amount,
-		Currency:   string(ch.Currency),
+		Currency:   freeText(string(ch.Currency)),
 	}
 	switch {
 	case ch.BillingDetails != nil && ch.BillingDetails.Email != "":
-		d.CustomerEmail = ch.BillingDetails.Email
+		d.CustomerEmail = freeText(ch.BillingDetails.Email)
 	case ch.ReceiptEmail != "":
-		d.CustomerEmail = ch.ReceiptEmail
+		d.CustomerEmail = freeText(ch.ReceiptEmail)
 	case ch.Customer != nil:
-		d.CustomerEmail = ch.Customer.Email
+		d.CustomerEmail = freeText(ch.Customer.Email)
 	}
 	if ch.Invoice != nil {
 		d.InvoiceID = ch.Invoice.ID
