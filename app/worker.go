@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -94,8 +95,8 @@ func (c WorkerConfig) withDefaults() (WorkerConfig, error) {
 }
 
 // ErrNoPaymentGateway is the last_error of a retry_payment task run by a
-// worker built without a payment gateway (STRIPE_API_KEY unset).
-var ErrNoPaymentGateway = errors.New("payment retries are disabled: STRIPE_API_KEY is not set")
+// worker built without a payment gateway (no Stripe API key configured).
+var ErrNoPaymentGateway = merchantError("payment retries are disabled: no Stripe API key is configured")
 
 // Worker runs due tasks: it claims them from the queue, re-reads their
 // invoice, pays or emails, and records the outcome. Several workers, in one
@@ -269,7 +270,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 func (w *Worker) runTask(ctx context.Context, t domain.Task) {
 	start := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, w.cfg.TaskTimeout)
-	res := w.execute(runCtx, t)
+	res, cause := w.execute(runCtx, t)
 	cancel()
 	res.At = w.clock.Now()
 
@@ -295,6 +296,11 @@ func (w *Worker) runTask(ctx context.Context, t domain.Task) {
 	if res.LastError != "" {
 		attrs = append(attrs, slog.String("last_error", res.LastError))
 	}
+	if cause != nil {
+		// The whole detail, which last_error leaves out, with the
+		// customer's address masked.
+		attrs = append(attrs, slog.String("cause", maskEmails(cause.Error())))
+	}
 	switch {
 	case errors.Is(err, domain.ErrConflict):
 		// The lease ran out and another worker took the task, or a merchant
@@ -313,22 +319,22 @@ func (w *Worker) runTask(ctx context.Context, t domain.Task) {
 	}
 }
 
-// execute does one attempt of t and says how it ended. A panic in it is a
-// failed attempt like any other error, so one bad task cannot stop the
-// worker.
-func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskResult) {
+// execute does one attempt of t and says how it ended, with the error that
+// made it fail, if any, for the log. A panic in it is a failed attempt like
+// any other error, so one bad task cannot stop the worker.
+func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskResult, cause error) {
 	defer func() {
 		if r := recover(); r != nil {
 			w.log.LogAttrs(ctx, slog.LevelError, "worker: task panicked",
 				slog.String("task_id", string(t.ID)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-			res = w.retryLater(t, fmt.Errorf("internal error: panic: %v", r))
+			res, cause = w.retryLater(t, fmt.Errorf("panic: %v", r))
 		}
 	}()
 
 	merchant, err := w.merchants.byMerchantID(ctx, t.MerchantID)
 	if err != nil {
 		if errors.Is(err, domain.ErrNotFound) {
-			return failResult(fmt.Errorf("merchant %s no longer exists", t.MerchantID))
+			return failResult(merchantError("the merchant no longer exists"))
 		}
 		return w.retryLater(t, fmt.Errorf("find merchant: %w", err))
 	}
@@ -340,12 +346,11 @@ func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskRes
 	if t.StripeInvoiceID != "" && w.gateway != nil {
 		got, err := w.gateway.Invoice(ctx, merchant.StripeAccountID, t.StripeInvoiceID)
 		if err != nil {
-			return w.outcome(t, fmt.Errorf("re-read invoice %s: %w", t.StripeInvoiceID, err))
+			return w.outcome(t, err)
 		}
-		switch got.Status {
-		case "paid", "void", "uncollectible":
+		if got.Settled() {
 			return domain.TaskResult{Status: domain.StatusCancelled,
-				LastError: fmt.Sprintf("invoice %s is already %s; nothing to do", t.StripeInvoiceID, got.Status)}
+				LastError: fmt.Sprintf("invoice %s is already %s; nothing to do", t.StripeInvoiceID, got.Status)}, nil
 		}
 		inv = &got
 	}
@@ -356,31 +361,30 @@ func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskRes
 			return failResult(ErrNoPaymentGateway)
 		}
 		if t.StripeInvoiceID == "" {
-			return failResult(errors.New("retry_payment task has no invoice"))
+			return failResult(merchantError("the task names no invoice to pay"))
 		}
-		err := w.gateway.PayInvoice(ctx, merchant.StripeAccountID, t.StripeInvoiceID, PaymentKey(t))
-		if err != nil {
-			return w.outcome(t, fmt.Errorf("pay invoice %s: %w", t.StripeInvoiceID, err))
+		if err := w.gateway.PayInvoice(ctx, merchant.StripeAccountID, t.StripeInvoiceID, paymentKey(t)); err != nil {
+			return w.outcome(t, err)
 		}
-		return w.succeed(t)
+		return w.succeed(t), nil
 
 	case t.Type.IsNotification():
 		n := notificationFor(t, merchant, inv)
 		if n.To == "" {
-			return failResult(errors.New("no customer email address to notify"))
+			return failResult(merchantError("no customer email address to notify"))
 		}
 		if err := w.notifier.Notify(ctx, n); err != nil {
-			return w.outcome(t, fmt.Errorf("send %s email: %w", t.Type, err))
+			return w.outcome(t, &emailError{err: fmt.Errorf("send %s email: %w", t.Type, err)})
 		}
-		return w.succeed(t)
+		return w.succeed(t), nil
 	}
-	return failResult(fmt.Errorf("unknown task type %q", t.Type))
+	return failResult(merchantError(fmt.Sprintf("unknown task type %q", t.Type)))
 }
 
-// PaymentKey is the Stripe idempotency key of a retry_payment run (see
+// paymentKey is the Stripe idempotency key of a retry_payment run (see
 // domain.RunKey): a run repeated after a crash cannot charge twice, and the
 // next scheduled run is a new request Stripe really tries.
-func PaymentKey(t domain.Task) string { return domain.RunKey(t) }
+func paymentKey(t domain.Task) string { return domain.RunKey(t) }
 
 // notificationFor builds the email of a notify_* task, preferring the
 // invoice's current facts (the customer may have changed their address) to
@@ -406,9 +410,41 @@ func notificationFor(t domain.Task, m domain.Merchant, inv *domain.Invoice) doma
 	return n
 }
 
+// merchantError is a failure whose text is fit for the merchant as it is.
+type merchantError string
+
+func (e merchantError) Error() string { return string(e) }
+
+// emailError is a failure of the notifier: its text names servers and
+// addresses, so a merchant reads only that the email did not go out.
+type emailError struct{ err error }
+
+func (e *emailError) Error() string { return e.err.Error() }
+func (e *emailError) Unwrap() error { return e.err }
+
+// merchantMessage is what a merchant reads of a failed attempt in the
+// task's last_error: short, stable and useful, and free of recoup's
+// infrastructure (addresses, error chains), which only the log gets.
+func merchantMessage(err error) string {
+	var me merchantError
+	var pe *domain.PaymentError
+	var ee *emailError
+	switch {
+	case errors.As(err, &me):
+		return string(me)
+	case errors.As(err, &pe):
+		return pe.MerchantMessage()
+	case errors.As(err, &ee) && errors.Is(err, domain.ErrInvalid):
+		return "email delivery failed: the customer's address was refused"
+	case errors.As(err, &ee):
+		return "email delivery failed"
+	}
+	return "internal error"
+}
+
 // outcome classifies an error of an attempt: a hard decline or a
 // permanent error fails the task at once, anything else may pass later.
-func (w *Worker) outcome(t domain.Task, err error) domain.TaskResult {
+func (w *Worker) outcome(t domain.Task, err error) (domain.TaskResult, error) {
 	if kind, ok := domain.PaymentErrorKindOf(err); ok {
 		switch kind {
 		case domain.PaymentHardDecline, domain.PaymentPermanent:
@@ -427,18 +463,29 @@ func (w *Worker) succeed(t domain.Task) domain.TaskResult {
 	return domain.TaskResult{Status: domain.StatusSucceeded, LastError: t.LastError}
 }
 
-func failResult(err error) domain.TaskResult {
-	return domain.TaskResult{Status: domain.StatusFailed, LastError: err.Error()}
+func failResult(err error) (domain.TaskResult, error) {
+	return domain.TaskResult{Status: domain.StatusFailed, LastError: merchantMessage(err)}, err
 }
 
 // retryLater sends t back to pending after a backoff, or fails it if it had
 // its last attempt.
-func (w *Worker) retryLater(t domain.Task, err error) domain.TaskResult {
+func (w *Worker) retryLater(t domain.Task, err error) (domain.TaskResult, error) {
 	if t.Attempts >= w.cfg.MaxAttempts {
 		return domain.TaskResult{Status: domain.StatusFailed,
-			LastError: fmt.Sprintf("gave up after %d attempts: %s", t.Attempts, err)}
+			LastError: fmt.Sprintf("%s; gave up after %d attempts", merchantMessage(err), t.Attempts)}, err
 	}
-	return domain.TaskResult{Status: domain.StatusPending, RunAt: w.clock.Now().Add(w.backoff(t.Attempts)), LastError: err.Error()}
+	return domain.TaskResult{Status: domain.StatusPending, RunAt: w.clock.Now().Add(w.backoff(t.Attempts)),
+		LastError: merchantMessage(err) + "; will retry"}, err
+}
+
+// emailAddress matches what looks like an email address in a log line's
+// text, for MaskEmails.
+var emailAddress = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+`)
+
+// maskEmails masks every email address in text (an SMTP server's answer
+// often repeats the recipient), as domain.MaskEmail does.
+func maskEmails(text string) string {
+	return emailAddress.ReplaceAllStringFunc(text, domain.MaskEmail)
 }
 
 // backoff is the delay after failed attempt n (1-based): base·2^(n-1),

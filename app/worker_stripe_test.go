@@ -97,6 +97,6 @@ func TestWorkerAgainstStripeMock(t *testing.T) {
 	is.Equal(reads, 2) // each task re-read its invoice first
 	is.Equal(pays, 1)  // one payment, for the retry task only
 	out := logs.String()
-	is.True(strings.Contains(out, `"to":"jenny@example.com"`)) // the email went to the log notifier
+	is.True(strings.Contains(out, `"to":"j***@example.com"`)) // the email went to the log notifier, the address masked
 	is.True(strings.Contains(out, string(notify.ID)))          // for the notify task
 }

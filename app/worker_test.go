@@ -336,19 +336,19 @@ func TestWorkerNotifies(t *testing.T) {
 func TestWorkerOutcomes(t *testing.T) {
 	soft := &domain.PaymentError{Kind: domain.PaymentSoftDecline, Code: "insufficient_funds", Message: "Your card has insufficient funds."}
 	hard := &domain.PaymentError{Kind: domain.PaymentHardDecline, Code: "stolen_card", Message: "Your card was declined."}
-	transient := &domain.PaymentError{Kind: domain.PaymentTransient, Code: "rate_limit", Message: "Too many requests (Stripe answered 429)"}
-	permanent := &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "STRIPE_API_KEY is not set"}
+	transient := &domain.PaymentError{Kind: domain.PaymentTransient, Code: "rate_limit", Message: "Too many requests", Err: errors.New("dial tcp 10.0.0.7:443: i/o timeout")}
+	permanent := &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "No such invoice: 'in_1'", Err: errors.New("POST http://10.0.0.7/v1/invoices: 404")}
 	cases := []struct {
 		name       string
 		err        error
 		wantStatus domain.TaskStatus
-		wantError  string
+		wantError  string // last_error, exactly
 	}{
-		{"soft decline backs off", soft, domain.StatusPending, "insufficient_funds"},
-		{"transient backs off", transient, domain.StatusPending, "rate_limit"},
-		{"plain error backs off", errors.New("connection reset"), domain.StatusPending, "connection reset"},
-		{"hard decline fails at once", hard, domain.StatusFailed, "stolen_card"},
-		{"permanent fails at once", permanent, domain.StatusFailed, "STRIPE_API_KEY is not set"},
+		{"soft decline backs off", soft, domain.StatusPending, "card declined (insufficient_funds): Your card has insufficient funds.; will retry"},
+		{"transient backs off", transient, domain.StatusPending, "payment provider unreachable; will retry"},
+		{"plain error backs off", errors.New("read tcp 10.0.0.7:443: connection reset"), domain.StatusPending, "internal error; will retry"},
+		{"hard decline fails at once", hard, domain.StatusFailed, "card declined (stolen_card): Your card was declined."},
+		{"permanent fails at once", permanent, domain.StatusFailed, "No such invoice: 'in_1'"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -363,7 +363,11 @@ func TestWorkerOutcomes(t *testing.T) {
 			got := f.get(t, task.ID)
 			is.Equal(got.Status, c.wantStatus)                    // status
 			is.Equal(got.Attempts, 1)                             // the attempt counted
-			is.True(strings.Contains(got.LastError, c.wantError)) // last_error says why
+			is.Equal(got.LastError, c.wantError)                  // last_error says why, for the merchant
+			is.True(!strings.Contains(got.LastError, "10.0.0.7")) // never recoup's infrastructure
+			if c.err != nil && strings.Contains(c.err.Error(), "10.0.0.7") {
+				is.True(strings.Contains(f.logs.String(), "10.0.0.7")) // which only the log gets
+			}
 			if c.wantStatus == domain.StatusPending {
 				// First backoff: base (1 min) with jitter in its upper half.
 				is.True(!got.RunAt.Before(start.Add(30 * time.Second))) // not before half the base
@@ -428,9 +432,9 @@ func TestWorkerTransientThenSuccess(t *testing.T) {
 	runOnceOK(t, w)
 
 	got := f.get(t, task.ID)
-	is.Equal(got.Status, domain.StatusSucceeded)                    // paid on the second attempt
-	is.Equal(got.Attempts, 2)                                       // two attempts
-	is.True(strings.Contains(got.LastError, "Stripe answered 503")) // the earlier failure kept
+	is.Equal(got.Status, domain.StatusSucceeded)                        // paid on the second attempt
+	is.Equal(got.Attempts, 2)                                           // two attempts
+	is.Equal(got.LastError, "payment provider unreachable; will retry") // the earlier failure kept
 	pays := f.gateway.payCalls()
 	is.Equal(len(pays), 2)                     // two requests
 	is.Equal(pays[0].Key, domain.RunKey(task)) // the first run's key
@@ -469,9 +473,9 @@ func TestWorkerInvoiceReadFails(t *testing.T) {
 	}
 	runOnceOK(t, f.worker(t, workerTestConfig()))
 	got := f.get(t, notify.ID)
-	is.Equal(got.Status, domain.StatusPending)          // tries again later
-	is.True(strings.Contains(got.LastError, "timeout")) // says why
-	is.Equal(len(f.notifier.all()), 0)                  // no email without a re-read
+	is.Equal(got.Status, domain.StatusPending)                          // tries again later
+	is.Equal(got.LastError, "payment provider unreachable; will retry") // says why
+	is.Equal(len(f.notifier.all()), 0)                                  // no email without a re-read
 
 	f.gateway.invoice = func(_, id string) (domain.Invoice, error) {
 		return domain.Invoice{}, &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "No such invoice", Err: domain.ErrNotFound}
@@ -494,10 +498,10 @@ func TestWorkerWithoutGateway(t *testing.T) {
 	is.Equal(runOnceOK(t, w), 2)                  // both run
 
 	got := f.get(t, retry.ID)
-	is.Equal(got.Status, domain.StatusFailed)                             // retries disabled
-	is.True(strings.Contains(got.LastError, "STRIPE_API_KEY is not set")) // clearly
-	is.Equal(f.get(t, notify.ID).Status, domain.StatusSucceeded)          // emails still go out
-	is.Equal(len(f.notifier.all()), 1)                                    // one email
+	is.Equal(got.Status, domain.StatusFailed)                                   // retries disabled
+	is.True(strings.Contains(got.LastError, "no Stripe API key is configured")) // clearly
+	is.Equal(f.get(t, notify.ID).Status, domain.StatusSucceeded)                // emails still go out
+	is.Equal(len(f.notifier.all()), 1)                                          // one email
 }
 
 func TestWorkerNotifierErrors(t *testing.T) {
@@ -505,11 +509,14 @@ func TestWorkerNotifierErrors(t *testing.T) {
 		is := is.New(t)
 		f := newWorkerFixture(t)
 		task := f.schedule(t, f.task(domain.TypeNotifyPaymentFailed))[0]
-		f.notifier.err = errors.New("dial tcp 127.0.0.1:25: connection refused")
+		f.notifier.err = errors.New("dial tcp 127.0.0.1:25: connection refused (to jenny.new@example.com)")
 		runOnceOK(t, f.worker(t, workerTestConfig()))
 		got := f.get(t, task.ID)
-		is.Equal(got.Status, domain.StatusPending)                     // tries again
-		is.True(strings.Contains(got.LastError, "connection refused")) // says why
+		is.Equal(got.Status, domain.StatusPending)                       // tries again
+		is.Equal(got.LastError, "email delivery failed; will retry")     // says what, not where
+		is.True(strings.Contains(f.logs.String(), "connection refused")) // the log says where
+		is.True(strings.Contains(f.logs.String(), "j***@example.com"))   // with the address masked
+		is.True(!strings.Contains(f.logs.String(), "jenny"))             // never whole
 	})
 	t.Run("permanent", func(t *testing.T) {
 		is := is.New(t)
@@ -555,7 +562,8 @@ func TestWorkerSurvivesPanic(t *testing.T) {
 	got := f.get(t, bad.ID)
 	is.Equal(got.Status, domain.StatusPending)                          // a failed attempt, retried later
 	is.Equal(got.Attempts, 1)                                           // counted
-	is.True(strings.Contains(got.LastError, "panic: nil map"))          // says what happened
+	is.Equal(got.LastError, "internal error; will retry")               // says what happened
+	is.True(strings.Contains(f.logs.String(), "panic: nil map"))        // in detail in the log only
 	is.Equal(f.get(t, good.ID).Status, domain.StatusSucceeded)          // the other task unharmed
 	is.True(strings.Contains(f.logs.String(), "worker: task panicked")) // logged with its stack
 

@@ -34,6 +34,17 @@ type Invoice struct {
 	NextPaymentAttempt *time.Time // nil: Stripe will not retry on its own
 }
 
+// Settled reports whether the invoice needs nothing more: paid, void, or
+// marked uncollectible. A task about a settled invoice is cancelled rather
+// than run, since Stripe's events arrive out of order.
+func (inv Invoice) Settled() bool {
+	switch inv.Status {
+	case "paid", "void", "uncollectible":
+		return true
+	}
+	return false
+}
+
 // Charge is the part of a Stripe charge the policy reads.
 type Charge struct {
 	ID            string

@@ -1,6 +1,10 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
 
 // Notification is one customer email a notify_* task sends, in the terms a
 // template needs. The notifier renders it; nothing here knows SMTP.
@@ -44,4 +48,20 @@ func (t TaskType) IsNotification() bool {
 		return true
 	}
 	return false
+}
+
+// MaskEmail is an email address as logs show it: its first character and
+// its domain, "j***@example.com", so that a log line can be matched to a
+// customer without holding the address. Text that is not an address
+// becomes "***".
+func MaskEmail(address string) string {
+	local, host, ok := strings.Cut(address, "@")
+	if !ok || local == "" || host == "" {
+		if address == "" {
+			return ""
+		}
+		return "***"
+	}
+	r, _ := utf8.DecodeRuneInString(local)
+	return string(r) + "***@" + host
 }

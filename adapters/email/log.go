@@ -28,8 +28,8 @@ func NewLogNotifier(log *slog.Logger) *LogNotifier {
 	return &LogNotifier{render: mustRenderer(), log: log}
 }
 
-// Notify renders n and logs it with the fields to, subject, task_id,
-// message_id and the text body. ErrInvalid if n has no recipient or its
+// Notify renders n and logs it with the fields to (the address masked, as
+// in every log line), subject, task_id, message_id and the text body. ErrInvalid if n has no recipient or its
 // type sends no email.
 func (l *LogNotifier) Notify(ctx context.Context, n domain.Notification) error {
 	if n.To == "" {
@@ -39,8 +39,8 @@ func (l *LogNotifier) Notify(ctx context.Context, n domain.Notification) error {
 	if err != nil {
 		return err
 	}
-	l.log.LogAttrs(ctx, slog.LevelInfo, "email (not sent: RECOUP_SMTP_URL is not set)",
-		slog.String("to", msg.To), slog.String("subject", msg.Subject),
+	l.log.LogAttrs(ctx, slog.LevelInfo, "email (not sent: no SMTP server configured)",
+		slog.String("to", domain.MaskEmail(msg.To)), slog.String("subject", msg.Subject),
 		slog.String("task_id", string(n.TaskID)), slog.String("message_id", n.IdempotencyKey),
 		slog.String("type", string(n.Type)), slog.String("body", msg.Text))
 	return nil

@@ -173,7 +173,7 @@ func (s *SMTPNotifier) Notify(ctx context.Context, n domain.Notification) error 
 		return fmt.Errorf("smtp send to %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "email sent",
-		slog.String("to", rendered.To), slog.String("subject", rendered.Subject),
+		slog.String("to", domain.MaskEmail(rendered.To)), slog.String("subject", rendered.Subject),
 		slog.String("task_id", string(n.TaskID)), slog.String("message_id", msg.GetMessageID()))
 	return nil
 }
@@ -194,7 +194,7 @@ func (s *SMTPNotifier) message(n domain.Notification, r Message) (*mail.Msg, err
 		return nil, fmt.Errorf("%w: sender: %w", domain.ErrInvalid, err)
 	}
 	if err := msg.To(r.To); err != nil {
-		return nil, fmt.Errorf("%w: recipient %q: %w", domain.ErrInvalid, r.To, err)
+		return nil, fmt.Errorf("%w: recipient %s: %w", domain.ErrInvalid, domain.MaskEmail(r.To), err)
 	}
 	msg.Subject(r.Subject)
 	msg.SetDate()

@@ -90,7 +90,7 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 }
 
 // errNoAPIKey is what every call answers without an API key.
-var errNoAPIKey = &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "STRIPE_API_KEY is not set: payment retries are disabled"}
+var errNoAPIKey = &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "payment retries are disabled: no Stripe API key is configured"}
 
 // Invoice re-reads an invoice on the connected account. An unknown invoice
 // is a Permanent PaymentError that wraps domain.ErrNotFound.
@@ -118,7 +118,7 @@ func (g *Gateway) PayInvoice(ctx context.Context, account, invoiceID, idempotenc
 		return err
 	}
 	if idempotencyKey == "" {
-		return &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "pay invoice " + invoiceID + ": an idempotency key is required", Err: domain.ErrInvalid}
+		return &domain.PaymentError{Kind: domain.PaymentPermanent, Op: "pay invoice " + invoiceID, Message: "an idempotency key is required", Err: domain.ErrInvalid}
 	}
 	ctx, status := withStatus(ctx)
 	params := &stripego.InvoicePayParams{}
@@ -181,19 +181,24 @@ var hardDeclines = map[string]bool{
 // try_again_later or processing_error, are everything else.
 func IsHardDecline(code string) bool { return hardDeclines[code] }
 
-// classify turns a stripe-go error into a PaymentError whose message never
+// classify turns a stripe-go error into a PaymentError whose text never
 // holds the API key: Stripe masks it in its answers, but a proxy or a
-// double (stripe-mock echoes it) may not, and the message is stored in
-// last_error.
+// double (stripe-mock echoes it) may not.
 func (g *Gateway) classify(ctx context.Context, err error, status int, op string) *domain.PaymentError {
 	pe := classify(ctx, err, status, op)
 	pe.Message = strings.ReplaceAll(pe.Message, g.key, "[redacted]")
+	if pe.Err != nil && strings.Contains(pe.Err.Error(), g.key) {
+		pe.Err = errors.New(strings.ReplaceAll(pe.Err.Error(), g.key, "[redacted]"))
+	}
 	return pe
 }
 
 // classify turns a stripe-go error into a PaymentError. status is the HTTP
 // status seen on the wire (0 if no answer came), which matters when the
-// body was not Stripe's error JSON (a proxy's 502 page, say).
+// body was not Stripe's error JSON (a proxy's 502 page, say). Message is
+// Stripe's own for its errors (for a card error, written for the
+// customer) and a fixed phrase otherwise; the wire detail (addresses,
+// bodies) goes into Err, for the log only.
 func classify(ctx context.Context, err error, status int, op string) *domain.PaymentError {
 	var se *stripego.Error
 	if errors.As(err, &se) {
@@ -201,38 +206,39 @@ func classify(ctx context.Context, err error, status int, op string) *domain.Pay
 		if se.DeclineCode != "" {
 			code = string(se.DeclineCode)
 		}
-		msg := op + ": " + se.Msg
+		pe := &domain.PaymentError{Code: code, Op: op, Message: se.Msg}
 		switch {
 		case se.HTTPStatusCode == http.StatusTooManyRequests || se.HTTPStatusCode >= 500 ||
 			se.Type == stripego.ErrorTypeAPI || se.Code == stripego.ErrorCodeLockTimeout:
-			return &domain.PaymentError{Kind: domain.PaymentTransient, Code: code, Message: fmt.Sprintf("%s (Stripe answered %d)", msg, se.HTTPStatusCode)}
+			pe.Kind, pe.Err = domain.PaymentTransient, fmt.Errorf("Stripe answered %d", se.HTTPStatusCode)
 		case se.Type == stripego.ErrorTypeCard:
-			kind := domain.PaymentSoftDecline
+			pe.Kind = domain.PaymentSoftDecline
 			if IsHardDecline(code) || IsHardDecline(string(se.Code)) {
-				kind = domain.PaymentHardDecline
+				pe.Kind = domain.PaymentHardDecline
 			}
-			return &domain.PaymentError{Kind: kind, Code: code, Message: msg}
 		case se.HTTPStatusCode == http.StatusNotFound:
-			return &domain.PaymentError{Kind: domain.PaymentPermanent, Code: code, Message: msg, Err: domain.ErrNotFound}
+			pe.Kind, pe.Err = domain.PaymentPermanent, domain.ErrNotFound
 		case se.HTTPStatusCode == http.StatusUnauthorized || se.HTTPStatusCode == http.StatusForbidden:
-			return &domain.PaymentError{Kind: domain.PaymentPermanent, Code: code, Message: op + ": Stripe refused the API key or its permissions: " + se.Msg}
+			pe.Kind, pe.Message = domain.PaymentPermanent, "Stripe refused the platform's API key or its permissions"
+			pe.Err = errors.New(se.Msg)
 		default:
-			return &domain.PaymentError{Kind: domain.PaymentPermanent, Code: code, Message: fmt.Sprintf("%s (Stripe answered %d)", msg, se.HTTPStatusCode)}
+			pe.Kind, pe.Err = domain.PaymentPermanent, fmt.Errorf("Stripe answered %d", se.HTTPStatusCode)
 		}
+		return pe
 	}
 	// No Stripe error JSON: a transport failure (timeout, refused
 	// connection, cancelled context) or a body that did not parse.
 	switch {
 	case status == 0 || ctx.Err() != nil:
-		return &domain.PaymentError{Kind: domain.PaymentTransient, Message: op + ": " + err.Error(), Err: err}
+		return &domain.PaymentError{Kind: domain.PaymentTransient, Op: op, Message: "no answer from Stripe", Err: err}
 	case status == http.StatusTooManyRequests || status >= 500:
-		return &domain.PaymentError{Kind: domain.PaymentTransient, Message: fmt.Sprintf("%s: Stripe answered %d: %v", op, status, err), Err: err}
+		return &domain.PaymentError{Kind: domain.PaymentTransient, Op: op, Message: fmt.Sprintf("Stripe answered %d", status), Err: err}
 	case status < 300:
 		// A success whose body did not parse: the request may have taken
 		// effect, and a repeat with the same idempotency key is safe.
-		return &domain.PaymentError{Kind: domain.PaymentTransient, Message: fmt.Sprintf("%s: unreadable answer from Stripe: %v", op, err), Err: err}
+		return &domain.PaymentError{Kind: domain.PaymentTransient, Op: op, Message: "unreadable answer from Stripe", Err: err}
 	default:
-		return &domain.PaymentError{Kind: domain.PaymentPermanent, Message: fmt.Sprintf("%s: Stripe answered %d: %v", op, status, err), Err: err}
+		return &domain.PaymentError{Kind: domain.PaymentPermanent, Op: op, Message: fmt.Sprintf("Stripe answered %d", status), Err: err}
 	}
 }
 

@@ -240,7 +240,7 @@ func TestGatewayWithoutAPIKey(t *testing.T) {
 	kind, ok := domain.PaymentErrorKindOf(err)
 	is.True(ok)
 	is.Equal(kind, domain.PaymentPermanent)                                                           // nothing to retry
-	is.True(strings.Contains(err.Error(), "STRIPE_API_KEY is not set: payment retries are disabled")) // says why
+	is.True(strings.Contains(err.Error(), "payment retries are disabled: no Stripe API key is configured")) // says why
 	_, err = g.Invoice(context.Background(), "acct_1", "in_paid")
 	kind, _ = domain.PaymentErrorKindOf(err)
 	is.Equal(kind, domain.PaymentPermanent)
@@ -258,6 +258,11 @@ func TestGatewayTransportFailures(t *testing.T) {
 		kind, ok := domain.PaymentErrorKindOf(err)
 		is.True(ok)
 		is.Equal(kind, domain.PaymentTransient) // try again later
+		var pe *domain.PaymentError
+		is.True(errors.As(err, &pe))
+		is.Equal(pe.MerchantMessage(), "payment provider unreachable") // what a merchant reads
+		is.True(!strings.Contains(pe.Message, "127.0.0.1"))             // never the address
+		is.True(strings.Contains(err.Error(), "connection refused"))    // which the log keeps
 	})
 	t.Run("context cancelled", func(t *testing.T) {
 		is := is.New(t)
