@@ -12,7 +12,7 @@ STRIPE_MOCK_VERSION := v0.180.0
 MAILPIT_VERSION     := v1.33.1
 
 # Development settings for `make run` (never use these in production).
-DEV_ENV := STRIPE_WEBHOOK_SECRET=whsec_recoup_dev_secret RECOUP_ADMIN_TOKEN=dev-admin-token RECOUP_LOG_FORMAT=text
+DEV_ENV := STRIPE_WEBHOOK_SECRET=whsec_recoup_dev_secret RECOUP_ADMIN_TOKEN=recoup-dev-admin-token-not-for-production RECOUP_LOG_FORMAT=text
 
 .PHONY: run build test bench fuzz generate check-generate fmt vet staticcheck vulncheck check tools
 

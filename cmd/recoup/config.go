@@ -29,6 +29,10 @@ type config struct {
 	MetricsAddr       string
 }
 
+// minAdminToken is the shortest admin token accepted: the admin API can
+// create merchants and their keys, so its token must resist guessing.
+const minAdminToken = 32
+
 // configError is a missing or malformed setting: the process stops at start
 // with one line naming the variable, exit status 2.
 type configError struct {
@@ -61,6 +65,9 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 	}
 	if needSecret && len(c.WebhookSecrets) == 0 {
 		return c, &configError{"STRIPE_WEBHOOK_SECRET", "is required (the webhook endpoint's signing secret, whsec_…; a comma-separated list during rotation)"}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < minAdminToken {
+		return c, &configError{"RECOUP_ADMIN_TOKEN", fmt.Sprintf("must be at least %d characters (for instance: openssl rand -hex 32)", minAdminToken)}
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

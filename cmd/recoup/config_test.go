@@ -54,6 +54,8 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 		{"livemode", append(ok, "STRIPE_LIVEMODE", "maybe"), "STRIPE_LIVEMODE"},
 		{"api base", append(ok, "STRIPE_API_BASE", "ftp://x"), "STRIPE_API_BASE"},
 		{"trust proxy", append(ok, "RECOUP_TRUST_PROXY", "perhaps"), "RECOUP_TRUST_PROXY"},
+		{"weak admin token", append(ok, "RECOUP_ADMIN_TOKEN", "a"), "RECOUP_ADMIN_TOKEN"},
+		{"admin token one short", append(ok, "RECOUP_ADMIN_TOKEN", strings.Repeat("x", 31)), "RECOUP_ADMIN_TOKEN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +68,13 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 			is.Equal(strings.Count(strings.TrimSpace(out.String()), "\n"), 0) // one line
 		})
 	}
+}
+
+func TestAdminTokenOfThirtyTwoCharacters(t *testing.T) {
+	is := is.New(t)
+	c, err := loadConfig(env("STRIPE_WEBHOOK_SECRET", "whsec_x", "RECOUP_ADMIN_TOKEN", strings.Repeat("x", 32)), true)
+	is.NoErr(err) // 32 characters are enough
+	is.Equal(len(c.AdminToken), 32)
 }
 
 func TestUnknownCommandIsUsageError(t *testing.T) {
@@ -89,7 +98,7 @@ func TestEffectiveConfigRedactsSecrets(t *testing.T) {
 	c, err := loadConfig(env(
 		"STRIPE_WEBHOOK_SECRET", "whsec_topsecret",
 		"STRIPE_API_KEY", "sk_test_topsecret",
-		"RECOUP_ADMIN_TOKEN", "admintopsecret",
+		"RECOUP_ADMIN_TOKEN", "admintopsecret-admintopsecret-admin",
 		"DATABASE_URL", "postgres://u:dbtopsecret@db:5432/recoup?sslmode=disable",
 		"RECOUP_SMTP_URL", "smtp://u:smtptopsecret@mail:587",
 	), true)

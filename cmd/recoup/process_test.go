@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 const testSecret = "whsec_recoup_process_test"
-const adminToken = "process-test-admin-token"
+const adminToken = "process-test-admin-token-of-32-characters"
 
 // process is a running `recoup` child.
 type process struct {
