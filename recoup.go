@@ -22,8 +22,8 @@ import (
 // lock: far past the three days over which Stripe redelivers an event.
 const DefaultEventRetention = app.DefaultEventRetention
 
-// Options is what New needs. Only WebhookSecrets is required; every other
-// zero field has a default fit for embedding.
+// Options is what New needs. Only WebhookSecrets is required (unless
+// NoWebhook); every other zero field has a default fit for embedding.
 type Options struct {
 	// Storage keeps merchants, tasks, event locks and the recovery ledger.
 	// nil means a fresh in-memory store (adapters/memory): nothing survives
@@ -33,8 +33,14 @@ type Options struct {
 	Storage ports.Storage
 	// WebhookSecrets are the Stripe endpoint signing secrets (whsec_…). A
 	// delivery signed with any of them is accepted, so that a secret can be
-	// rotated without downtime. At least one is required.
+	// rotated without downtime. At least one is required, unless
+	// NoWebhook.
 	WebhookSecrets []string
+	// NoWebhook makes a Service that receives no webhooks, such as a
+	// process that only runs the worker: WebhookSecrets may then be empty,
+	// and WebhookHandler, Handler and Mount panic (a wiring mistake, found
+	// at start).
+	NoWebhook bool
 	// Livemode says which Stripe mode's events count; events of the other
 	// mode are acknowledged and ignored.
 	Livemode bool
@@ -49,22 +55,22 @@ type Options struct {
 	// errors, refused requests). nil discards them; recoup never writes to
 	// stdout or stderr on its own.
 	Logger *slog.Logger
-	// Observer is told what the use cases did, for metrics (for example
-	// adapters/metrics); nil: nobody.
+	// Observer is told what the use cases did and which webhook deliveries
+	// were refused, for metrics (for example adapters/metrics); nil: nobody.
 	Observer ports.Observer
 	// Clock tells the time; nil is the system clock. Tests fix it. It also
 	// judges the webhook signatures' timestamps (300 s tolerance), so a
 	// fixed clock must be near the time the deliveries are signed at.
 	Clock ports.Clock
 	// Policy decides which event makes which tasks; nil is
-	// domain.DefaultPolicy, the policy of API.md.
+	// domain.DefaultPolicy (see docs/api.md).
 	Policy *domain.Policy
 	// Worker tunes the task worker; zero fields take app.DefaultWorkerConfig.
 	Worker app.WorkerConfig
 	// CursorKey authenticates the task list's cursors. Every process that
 	// serves the same clients needs the same key; nil derives one from
-	// WebhookSecrets, which those processes share anyway (and which is how
-	// the recoup binary derives it, so cursors stay valid between the two).
+	// WebhookSecrets, which those processes share anyway (the recoup
+	// binary is built by New too, so its cursors and an embedder's agree).
 	CursorKey []byte
 	// EventRetention is how long RunWorker keeps idempotency locks before
 	// pruning them; zero is DefaultEventRetention, negative never prunes.
@@ -79,7 +85,8 @@ type Service struct {
 	storage   ports.Storage
 	log       *slog.Logger
 	clock     ports.Clock
-	verifier  ports.WebhookVerifier
+	obs       ports.Observer
+	verifier  ports.WebhookVerifier // nil without webhook secrets
 	webhooks  *app.WebhookService
 	tasks     *app.TaskService
 	merchants *app.MerchantService
@@ -88,7 +95,8 @@ type Service struct {
 	pruner    *app.EventPruner
 }
 
-// New composes recoup from opts. It fails with an error wrapping
+// New composes recoup from opts: it is the one composition, which the
+// recoup binary uses too. It fails with an error wrapping
 // domain.ErrInvalid when opts cannot work (no webhook secret, a worker
 // configuration out of range).
 func New(opts Options) (*Service, error) {
@@ -121,26 +129,46 @@ func New(opts Options) (*Service, error) {
 		cursorKey = httpapi.CursorKeyFromSecrets(opts.WebhookSecrets)
 	}
 
-	verifier, err := stripe.NewVerifier(opts.WebhookSecrets, stripe.WithLogger(log), stripe.WithClock(opts.Clock))
-	if err != nil {
-		return nil, fmt.Errorf("recoup: webhook secrets: %w", err)
+	var verifier ports.WebhookVerifier
+	if !opts.NoWebhook || hasSecret(opts.WebhookSecrets) {
+		v, err := stripe.NewVerifier(opts.WebhookSecrets, stripe.WithLogger(log), stripe.WithClock(opts.Clock))
+		if err != nil {
+			return nil, fmt.Errorf("recoup: webhook secrets: %w", err)
+		}
+		verifier = v
 	}
 	worker, err := app.NewWorker(opts.Worker, storage.Queue(), storage.Merchants(), opts.Gateway, notifier, clock, log)
 	if err != nil {
 		return nil, fmt.Errorf("recoup: worker: %w", err)
 	}
+	obs := opts.Observer
+	if obs == nil {
+		obs = ports.NopObserver{}
+	}
 	return &Service{
-		storage:   storage,
-		log:       log,
-		clock:     clock,
-		verifier:  verifier,
-		webhooks:  app.NewWebhookService(storage, policy, clock, app.Livemode(opts.Livemode), log).WithObserver(opts.Observer),
+		storage:  storage,
+		log:      log,
+		clock:    clock,
+		obs:      obs,
+		verifier: verifier,
+		webhooks: app.NewWebhookService(storage, app.WebhookConfig{
+			Policy: &policy, Livemode: opts.Livemode, Clock: clock, Logger: log, Observer: obs,
+		}),
 		tasks:     app.NewTaskService(storage.Tasks(), storage.Ledger(), clock),
 		merchants: app.NewMerchantService(storage.Merchants(), clock),
-		worker:    worker,
+		worker:    worker.WithObserver(obs),
 		cursorKey: cursorKey,
 		pruner:    app.NewEventPruner(storage, retention, clock, log),
 	}, nil
+}
+
+func hasSecret(secrets []string) bool {
+	for _, s := range secrets {
+		if strings.TrimSpace(s) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Storage returns the storage the Service runs on, for the embedder's own
@@ -191,7 +219,16 @@ func (s *Service) PruneEvents(ctx context.Context) (int, error) {
 // A delivery answered 200 wakes the worker, so that a task due now runs at
 // once rather than at the worker's next poll.
 func (s *Service) WebhookHandler() http.Handler {
-	return s.wakeOnSuccess(httpapi.NewWebhookHandler(s.verifier, s.webhooks, s.log))
+	return s.wakeOnSuccess(httpapi.NewWebhookHandler(s.needVerifier(), s.webhooks, s.obs, s.log))
+}
+
+// needVerifier returns the verifier, or panics when the Service has no
+// webhook secret: serving the webhook without one is a wiring mistake.
+func (s *Service) needVerifier() ports.WebhookVerifier {
+	if s.verifier == nil {
+		panic("recoup: a Service made with Options.NoWebhook receives no webhooks")
+	}
+	return s.verifier
 }
 
 // TaskAPI returns the tenant task API, which routes on the paths of API.md
@@ -241,9 +278,10 @@ type HandlerOptions struct {
 // Mount serves it under a prefix of your own mux.
 func (s *Service) Handler(opts HandlerOptions) http.Handler {
 	return s.wakeOnSuccess(httpapi.NewServer(httpapi.Config{
-		Verifier: s.verifier, Webhooks: s.webhooks, Tasks: s.tasks, Merchants: s.merchants,
+		Verifier: s.needVerifier(), Webhooks: s.webhooks, Tasks: s.tasks, Merchants: s.merchants,
 		Resolver: s.resolver(opts.Resolver), AdminToken: opts.AdminToken, CursorKey: s.cursorKey,
-		Ready: s.storage.Ping, Metrics: opts.Metrics, Requests: opts.Requests, AuthLimiter: opts.AuthLimiter, Logger: s.log,
+		Ready: s.storage.Ping, Metrics: opts.Metrics, Requests: opts.Requests, Observer: s.obs,
+		AuthLimiter: opts.AuthLimiter, Logger: s.log,
 	}))
 }
 

@@ -544,3 +544,19 @@ func TestPoisonEventsAnswerAlike(t *testing.T) {
 		})
 	}
 }
+
+// TestNoWebhookService: a Service made to receive no webhooks (a worker
+// process) needs no secret, runs the worker and refuses, at wiring time,
+// to serve the webhook.
+func TestNoWebhookService(t *testing.T) {
+	is := is.New(t)
+	svc, err := recoup.New(recoup.Options{NoWebhook: true})
+	is.NoErr(err) // no secret needed
+	ctx, stop := context.WithCancel(t.Context())
+	stop()
+	is.NoErr(svc.RunWorker(ctx)) // the worker runs (and stops with its context)
+	defer func() {
+		is.True(recover() != nil) // the webhook is a wiring mistake
+	}()
+	svc.WebhookHandler()
+}

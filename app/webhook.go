@@ -11,10 +11,6 @@ import (
 	"github.com/recoupdev/recoup/ports"
 )
 
-// Livemode says which Stripe mode's events count: events of the other mode
-// are acknowledged and ignored, so a test event never acts on live data.
-type Livemode bool
-
 // WebhookResult is the outcome of one delivery, as the webhook answers it.
 type WebhookResult struct {
 	Processed  bool
@@ -24,53 +20,69 @@ type WebhookResult struct {
 	MerchantID domain.MerchantID // empty when no merchant was found
 }
 
+// WebhookConfig tunes the webhook use case. Every zero field has a default.
+type WebhookConfig struct {
+	// Policy decides what each event does; nil is domain.DefaultPolicy.
+	Policy *domain.Policy
+	// Livemode says which Stripe mode's events count: events of the other
+	// mode are acknowledged and ignored, so that a test event never acts
+	// on live data.
+	Livemode bool
+	// Clock stamps the tasks; nil is the system clock.
+	Clock ports.Clock
+	// Logger receives one line per delivery; nil discards.
+	Logger *slog.Logger
+	// Observer is told every delivery's outcome and lock wait; nil: nobody.
+	Observer ports.Observer
+}
+
 // WebhookService turns Stripe events into tasks, exactly once per event.
 type WebhookService struct {
 	store     ports.Storage
 	merchants *merchantCache
 	policy    domain.Policy
 	clock     ports.Clock
-	livemode  Livemode
+	livemode  bool
 	log       *slog.Logger
 	obs       ports.Observer
 }
 
-// NewWebhookService returns the webhook use case. A nil logger discards.
-func NewWebhookService(store ports.Storage, policy domain.Policy, clock ports.Clock, livemode Livemode, log *slog.Logger) *WebhookService {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// NewWebhookService returns the webhook use case on store.
+func NewWebhookService(store ports.Storage, cfg WebhookConfig) *WebhookService {
+	s := &WebhookService{
+		store: store, merchants: newMerchantCache(store.Merchants()), policy: domain.DefaultPolicy(),
+		clock: cfg.Clock, livemode: cfg.Livemode, log: cfg.Logger, obs: cfg.Observer,
 	}
-	return &WebhookService{store: store, merchants: newMerchantCache(store.Merchants()), policy: policy, clock: clock, livemode: livemode, log: log, obs: ports.NopObserver{}}
-}
-
-// WithObserver makes obs receive every delivery's outcome and lock wait
-// (nil: nobody) and returns s. Call it while wiring, before the first
-// delivery.
-func (s *WebhookService) WithObserver(obs ports.Observer) *WebhookService {
-	if obs == nil {
-		obs = ports.NopObserver{}
+	if cfg.Policy != nil {
+		s.policy = *cfg.Policy
 	}
-	s.obs = obs
+	if s.clock == nil {
+		s.clock = ports.SystemClock{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.obs == nil {
+		s.obs = ports.NopObserver{}
+	}
 	return s
 }
 
-// Observer returns what WithObserver set, so that an adapter can report
-// the deliveries it refuses before the use case to the same place.
-func (s *WebhookService) Observer() ports.Observer { return s.obs }
-
-// ObservedEventType is the event type an Observer is told: the type itself
+// observedEventType is the event type an Observer is told: the type itself
 // when the policy handles it, ports.EventTypeOther for anything else, so
 // that senders cannot grow the set of values.
-func ObservedEventType(eventType string) string {
+func observedEventType(eventType string) string {
 	if domain.Handles(eventType) {
 		return eventType
 	}
 	return ports.EventTypeOther
 }
 
-// DuplicateReason is the reason given for a delivery whose event another
-// delivery already processed.
-func DuplicateReason(eventID string) string {
+// duplicateReason is the reason given for a delivery whose event another
+// delivery already processed. Its words are part of the webhook's
+// contract: "parallel worker" stands for any other delivery, in flight at
+// the same moment or long done.
+func duplicateReason(eventID string) string {
 	return fmt.Sprintf("Event %s handled by parallel worker (idempotency lock)", eventID)
 }
 
@@ -84,11 +96,11 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 	duplicate := false
 	defer func() {
 		s.logDelivery(ctx, ev, res, err)
-		s.obs.WebhookDelivery(ObservedEventType(ev.Type), deliveryOutcome(res, err, duplicate), time.Since(start))
+		s.obs.WebhookDelivery(observedEventType(ev.Type), deliveryOutcome(res, err, duplicate), time.Since(start))
 	}()
 
-	if ev.Livemode != bool(s.livemode) {
-		return WebhookResult{Action: domain.ActionIgnored, Reason: fmt.Sprintf("Event livemode=%t does not match this endpoint's livemode=%t", ev.Livemode, bool(s.livemode))}, nil
+	if ev.Livemode != s.livemode {
+		return WebhookResult{Action: domain.ActionIgnored, Reason: fmt.Sprintf("Event livemode=%t does not match this endpoint's livemode=%t", ev.Livemode, s.livemode)}, nil
 	}
 	if !domain.Handles(ev.Type) {
 		return WebhookResult{Processed: true, Action: domain.ActionIgnored, Reason: fmt.Sprintf("Event type %s not handled", ev.Type)}, nil
@@ -118,7 +130,7 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 		}
 		if !locked {
 			duplicate = true
-			res.Action, res.Reason = domain.ActionIgnored, DuplicateReason(ev.ID)
+			res.Action, res.Reason = domain.ActionIgnored, duplicateReason(ev.ID)
 			return nil
 		}
 		duplicate = false // a retry of the unit of work may take the lock after all

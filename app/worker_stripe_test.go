@@ -98,5 +98,5 @@ func TestWorkerAgainstStripeMock(t *testing.T) {
 	is.Equal(pays, 1)  // one payment, for the retry task only
 	out := logs.String()
 	is.True(strings.Contains(out, `"to":"j***@example.com"`)) // the email went to the log notifier, the address masked
-	is.True(strings.Contains(out, string(notify.ID)))          // for the notify task
+	is.True(strings.Contains(out, string(notify.ID)))         // for the notify task
 }

@@ -781,7 +781,7 @@ func TestWorkerOutOfOrderEvents(t *testing.T) {
 	is := is.New(t)
 	f := newWorkerFixture(t)
 	ctx := context.Background()
-	hooks := app.NewWebhookService(f.store, domain.DefaultPolicy(), f.clock, false, nil)
+	hooks := app.NewWebhookService(f.store, app.WebhookConfig{Clock: f.clock})
 	inv := domain.Invoice{
 		ID: "in_outoforder", Status: "open", CustomerID: "cus_1", CustomerEmail: "jenny@example.com",
 		AmountDue: 2000, Currency: "usd", HostedInvoiceURL: "https://invoice.stripe.com/i/ooo", AttemptCount: 1,

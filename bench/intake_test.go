@@ -103,7 +103,7 @@ func benchIntakeRecoup(b *testing.B, dbURL string, senders int) float64 {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Config{
 		Verifier:  verifier,
-		Webhooks:  app.NewWebhookService(store, domain.DefaultPolicy(), clock, false, log),
+		Webhooks:  app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}),
 		Tasks:     app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants: merchantSvc,
 		Logger:    log,

@@ -128,7 +128,7 @@ func TestLogNotifier(t *testing.T) {
 	out := buf.String()
 	is.True(strings.Contains(out, `"level":"INFO"`))                      // logged at INFO
 	is.True(strings.Contains(out, `"to":"j***@example.com"`))             // recipient field, masked
-	is.True(!strings.Contains(out, "jenny@example.com"))                 // never the whole address
+	is.True(!strings.Contains(out, "jenny@example.com"))                  // never the whole address
 	is.True(strings.Contains(out, `"subject":"Action required: confirm`)) // subject field
 	is.True(strings.Contains(out, `"task_id":"`+string(n.TaskID)+`"`))    // task field
 	is.True(strings.Contains(out, n.HostedInvoiceURL))                    // body with link

@@ -59,7 +59,7 @@ const (
 	defaultTimeout        = 30 * time.Second
 )
 
-// ParseSMTPURL reads RECOUP_SMTP_URL: smtp://user:pass@host:port (STARTTLS
+// ParseSMTPURL reads an SMTP URL: smtp://user:pass@host:port (STARTTLS
 // when offered; ?starttls=required or ?starttls=none to change that) or
 // smtps://user:pass@host:port (implicit TLS). Ports default to 587 and 465.
 // From is left empty for the caller to set. Errors never repeat the URL,
@@ -67,7 +67,7 @@ const (
 func ParseSMTPURL(raw string) (SMTPConfig, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
-		return SMTPConfig{}, fmt.Errorf("%w: RECOUP_SMTP_URL is not a URL", domain.ErrInvalid)
+		return SMTPConfig{}, &URLError{"it is not a URL"}
 	}
 	var cfg SMTPConfig
 	switch u.Scheme {
@@ -80,21 +80,21 @@ func ParseSMTPURL(raw string) (SMTPConfig, error) {
 		case "none":
 			cfg.TLS = TLSNone
 		default:
-			return SMTPConfig{}, fmt.Errorf("%w: RECOUP_SMTP_URL: starttls must be opportunistic, required or none", domain.ErrInvalid)
+			return SMTPConfig{}, &URLError{"starttls must be opportunistic, required or none"}
 		}
 	case "smtps":
 		cfg.TLS, cfg.Port = TLSImplicit, defaultSMTPSPort
 	default:
-		return SMTPConfig{}, fmt.Errorf("%w: RECOUP_SMTP_URL must start with smtp:// or smtps://", domain.ErrInvalid)
+		return SMTPConfig{}, &URLError{"it must start with smtp:// or smtps://"}
 	}
 	cfg.Host = u.Hostname()
 	if cfg.Host == "" {
-		return SMTPConfig{}, fmt.Errorf("%w: RECOUP_SMTP_URL has no host", domain.ErrInvalid)
+		return SMTPConfig{}, &URLError{"it has no host"}
 	}
 	if p := u.Port(); p != "" {
 		port, err := strconv.Atoi(p)
 		if err != nil || port < 1 || port > 65535 {
-			return SMTPConfig{}, fmt.Errorf("%w: RECOUP_SMTP_URL has a bad port", domain.ErrInvalid)
+			return SMTPConfig{}, &URLError{"its port must be a number from 1 to 65535"}
 		}
 		cfg.Port = port
 	}
@@ -104,6 +104,18 @@ func ParseSMTPURL(raw string) (SMTPConfig, error) {
 	}
 	return cfg, nil
 }
+
+// URLError is why ParseSMTPURL refused a URL. It wraps domain.ErrInvalid;
+// its Reason never repeats the URL, which may hold a password.
+type URLError struct {
+	Reason string
+}
+
+// Error reads "invalid SMTP URL: <reason>".
+func (e *URLError) Error() string { return "invalid SMTP URL: " + e.Reason }
+
+// Unwrap makes a URLError a domain.ErrInvalid.
+func (e *URLError) Unwrap() error { return domain.ErrInvalid }
 
 // SMTPNotifier sends customer emails through an SMTP server, one connection
 // per email.
@@ -133,7 +145,7 @@ func NewSMTPNotifier(cfg SMTPConfig, log *slog.Logger) (*SMTPNotifier, error) {
 	}
 	from, err := netmail.ParseAddress(cfg.From)
 	if err != nil {
-		return nil, fmt.Errorf("%w: RECOUP_EMAIL_FROM %q is not an email address", domain.ErrInvalid, cfg.From)
+		return nil, fmt.Errorf("%w: sender %q is not an email address", domain.ErrInvalid, cfg.From)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout

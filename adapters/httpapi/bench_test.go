@@ -232,7 +232,7 @@ func benchmarkHandler(b *testing.B, shape eventShape, merchants int) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	h := httpapi.NewWebhookHandler(verifier, app.NewWebhookService(store, domain.DefaultPolicy(), clock, false, log), log)
+	h := httpapi.NewWebhookHandler(verifier, app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}), nil, log)
 	payloads, sigs := make([][]byte, b.N), make([]string, b.N)
 	for i, account := range accounts {
 		n := b.N/merchants + min(1, max(0, b.N%merchants-i))

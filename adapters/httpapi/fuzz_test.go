@@ -94,7 +94,7 @@ func fzServer(tb testing.TB) http.Handler {
 	var clock ports.Clock = fzClock{}
 	return httpapi.NewServer(httpapi.Config{
 		Verifier:   verifier,
-		Webhooks:   app.NewWebhookService(store, domain.DefaultPolicy(), clock, app.Livemode(false), nil),
+		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock}),
 		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:  app.NewMerchantService(store.Merchants(), clock),
 		AdminToken: "fuzz-admin-token",

@@ -123,7 +123,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	h := httpapi.NewServer(httpapi.Config{
 		Verifier:   verifier,
-		Webhooks:   app.NewWebhookService(store, domain.DefaultPolicy(), clock, app.Livemode(false), log),
+		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}),
 		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:  merchants,
 		Resolver:   resolver,

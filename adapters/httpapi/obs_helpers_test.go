@@ -86,7 +86,7 @@ func newObEnv(t testing.TB, o obOptions) *obEnv {
 	if err != nil {
 		t.Fatalf("verifier: %v", err)
 	}
-	webhooks := app.NewWebhookService(store, domain.DefaultPolicy(), clock, app.Livemode(false), log).WithObserver(m)
+	webhooks := app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log, Observer: m})
 	notifier := &obNotifier{}
 	worker, err := app.NewWorker(app.WorkerConfig{}, store.Queue(), store.Merchants(), nil, notifier, clock, log)
 	if err != nil {
@@ -107,6 +107,7 @@ func newObEnv(t testing.TB, o obOptions) *obEnv {
 		Ready:       o.ready,
 		Metrics:     metricsHandler,
 		Requests:    m,
+		Observer:    m,
 		AuthLimiter: o.limiter,
 		Logger:      log,
 	})

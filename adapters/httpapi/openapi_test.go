@@ -309,7 +309,7 @@ func newOAServer(t *testing.T, admin string) *oaServer {
 	clock := ports.SystemClock{}
 	h := httpapi.NewServer(httpapi.Config{
 		Verifier:   verifier,
-		Webhooks:   app.NewWebhookService(store, domain.DefaultPolicy(), clock, app.Livemode(false), nil),
+		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock}),
 		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:  app.NewMerchantService(store.Merchants(), clock),
 		AdminToken: admin,

@@ -30,6 +30,10 @@ type Config struct {
 	// Requests, when set, is told about every request (route, status,
 	// latency).
 	Requests RequestObserver
+	// Observer is told about the webhook deliveries refused before the use
+	// case (bad signature, too large): give it the use case's observer, so
+	// that one place sees every delivery. nil: nobody.
+	Observer ports.Observer
 	// AuthLimiter refuses client addresses that fail to authenticate too
 	// often, on the task and the admin API alike (one allowance for both);
 	// nil means no limit. recoup serve sets one with the default settings.
@@ -63,7 +67,7 @@ func NewServer(cfg Config) http.Handler {
 	if resolver == nil {
 		resolver = APIKeyResolver{Merchants: cfg.Merchants}
 	}
-	s.webhook = NewWebhookHandler(cfg.Verifier, cfg.Webhooks, s.log)
+	s.webhook = NewWebhookHandler(cfg.Verifier, cfg.Webhooks, cfg.Observer, s.log)
 	s.tasks = NewTaskAPI(cfg.Tasks, resolver, TaskAPIOptions{CursorKey: cfg.CursorKey, Logger: s.log, AuthLimiter: cfg.AuthLimiter})
 	s.admin = newAdminAPI(cfg.Merchants, cfg.AdminToken, cfg.AuthLimiter, s.log)
 	mux := http.NewServeMux()

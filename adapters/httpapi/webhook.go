@@ -25,6 +25,7 @@ const MaxWebhookBody = 256 << 10
 type webhookHandler struct {
 	verifier ports.WebhookVerifier
 	webhooks *app.WebhookService
+	obs      ports.Observer
 	log      *slog.Logger
 }
 
@@ -34,13 +35,17 @@ type webhookHandler struct {
 //
 // The delivery's log line is written by the use case; this handler logs
 // only deliveries it refuses before the use case (bad signature, too
-// large), at WARN. A nil logger discards. It panics if verifier or webhooks
-// is nil.
-func NewWebhookHandler(verifier ports.WebhookVerifier, webhooks *app.WebhookService, log *slog.Logger) http.Handler {
+// large), at WARN, and reports them to obs, which is the use case's
+// observer too (nil: nobody). A nil logger discards. It panics if
+// verifier or webhooks is nil.
+func NewWebhookHandler(verifier ports.WebhookVerifier, webhooks *app.WebhookService, obs ports.Observer, log *slog.Logger) http.Handler {
 	if verifier == nil || webhooks == nil {
 		panic("httpapi: NewWebhookHandler needs a verifier and a webhook service")
 	}
-	return &webhookHandler{verifier: verifier, webhooks: webhooks, log: orDiscard(log)}
+	if obs == nil {
+		obs = ports.NopObserver{}
+	}
+	return &webhookHandler{verifier: verifier, webhooks: webhooks, obs: obs, log: orDiscard(log)}
 }
 
 // webhookJSON is the webhook's answer. Tasks is nil (omitted) unless the
@@ -141,10 +146,10 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // reject answers a delivery refused before the use case, and reports it to
-// the use case's observer (which never saw it). The reason is the
+// the observer (the use case never saw it). The reason is the
 // verifier's message, written for the sender; it never holds a secret.
 func (h *webhookHandler) reject(w http.ResponseWriter, r *http.Request, start time.Time, status int, err error) {
-	h.webhooks.Observer().WebhookDelivery(ports.EventTypeUnknown, ports.DeliveryRejected, time.Since(start))
+	h.obs.WebhookDelivery(ports.EventTypeUnknown, ports.DeliveryRejected, time.Since(start))
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook rejected",
 		slog.Int("status", status), slog.String("reason", err.Error()),
 		slog.String("remote_addr", r.RemoteAddr))

@@ -239,7 +239,7 @@ func TestGatewayWithoutAPIKey(t *testing.T) {
 	err := g.PayInvoice(context.Background(), "acct_1", "in_paid", "k")
 	kind, ok := domain.PaymentErrorKindOf(err)
 	is.True(ok)
-	is.Equal(kind, domain.PaymentPermanent)                                                           // nothing to retry
+	is.Equal(kind, domain.PaymentPermanent)                                                                 // nothing to retry
 	is.True(strings.Contains(err.Error(), "payment retries are disabled: no Stripe API key is configured")) // says why
 	_, err = g.Invoice(context.Background(), "acct_1", "in_paid")
 	kind, _ = domain.PaymentErrorKindOf(err)
@@ -261,8 +261,8 @@ func TestGatewayTransportFailures(t *testing.T) {
 		var pe *domain.PaymentError
 		is.True(errors.As(err, &pe))
 		is.Equal(pe.MerchantMessage(), "payment provider unreachable") // what a merchant reads
-		is.True(!strings.Contains(pe.Message, "127.0.0.1"))             // never the address
-		is.True(strings.Contains(err.Error(), "connection refused"))    // which the log keeps
+		is.True(!strings.Contains(pe.Message, "127.0.0.1"))            // never the address
+		is.True(strings.Contains(err.Error(), "connection refused"))   // which the log keeps
 	})
 	t.Run("context cancelled", func(t *testing.T) {
 		is := is.New(t)

@@ -258,3 +258,80 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		t.Errorf("exit after drain: %v\n%s", err, p.logs.String())
 	}
 }
+
+// TestServeWakesTheWorker: `recoup serve` is the composition embedders use
+// (recoup.New), so a delivery that schedules a task due now wakes the
+// in-process worker: the payment-failed email goes out long before the
+// worker's next poll, an hour away.
+func TestServeWakesTheWorker(t *testing.T) {
+	p := startServe(t, []string{"RECOUP_WORKER_POLL=1h"})
+	key := createMerchant(t, p.base, "acct_1Wake")
+	// The worker's first claim, at start, finds nothing: the only way to
+	// run the task before an hour is the wake.
+	time.Sleep(200 * time.Millisecond)
+	status, a := deliver(t, p.base, failedInvoiceEvent("acct_1Wake"))
+	if status != http.StatusOK || len(a.Tasks) != 2 {
+		t.Fatalf("delivery: status %d, answer %+v", status, a)
+	}
+	deadline := time.Now().Add(30 * time.Second) // a small fraction of the hour
+	for {
+		req, _ := http.NewRequest(http.MethodGet, p.base+"/api/tasks?status=succeeded", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			Tasks []struct {
+				Type string `json:"type"`
+			} `json:"tasks"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err == nil && len(page.Tasks) == 1 && page.Tasks[0].Type == "notify_payment_failed" {
+			return // the email task ran
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task due now did not run within 30 s with an hour's poll: the worker was not woken\n%s", p.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServeMetricsOnTheirOwnListener: with RECOUP_METRICS_ADDR, `serve`
+// serves metrics, health and readiness there, and /metrics leaves the
+// public listener (health and readiness stay, for load balancers).
+func TestServeMetricsOnTheirOwnListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opsAddr := ln.Addr().String()
+	ln.Close()
+	p := startServe(t, []string{"RECOUP_METRICS_ADDR=" + opsAddr})
+	ops := "http://" + opsAddr
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{ops + "/metrics", http.StatusOK},
+		{ops + "/healthz", http.StatusOK},
+		{ops + "/readyz", http.StatusOK},
+		{p.base + "/metrics", http.StatusNotFound},
+		{p.base + "/healthz", http.StatusOK},
+		{p.base + "/readyz", http.StatusOK},
+	} {
+		if got := getStatus(t, c.url); got != c.want {
+			t.Errorf("GET %s: %d, want %d", c.url, got, c.want)
+		}
+	}
+	resp, err := http.Get(ops + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "recoup_webhook_deliveries_total") {
+		t.Errorf("the metrics listener does not serve recoup's metrics")
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,79 +13,65 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
+	"github.com/recoupdev/recoup"
 	"github.com/recoupdev/recoup/adapters/email"
 	"github.com/recoupdev/recoup/adapters/httpapi"
+	"github.com/recoupdev/recoup/adapters/memory"
 	"github.com/recoupdev/recoup/adapters/metrics"
 	"github.com/recoupdev/recoup/adapters/postgres"
 	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
-	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/ports"
 )
 
-// service is what `serve` and `worker` run; the wire injectors build it.
+// service is what `serve` and `worker` run: recoup.New's Service, the one
+// composition embedders use too, with the binary's HTTP handlers around
+// it. The wire injectors build it.
 type service struct {
-	cfg     config
-	log     *slog.Logger
-	storage ports.Storage
-	handler http.Handler
-	worker  *app.Worker
+	cfg      config
+	log      *slog.Logger
+	recoup   *recoup.Service
+	handlers handlers
+}
+
+// handlers are what a process listens with.
+type handlers struct {
+	// public is `serve`'s API on RECOUP_ADDR; nil for `worker`.
+	public http.Handler
+	// ops serves /metrics, /healthz and /readyz on RECOUP_METRICS_ADDR;
+	// nil when that is unset (`serve` then has /metrics on its API).
+	ops http.Handler
 }
 
 // runWorker runs the task worker and the lock retention until ctx ends.
-func (s *service) runWorker(ctx context.Context) error {
-	pruner := app.NewEventPruner(s.storage, s.cfg.EventRetention, ports.SystemClock{}, s.log)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		pruner.Run(ctx)
-	}()
-	err := s.worker.Run(ctx)
-	<-done
-	return err
-}
+func (s *service) runWorker(ctx context.Context) error { return s.recoup.RunWorker(ctx) }
 
-// workerSet provides the task worker and what it needs, but the storage
-// adapter: what `recoup worker` runs.
+// coreSet is recoup.New with the binary's adapters chosen by the
+// configuration; the storage comes from memorySet or postgresSet.
 //
 //lint:ignore U1000 used by the wire injectors (wire.go, behind its build tag)
-var workerSet = wire.NewSet(
-	wire.Bind(new(ports.Clock), new(ports.SystemClock)),
-	wire.Struct(new(ports.SystemClock)),
+var coreSet = wire.NewSet(
 	provideRegistry,
 	provideMetrics,
 	provideGateway,
 	provideNotifier,
-	provideWorker,
+	provideOptions,
+	recoup.New,
+	wire.Struct(new(service), "*"),
 )
 
-// serverSet adds the HTTP side to workerSet: what `recoup serve` runs.
+// memorySet is the embedded in-memory storage.
 //
 //lint:ignore U1000 used by the wire injectors (wire.go, behind its build tag)
-var serverSet = wire.NewSet(
-	workerSet,
-	wire.Struct(new(service), "*"),
-	domain.DefaultPolicy,
-	provideLivemode,
-	provideWebhookService,
-	provideTaskService,
-	provideMerchantService,
-	provideVerifier,
-	wire.Bind(new(ports.WebhookVerifier), new(*stripe.Verifier)),
-	provideHandler,
-)
+var memorySet = wire.NewSet(newMemoryStore, wire.Bind(new(ports.Storage), new(*memory.Store)), noSQLPool)
 
-func provideLivemode(cfg config) app.Livemode { return app.Livemode(cfg.Livemode) }
+// postgresSet is the PostgreSQL storage.
+//
+//lint:ignore U1000 used by the wire injectors (wire.go, behind its build tag)
+var postgresSet = wire.NewSet(openPostgres, postgresPool, wire.Bind(new(bun.IDB), new(*bun.DB)),
+	postgres.New, wire.Bind(new(ports.Storage), new(*postgres.Store)))
 
-// provideRegistry is the process's own metrics registry (never the global
-// one), served at /metrics.
-func provideRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
-
-// provideMetrics observes the use cases, the HTTP requests, the task
-// backlog and, on PostgreSQL, the connection pool (pool is nil on memory).
-func provideMetrics(reg *prometheus.Registry, store ports.Storage, clock ports.Clock, pool *sql.DB) (*metrics.Metrics, error) {
-	return metrics.New(reg, metrics.Options{Queue: store.Queue(), Clock: clock, DB: pool})
-}
+func newMemoryStore() *memory.Store { return memory.New(nil) }
 
 // noSQLPool is the pool of the memory storage: none.
 func noSQLPool() *sql.DB { return nil }
@@ -92,21 +79,14 @@ func noSQLPool() *sql.DB { return nil }
 // postgresPool is the database/sql pool under bun, for its statistics.
 func postgresPool(db *bun.DB) *sql.DB { return db.DB }
 
-func provideWebhookService(store ports.Storage, policy domain.Policy, clock ports.Clock, livemode app.Livemode,
-	log *slog.Logger, m *metrics.Metrics) *app.WebhookService {
-	return app.NewWebhookService(store, policy, clock, livemode, log).WithObserver(m)
-}
+// provideRegistry is the process's own metrics registry (never the global
+// one).
+func provideRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
 
-func provideTaskService(store ports.Storage, clock ports.Clock) *app.TaskService {
-	return app.NewTaskService(store.Tasks(), store.Ledger(), clock)
-}
-
-func provideMerchantService(store ports.Storage, clock ports.Clock) *app.MerchantService {
-	return app.NewMerchantService(store.Merchants(), clock)
-}
-
-func provideVerifier(cfg config, log *slog.Logger) (*stripe.Verifier, error) {
-	return stripe.NewVerifier(cfg.WebhookSecrets, stripe.WithLogger(log))
+// provideMetrics observes the use cases, the HTTP requests, the task
+// backlog and, on PostgreSQL, the connection pool (pool is nil on memory).
+func provideMetrics(reg *prometheus.Registry, store ports.Storage, pool *sql.DB) (*metrics.Metrics, error) {
+	return metrics.New(reg, metrics.Options{Queue: store.Queue(), DB: pool})
 }
 
 // provideGateway returns nil without STRIPE_API_KEY: the worker then records
@@ -125,45 +105,75 @@ func provideNotifier(cfg config, log *slog.Logger) (ports.Notifier, error) {
 		return email.NewLogNotifier(log), nil
 	}
 	smtp, err := email.ParseSMTPURL(cfg.SMTPURL)
-	if err != nil {
-		return nil, &configError{"RECOUP_SMTP_URL", strings.TrimPrefix(err.Error(), domain.ErrInvalid.Error()+": ")}
+	if ue, ok := errors.AsType[*email.URLError](err); ok {
+		return nil, &configError{"RECOUP_SMTP_URL", ue.Reason}
 	}
-	smtp.From = cfg.EmailFrom
-	return email.NewSMTPNotifier(smtp, log)
-}
-
-func provideWorker(cfg config, store ports.Storage, gateway ports.PaymentGateway, notifier ports.Notifier, clock ports.Clock,
-	log *slog.Logger, m *metrics.Metrics) (*app.Worker, error) {
-	w, err := app.NewWorker(app.WorkerConfig{
-		Concurrency: cfg.WorkerConcurrency, Poll: cfg.WorkerPoll, Lease: cfg.WorkerLease,
-	}, store.Queue(), store.Merchants(), gateway, notifier, clock, log)
 	if err != nil {
 		return nil, err
 	}
-	return w.WithObserver(m), nil
+	smtp.From = cfg.EmailFrom
+	n, err := email.NewSMTPNotifier(smtp, log)
+	if err != nil {
+		return nil, &configError{"RECOUP_EMAIL_FROM", fmt.Sprintf("%q is not an email address", cfg.EmailFrom)}
+	}
+	return n, nil
 }
 
-// provideHandler is the whole HTTP API, with /metrics and the limiter of
-// failed authentications (httpapi's defaults: 20 failures a minute per
-// client address).
-func provideHandler(cfg config, verifier ports.WebhookVerifier, webhooks *app.WebhookService,
-	tasks *app.TaskService, merchants *app.MerchantService, store ports.Storage, log *slog.Logger,
-	reg *prometheus.Registry, m *metrics.Metrics) http.Handler {
-	return httpapi.NewServer(httpapi.Config{
-		Verifier: verifier, Webhooks: webhooks, Tasks: tasks, Merchants: merchants,
-		AdminToken: cfg.AdminToken, CursorKey: httpapi.CursorKeyFromSecrets(cfg.WebhookSecrets), Ready: store.Ping, Logger: log,
-		Metrics: metrics.Handler(reg, log), Requests: m,
+// provideOptions is the configuration as recoup.New takes it.
+func provideOptions(cfg config, store ports.Storage, gateway ports.PaymentGateway, notifier ports.Notifier,
+	log *slog.Logger, m *metrics.Metrics) recoup.Options {
+	return recoup.Options{
+		Storage:        store,
+		WebhookSecrets: cfg.WebhookSecrets,
+		// Only `worker` runs without a secret (`serve` requires one).
+		NoWebhook:      len(cfg.WebhookSecrets) == 0,
+		Livemode:       cfg.Livemode,
+		Gateway:        gateway,
+		Notifier:       notifier,
+		Logger:         log,
+		Observer:       m,
+		Worker:         app.WorkerConfig{Concurrency: cfg.WorkerConcurrency, Poll: cfg.WorkerPoll, Lease: cfg.WorkerLease},
+		EventRetention: cfg.EventRetention,
+	}
+}
+
+// provideServeHandlers is `serve`'s HTTP: the whole API, with the limiter
+// of failed authentications (httpapi's defaults: 20 failures a minute per
+// client address), and the operational endpoints. With RECOUP_METRICS_ADDR
+// set, /metrics moves to that listener and leaves the public one.
+func provideServeHandlers(cfg config, svc *recoup.Service, reg *prometheus.Registry, m *metrics.Metrics, log *slog.Logger) handlers {
+	opts := recoup.HandlerOptions{
+		AdminToken:  cfg.AdminToken,
+		Requests:    m,
 		AuthLimiter: httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{TrustForwardedFor: cfg.TrustProxy}),
-	})
+	}
+	h := handlers{}
+	if cfg.MetricsAddr == "" {
+		opts.Metrics = metrics.Handler(reg, log)
+	} else {
+		h.ops = opsHandler(svc, reg, log)
+	}
+	h.public = svc.Handler(opts)
+	return h
 }
 
-// provideWorkerHandler is what a `recoup worker` process serves on
-// RECOUP_METRICS_ADDR: its metrics (task runs are counted where they run)
-// and liveness.
-func provideWorkerHandler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
+// provideWorkerHandlers is `worker`'s HTTP: only the operational
+// endpoints, and only when RECOUP_METRICS_ADDR names where.
+func provideWorkerHandlers(cfg config, svc *recoup.Service, reg *prometheus.Registry, log *slog.Logger) handlers {
+	if cfg.MetricsAddr == "" {
+		return handlers{}
+	}
+	return handlers{ops: opsHandler(svc, reg, log)}
+}
+
+// opsHandler serves what a scraper and an orchestrator ask of a process:
+// its metrics (task runs are counted where they run), liveness and
+// readiness.
+func opsHandler(svc *recoup.Service, reg *prometheus.Registry, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg, log))
 	mux.Handle("GET /healthz", httpapi.NewHealthHandler())
+	mux.Handle("GET /readyz", httpapi.NewReadyHandler(svc.Storage().Ping, log))
 	return mux
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -46,7 +47,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := httpapi.NewHTTPServer(svc.handler, log)
+	if svc.handlers.ops != nil {
+		stop, err := serveOps(svc, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
+	srv := httpapi.NewHTTPServer(svc.handlers.public, log)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -113,19 +122,29 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer cleanup()
 	log.Info("recoup worker starting", "config", cfg)
-	if cfg.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if svc.handlers.ops != nil {
+		stop, err := serveOps(svc, log)
 		if err != nil {
-			return fmt.Errorf("listen on RECOUP_METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+			return err
 		}
-		srv := httpapi.NewHTTPServer(svc.handler, log)
-		go srv.Serve(ln)
-		defer srv.Close()
-		log.Info("serving metrics", "addr", ln.Addr().String())
+		defer stop()
 	}
 	if err := svc.runWorker(ctx); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveOps serves the operational endpoints (metrics, health, readiness)
+// on RECOUP_METRICS_ADDR until the returned stop is called.
+func serveOps(svc *service, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", svc.cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on RECOUP_METRICS_ADDR %s: %w", svc.cfg.MetricsAddr, err)
+	}
+	srv := httpapi.NewHTTPServer(svc.handlers.ops, log)
+	go srv.Serve(ln)
+	log.Info("serving metrics and health", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }

@@ -7,32 +7,28 @@ import (
 	"log/slog"
 
 	"github.com/google/wire"
-	"github.com/uptrace/bun"
-
-	"github.com/recoupdev/recoup/adapters/memory"
-	"github.com/recoupdev/recoup/adapters/postgres"
-	"github.com/recoupdev/recoup/ports"
 )
 
-// newMemoryService composes recoup on the embedded in-memory storage.
+// The injectors compose recoup.New (coreSet) on the storage the
+// configuration names, with the HTTP handlers of the command that runs it:
+// one injector per backend and command, over shared sets.
+
+// newMemoryService composes `recoup serve` on the embedded in-memory
+// storage.
 func newMemoryService(cfg config, log *slog.Logger) (*service, func(), error) {
-	wire.Build(serverSet, noSQLPool, memory.New, wire.Bind(new(ports.Storage), new(*memory.Store)))
+	wire.Build(coreSet, memorySet, provideServeHandlers)
 	return nil, nil, nil
 }
 
-// newPostgresService composes recoup on PostgreSQL.
+// newPostgresService composes `recoup serve` on PostgreSQL.
 func newPostgresService(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
-	wire.Build(serverSet, postgresSet)
+	wire.Build(coreSet, postgresSet, provideServeHandlers)
 	return nil, nil, nil
 }
 
-// newPostgresWorker composes the task worker alone on PostgreSQL: no HTTP,
-// so it needs no webhook secret.
+// newPostgresWorker composes `recoup worker` on PostgreSQL: the task
+// worker alone, with no webhook, so it needs no webhook secret.
 func newPostgresWorker(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
-	wire.Build(workerSet, postgresSet, provideWorkerHandler, wire.Struct(new(service), "*"))
+	wire.Build(coreSet, postgresSet, provideWorkerHandlers)
 	return nil, nil, nil
 }
-
-// postgresSet is the PostgreSQL storage.
-var postgresSet = wire.NewSet(openPostgres, postgresPool, wire.Bind(new(bun.IDB), new(*bun.DB)),
-	postgres.New, wire.Bind(new(ports.Storage), new(*postgres.Store)))

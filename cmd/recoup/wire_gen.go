@@ -8,147 +8,117 @@ package main
 
 import (
 	"context"
-	"github.com/google/wire"
-	"github.com/recoupdev/recoup/adapters/memory"
+	"github.com/recoupdev/recoup"
 	"github.com/recoupdev/recoup/adapters/postgres"
-	"github.com/recoupdev/recoup/domain"
-	"github.com/recoupdev/recoup/ports"
-	"github.com/uptrace/bun"
 	"log/slog"
 )
 
 // Injectors from wire.go:
 
-// newMemoryService composes recoup on the embedded in-memory storage.
+// newMemoryService composes `recoup serve` on the embedded in-memory
+// storage.
 func newMemoryService(cfg config, log *slog.Logger) (*service, func(), error) {
-	systemClock := ports.SystemClock{}
-	store := memory.New(systemClock)
-	verifier, err := provideVerifier(cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	policy := domain.DefaultPolicy()
-	livemode := provideLivemode(cfg)
-	registry := provideRegistry()
-	db := noSQLPool()
-	metrics, err := provideMetrics(registry, store, systemClock, db)
-	if err != nil {
-		return nil, nil, err
-	}
-	webhookService := provideWebhookService(store, policy, systemClock, livemode, log, metrics)
-	taskService := provideTaskService(store, systemClock)
-	merchantService := provideMerchantService(store, systemClock)
-	handler := provideHandler(cfg, verifier, webhookService, taskService, merchantService, store, log, registry, metrics)
+	store := newMemoryStore()
 	paymentGateway := provideGateway(cfg)
 	notifier, err := provideNotifier(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	worker, err := provideWorker(cfg, store, paymentGateway, notifier, systemClock, log, metrics)
+	registry := provideRegistry()
+	db := noSQLPool()
+	metrics, err := provideMetrics(registry, store, db)
 	if err != nil {
 		return nil, nil, err
 	}
+	options := provideOptions(cfg, store, paymentGateway, notifier, log, metrics)
+	recoupService, err := recoup.New(options)
+	if err != nil {
+		return nil, nil, err
+	}
+	mainHandlers := provideServeHandlers(cfg, recoupService, registry, metrics, log)
 	mainService := &service{
-		cfg:     cfg,
-		log:     log,
-		storage: store,
-		handler: handler,
-		worker:  worker,
+		cfg:      cfg,
+		log:      log,
+		recoup:   recoupService,
+		handlers: mainHandlers,
 	}
 	return mainService, func() {
 	}, nil
 }
 
-// newPostgresService composes recoup on PostgreSQL.
+// newPostgresService composes `recoup serve` on PostgreSQL.
 func newPostgresService(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
 	db, cleanup, err := openPostgres(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	store := postgres.New(db)
-	verifier, err := provideVerifier(cfg, log)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	policy := domain.DefaultPolicy()
-	systemClock := ports.SystemClock{}
-	livemode := provideLivemode(cfg)
-	registry := provideRegistry()
-	sqlDB := postgresPool(db)
-	metrics, err := provideMetrics(registry, store, systemClock, sqlDB)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	webhookService := provideWebhookService(store, policy, systemClock, livemode, log, metrics)
-	taskService := provideTaskService(store, systemClock)
-	merchantService := provideMerchantService(store, systemClock)
-	handler := provideHandler(cfg, verifier, webhookService, taskService, merchantService, store, log, registry, metrics)
 	paymentGateway := provideGateway(cfg)
 	notifier, err := provideNotifier(cfg, log)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	worker, err := provideWorker(cfg, store, paymentGateway, notifier, systemClock, log, metrics)
+	registry := provideRegistry()
+	sqlDB := postgresPool(db)
+	metrics, err := provideMetrics(registry, store, sqlDB)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
+	options := provideOptions(cfg, store, paymentGateway, notifier, log, metrics)
+	recoupService, err := recoup.New(options)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	mainHandlers := provideServeHandlers(cfg, recoupService, registry, metrics, log)
 	mainService := &service{
-		cfg:     cfg,
-		log:     log,
-		storage: store,
-		handler: handler,
-		worker:  worker,
+		cfg:      cfg,
+		log:      log,
+		recoup:   recoupService,
+		handlers: mainHandlers,
 	}
 	return mainService, func() {
 		cleanup()
 	}, nil
 }
 
-// newPostgresWorker composes the task worker alone on PostgreSQL: no HTTP,
-// so it needs no webhook secret.
+// newPostgresWorker composes `recoup worker` on PostgreSQL: the task
+// worker alone, with no webhook, so it needs no webhook secret.
 func newPostgresWorker(ctx context.Context, cfg config, log *slog.Logger) (*service, func(), error) {
 	db, cleanup, err := openPostgres(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	store := postgres.New(db)
-	registry := provideRegistry()
-	handler := provideWorkerHandler(registry, log)
 	paymentGateway := provideGateway(cfg)
 	notifier, err := provideNotifier(cfg, log)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	systemClock := ports.SystemClock{}
+	registry := provideRegistry()
 	sqlDB := postgresPool(db)
-	metrics, err := provideMetrics(registry, store, systemClock, sqlDB)
+	metrics, err := provideMetrics(registry, store, sqlDB)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	worker, err := provideWorker(cfg, store, paymentGateway, notifier, systemClock, log, metrics)
+	options := provideOptions(cfg, store, paymentGateway, notifier, log, metrics)
+	recoupService, err := recoup.New(options)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
+	mainHandlers := provideWorkerHandlers(cfg, recoupService, registry, log)
 	mainService := &service{
-		cfg:     cfg,
-		log:     log,
-		storage: store,
-		handler: handler,
-		worker:  worker,
+		cfg:      cfg,
+		log:      log,
+		recoup:   recoupService,
+		handlers: mainHandlers,
 	}
 	return mainService, func() {
 		cleanup()
 	}, nil
 }
-
-// wire.go:
-
-// postgresSet is the PostgreSQL storage.
-var postgresSet = wire.NewSet(openPostgres, postgresPool, wire.Bind(new(bun.IDB), new(*bun.DB)), postgres.New, wire.Bind(new(ports.Storage), new(*postgres.Store)))

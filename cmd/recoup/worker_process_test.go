@@ -219,14 +219,14 @@ func TestTwoWorkerProcessesRunEachTaskOnce(t *testing.T) {
 }
 
 // succeededRuns scrapes the /metrics of a worker process (its address is in
-// its "serving metrics" log line) and returns its succeeded retry_payment
+// its "serving metrics and health" log line) and returns its succeeded retry_payment
 // runs.
 func succeededRuns(t *testing.T, logs *syncBuffer) int {
 	t.Helper()
 	var addr string
 	for _, line := range strings.Split(logs.String(), "\n") {
 		var rec struct{ Msg, Addr string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics" {
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving metrics and health" {
 			addr = rec.Addr
 		}
 	}
