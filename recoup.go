@@ -231,7 +231,7 @@ func (s *Service) needVerifier() ports.WebhookVerifier {
 	return s.verifier
 }
 
-// TaskAPI returns the tenant task API, which routes on the paths of API.md
+// TaskAPI returns the tenant task API, which routes on the paths of api/openapi.yaml
 // (/api/tasks, /api/tasks/{id}, /api/tasks/{id}/retry, /api/stats). To serve
 // it under a prefix, strip the prefix and keep the /api/ path:
 //
@@ -247,7 +247,7 @@ func (s *Service) TaskAPI(resolver httpapi.MerchantResolver) http.Handler {
 }
 
 // AdminAPI returns the admin API (POST /admin/merchants, its API keys),
-// routed on the paths of API.md like TaskAPI, and guarded by
+// routed on the paths of api/openapi.yaml like TaskAPI, and guarded by
 // Authorization: Bearer <token>. An empty token disables it: every request
 // is answered 404.
 func (s *Service) AdminAPI(token string) http.Handler {
@@ -272,7 +272,7 @@ type HandlerOptions struct {
 	AuthLimiter *httpapi.AuthLimiter
 }
 
-// Handler returns all of recoup's HTTP API at the paths of API.md:
+// Handler returns all of recoup's HTTP API at the paths of api/openapi.yaml:
 // /webhooks/stripe, /api/…, /admin/…, /healthz and /readyz (which pings the
 // storage), with JSON answers for unknown paths, wrong methods and panics.
 // Mount serves it under a prefix of your own mux.

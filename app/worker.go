@@ -16,7 +16,7 @@ import (
 )
 
 // WorkerConfig tunes the task worker. Zero fields take the defaults of
-// API.md and DefaultWorkerConfig.
+// DefaultWorkerConfig.
 type WorkerConfig struct {
 	// Concurrency is how many tasks run at once in this process.
 	Concurrency int

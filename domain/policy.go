@@ -51,7 +51,7 @@ type Policy struct {
 	RetryDelays []time.Duration
 }
 
-// DefaultPolicy is the policy of API.md: retries 1, 3, 5 and 7 days after
+// DefaultPolicy is recoup's default dunning policy: retries 1, 3, 5 and 7 days after
 // failed attempts 1 to 4.
 func DefaultPolicy() Policy {
 	const day = 24 * time.Hour

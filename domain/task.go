@@ -21,7 +21,7 @@ func ParseTaskID(s string) (TaskID, error) {
 // TaskStatus is where a task is in its life.
 type TaskStatus string
 
-// The task statuses of API.md.
+// The task statuses a task goes through.
 const (
 	StatusPending   TaskStatus = "pending"
 	StatusRunning   TaskStatus = "running"
@@ -50,7 +50,7 @@ func (s TaskStatus) Retryable() bool { return s == StatusFailed || s == StatusCa
 // TaskType is what a task does when it runs.
 type TaskType string
 
-// The task types of API.md.
+// The task types: what a task does when it runs.
 const (
 	TypeRetryPayment         TaskType = "retry_payment"
 	TypeNotifyPaymentFailed  TaskType = "notify_payment_failed"

@@ -29,7 +29,7 @@ type adminAPI struct {
 // API does not even appear to exist. A nil logger discards. It panics if
 // merchants is nil.
 //
-// Like the task API it routes on the API.md paths; mount it under a prefix
+// Like the task API it routes on the paths of api/openapi.yaml; mount it under a prefix
 // with http.StripPrefix. It does not limit failed token attempts; NewServer
 // does, given an AuthLimiter.
 func NewAdminAPI(merchants *app.MerchantService, token string, log *slog.Logger) http.Handler {

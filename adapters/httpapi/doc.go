@@ -8,14 +8,14 @@
 //
 // # Embedding
 //
-// NewServer mounts everything at the paths of API.md. The pieces are also
+// NewServer mounts everything at the paths of api/openapi.yaml. The pieces are also
 // separate http.Handlers for a service that has its own router:
 //
 //   - NewWebhookHandler answers POST at whatever path it is mounted on, so it
 //     needs no prefix handling: mux.Handle("POST /billing/stripe", h).
-//   - NewTaskAPI and NewAdminAPI route on the API.md paths (/api/…,
+//   - NewTaskAPI and NewAdminAPI route on the documented paths (/api/…,
 //     /admin/…). To serve them under a prefix, strip the prefix and keep the
-//     API.md path: mux.Handle("/billing/api/", http.StripPrefix("/billing",
+//     documented path: mux.Handle("/billing/api/", http.StripPrefix("/billing",
 //     tasks)) serves GET /billing/api/tasks. Mount it with a method-less
 //     pattern like this one, so that the task API answers wrong methods
 //     itself (405); note that Go's ServeMux refuses such a pattern beside a

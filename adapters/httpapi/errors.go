@@ -16,7 +16,7 @@ import (
 // {"error": "Unauthorized: session expired"}.
 var ErrUnauthenticated = errors.New("Unauthorized")
 
-// forbiddenMessage is the whole body of every 403, fixed by API.md so that
+// forbiddenMessage is the whole body of every 403, fixed by the contract so that
 // the answer reveals nothing about the task beyond its existence.
 const forbiddenMessage = "Forbidden"
 

@@ -8,7 +8,7 @@ import (
 // Every route of the adapter. Each path also gets a method-less pattern
 // answering 405, so that a wrong method is told apart from a wrong path.
 
-// routes mounts the pieces of NewServer at the API.md paths.
+// routes mounts the pieces of NewServer at the documented paths.
 func (s *server) routes(mux *http.ServeMux) {
 	// The webhook, the task and the admin API limit their bodies
 	// themselves; everything else here reads none and gets MaxRequestBody.

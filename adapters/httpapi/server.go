@@ -52,7 +52,7 @@ type server struct {
 	admin   http.Handler
 }
 
-// NewServer returns recoup's whole HTTP API at the paths of API.md, with
+// NewServer returns recoup's whole HTTP API at the paths of api/openapi.yaml, with
 // JSON answers for unknown paths, wrong methods and panics. Every request
 // gets a request id (X-Request-Id), a body limit, a 500 instead of a dead
 // connection if a handler panics, and is reported to Config.Requests. It

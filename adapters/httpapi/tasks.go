@@ -41,7 +41,7 @@ type taskAPI struct {
 // opts.AuthLimiter a client address with too many such refusals is
 // answered 429.
 //
-// It routes on the API.md paths; to serve it under a prefix, strip the
+// It routes on the documented paths; to serve it under a prefix, strip the
 // prefix: mux.Handle("/billing/api/", http.StripPrefix("/billing", h)).
 //
 // It panics if tasks or resolver is nil: that is a wiring mistake, found
@@ -211,7 +211,7 @@ func (a *taskAPI) handleStats(w http.ResponseWriter, r *http.Request, m domain.M
 	writeJSON(w, http.StatusOK, newStatsJSON(st))
 }
 
-// taskJSON is a task as API.md shows it.
+// taskJSON is a task as the API shows it.
 type taskJSON struct {
 	ID                   domain.TaskID     `json:"id"`
 	MerchantID           domain.MerchantID `json:"merchant_id"`

@@ -636,7 +636,7 @@ func TestTaskJSONShape(t *testing.T) {
 		"stripe_invoice_id", "stripe_subscription_id", "stripe_charge_id", "customer_email", "amount_due",
 		"currency", "hosted_invoice_url", "attempts", "run_at", "last_error", "created_at", "updated_at"}
 	for _, task := range l.Tasks {
-		is.Equal(len(task), len(fields)) // exactly the fields of API.md
+		is.Equal(len(task), len(fields)) // exactly the documented fields
 		for _, f := range fields {
 			_, ok := task[f]
 			is.True(ok) // every field present

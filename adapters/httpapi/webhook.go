@@ -17,7 +17,7 @@ import (
 	"github.com/recoupdev/recoup/ports"
 )
 
-// MaxWebhookBody is the largest webhook body accepted (API.md: 413 above).
+// MaxWebhookBody is the largest webhook body accepted (413 above).
 // Stripe's events are a few kilobytes; the limit bounds what a stranger can
 // make the server read before the signature is checked.
 const MaxWebhookBody = 256 << 10

@@ -303,7 +303,7 @@ func TestWebhookBadInputStoresNothing(t *testing.T) {
 				headers = append(headers, "Stripe-Signature", d.signature)
 			}
 			r := e.do(http.MethodPost, "/webhooks/stripe", body, headers...)
-			is.Equal(r.status, tc.status) // the status of API.md
+			is.Equal(r.status, tc.status) // the status of the contract
 			if tc.status == http.StatusOK {
 				var a webhookAnswer
 				r.decode(t, &a)

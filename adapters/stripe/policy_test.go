@@ -10,7 +10,7 @@ import (
 	"github.com/recoupdev/recoup/internal/stripetest"
 )
 
-// TestDefaultPolicyFromStripeEvents runs every row of API.md's dunning
+// TestDefaultPolicyFromStripeEvents runs every row of the default dunning
 // policy from realistic event JSON, through the Verifier's decoding, to the
 // policy's effects.
 func TestDefaultPolicyFromStripeEvents(t *testing.T) {

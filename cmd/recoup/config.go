@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// config is recoup's configuration, read from the environment (API.md).
+// config is recoup's configuration, read from the environment (see
+// docs/configuration.md).
 type config struct {
 	Addr              string
 	DatabaseURL       string

@@ -1,6 +1,6 @@
 // Command recoup is the recoup server: Stripe webhook intake, the tenant task
 // API, the admin API and the task worker, with its maintenance subcommands.
-// See API.md and the README for its configuration.
+// See the README and docs/configuration.md for its configuration.
 package main
 
 import (

@@ -1,22 +1,6 @@
 package ports
 
-import (
-	"time"
-
-	"github.com/recoupdev/recoup/domain"
-)
-
-// Clock tells the time; tests fix it.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-}
-
-// SystemClock is the wall clock, in UTC.
-type SystemClock struct{}
-
-// Now returns the current time in UTC.
-func (SystemClock) Now() time.Time { return time.Now().UTC() }
+import "github.com/recoupdev/recoup/domain"
 
 // WebhookVerifier turns a raw webhook delivery into an event after checking
 // its signature.
