@@ -44,7 +44,7 @@ func RunKey(t Task) string {
 // IsNotification reports whether tasks of this type send a customer email.
 func (t TaskType) IsNotification() bool {
 	switch t {
-	case TypeNotifyPaymentFailed, TypeNotifyActionRequired, TypeNotifyChargeFailed:
+	case TypeNotifyPaymentFailed, TypeNotifyActionRequired, TypeNotifyChargeFailed, TypeNotifyReminder, TypeNotifyCardExpiring:
 		return true
 	}
 	return false

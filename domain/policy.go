@@ -13,11 +13,15 @@ const (
 	ActionNothingToDo = "no_action"
 )
 
-// CancelSelector names the pending tasks an event cancels: those of one
-// invoice or of one subscription (exactly one field is set).
+// CancelSelector names pending tasks to cancel: those of one invoice or of
+// one subscription (exactly one of the two is set), of the given types
+// (all types when empty).
 type CancelSelector struct {
 	InvoiceID      string
 	SubscriptionID string
+	Types          []TaskType
+	// Reason is recorded on each task cancelled (a Reason… constant).
+	Reason string
 }
 
 // InvoiceAmount is what the recovery figures record of a failed invoice.

@@ -56,7 +56,24 @@ const (
 	TypeNotifyPaymentFailed  TaskType = "notify_payment_failed"
 	TypeNotifyActionRequired TaskType = "notify_action_required"
 	TypeNotifyChargeFailed   TaskType = "notify_charge_failed"
+	TypeNotifyReminder       TaskType = "notify_reminder"
+	TypeNotifyCardExpiring   TaskType = "notify_card_expiring"
+	TypeEndDunning           TaskType = "end_dunning"
 )
+
+// TaskTypes lists every task type.
+var TaskTypes = []TaskType{TypeRetryPayment, TypeNotifyPaymentFailed, TypeNotifyActionRequired, TypeNotifyChargeFailed,
+	TypeNotifyReminder, TypeNotifyCardExpiring, TypeEndDunning}
+
+// Valid reports whether t is one of TaskTypes.
+func (t TaskType) Valid() bool {
+	for _, v := range TaskTypes {
+		if t == v {
+			return true
+		}
+	}
+	return false
+}
 
 // Task is one scheduled piece of dunning work for one merchant.
 type Task struct {
@@ -73,14 +90,22 @@ type Task struct {
 	AmountDue            int64 // minor units
 	Currency             string
 	HostedInvoiceURL     string
-	// InvoiceAttempt is the invoice's attempt_count when the task was made;
-	// it keys the "at most one per invoice and attempt" rule.
+	// InvoiceAttempt keys the "at most one" rules of some types: the
+	// invoice's attempt_count for a notify_payment_failed or
+	// notify_action_required, the invoice's attempts so far for a
+	// retry_payment, the reminder's number for a notify_reminder.
 	InvoiceAttempt int
 	Attempts       int // executions so far
 	RunAt          time.Time
 	LastError      string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// DeclineCode is the decline code of the failure the task is about,
+	// or of its own declined attempt; empty when unknown.
+	DeclineCode string
+	// Reason says, in one short word (a Reason… constant), how the task
+	// ended; empty while it has not.
+	Reason    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // TaskFilter selects a page of one merchant's tasks, newest first.
@@ -140,7 +165,12 @@ type TaskResult struct {
 	Status    TaskStatus
 	RunAt     time.Time
 	LastError string
-	At        time.Time
+	// Reason is how it ended (a Reason… constant); empty for a task that
+	// goes back to pending.
+	Reason string
+	// DeclineCode, when set, replaces the task's.
+	DeclineCode string
+	At          time.Time
 }
 
 // StorableText reports whether every string can be kept as text by any
@@ -161,7 +191,7 @@ func StorableText(ss ...string) bool {
 func (t Task) CheckText() error {
 	if !StorableText(string(t.ID), string(t.MerchantID), string(t.Type), string(t.Status), t.StripeEventID,
 		t.StripeCustomerID, t.StripeInvoiceID, t.StripeSubscriptionID, t.StripeChargeID, t.CustomerEmail,
-		t.Currency, t.HostedInvoiceURL, t.LastError) {
+		t.Currency, t.HostedInvoiceURL, t.LastError, t.DeclineCode, t.Reason) {
 		return fmt.Errorf("%w: task %s: text holds a NUL character", ErrInvalid, t.ID)
 	}
 	return nil
