@@ -5,12 +5,12 @@ import "time"
 // Reasons say how a task ended (Task.Reason), in one short machine word.
 const (
 	// A task that did its work.
-	ReasonSent     = "sent"     // an email went out
-	ReasonPaid     = "paid"     // the invoice is paid (recoup's payment, or one it saw)
-	ReasonVoided   = "voided"   // the invoice was voided
+	ReasonSent          = "sent"          // an email went out
+	ReasonPaid          = "paid"          // the invoice is paid (recoup's payment, or one it saw)
+	ReasonVoided        = "voided"        // the invoice was voided
 	ReasonUncollectible = "uncollectible" // the invoice was marked uncollectible
-	ReasonDeclined = "declined" // recoup's payment attempt was declined
-	ReasonError    = "error"    // it failed for another reason (see last_error)
+	ReasonDeclined      = "declined"      // recoup's payment attempt was declined
+	ReasonError         = "error"         // it failed for another reason (see last_error)
 	// Why a planned task was cancelled or no retry planned.
 	ReasonSubscriptionDeleted = "subscription_deleted"
 	ReasonSuperseded          = "superseded"      // a newer plan replaced it
