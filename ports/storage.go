@@ -30,19 +30,22 @@ type TenantTaskRepository interface {
 	// Schedule stores new tasks for merchant (their MerchantID must be
 	// merchant) and returns those that were stored, applying the "at most
 	// one" rules:
-	//   - a notify_payment_failed or a notify_action_required whose
-	//     (invoice, invoice attempt) already has one of its type is not
-	//     stored again;
+	//   - a notify_payment_failed, a notify_action_required or a
+	//     notify_reminder whose (invoice, InvoiceAttempt) already has one
+	//     of its type is not stored again;
 	//   - a notify_charge_failed whose charge (when it names one) already
 	//     has one is not stored again;
 	//   - a retry_payment for an invoice that has a pending retry_payment
-	//     replaces that one's schedule and event (keeping its id) when its
-	//     invoice attempt is higher, and is not stored otherwise.
+	//     is not stored: that one takes its schedule, event, attempt and
+	//     decline code, keeps its id, and is returned instead;
+	//   - an end_dunning for an invoice that has one not cancelled is not
+	//     stored: a pending one takes its schedule and is returned
+	//     instead, any other (running or ended) stays as it is.
 	// A task whose text holds a NUL character, which PostgreSQL's text
 	// cannot, is ErrInvalid, and nothing of the call is stored.
 	Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error)
 	// CancelPending makes the merchant's pending tasks that match sel
-	// cancelled and returns their ids.
+	// cancelled, with sel.Reason, and returns their ids.
 	CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error)
 	// List returns one page of the merchant's tasks, newest first (by
 	// CreatedAt, then ID, descending), starting after filter.After.
@@ -51,8 +54,9 @@ type TenantTaskRepository interface {
 	// such task.
 	Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error)
 	// Retry makes the merchant's failed or cancelled task pending again, due
-	// at now, and returns it; ErrNotFound if the merchant has no such task,
-	// ErrConflict if it is in another status.
+	// at now, with no reason, and returns it; ErrNotFound if the merchant
+	// has no such task, ErrConflict if it is in another status (or if it
+	// would be a second pending retry_payment of its invoice).
 	Retry(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, now time.Time) (domain.Task, error)
 	// Delete removes the merchant's task; ErrNotFound if the merchant has no
 	// such task, ErrConflict while it is running.
@@ -65,19 +69,37 @@ type TenantTaskRepository interface {
 	Exists(ctx context.Context, id domain.TaskID) (bool, error)
 }
 
-// RecoveryLedger records failed and recovered invoices for the recovery
-// figures.
-type RecoveryLedger interface {
-	// RecordFailure notes that a payment on the invoice failed. The first
-	// failure of an invoice counts; later ones change nothing. Text with a
-	// NUL character is ErrInvalid.
-	RecordFailure(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error
-	// RecordPaid notes that the invoice was paid. It counts as recovered,
-	// with the paid amount, only if a failure was recorded for it before and
-	// it was not recovered yet.
-	RecordPaid(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error
-	// Recovery sums the merchant's failed and recovered amounts by currency.
+// InvoiceLedger keeps recoup's record of each merchant's failed invoices:
+// what the dunning policy plans from, and what the recovery figures count.
+type InvoiceLedger interface {
+	// Record merges fact into the merchant's record of fact.InvoiceID,
+	// creating it, exactly as domain.InvoiceRecord.Apply does, and returns
+	// the record. In a unit of work the record stays held until it ends:
+	// a concurrent Record of the same invoice waits for it, so that no
+	// fact is lost. An empty invoice id, or text with a NUL character, is
+	// ErrInvalid.
+	Record(ctx context.Context, merchant domain.MerchantID, fact domain.InvoiceFact) (domain.InvoiceRecord, error)
+	// Invoice returns the merchant's record of an invoice; ErrNotFound if
+	// there is none.
+	Invoice(ctx context.Context, merchant domain.MerchantID, invoiceID string) (domain.InvoiceRecord, error)
+	// OpenFailed returns the merchant's records of the customer's invoices
+	// that failed (a failure is known) and are still open, oldest first
+	// failure first.
+	OpenFailed(ctx context.Context, merchant domain.MerchantID, customerID string) ([]domain.InvoiceRecord, error)
+	// Recovery sums, by currency, the amount due of the merchant's
+	// invoices that failed and the amount paid of those recovered.
 	Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error)
+}
+
+// PolicyStore keeps each merchant's dunning policy.
+type PolicyStore interface {
+	// Policy returns the merchant's policy, or domain.DefaultDunningPolicy
+	// if it set none.
+	Policy(ctx context.Context, merchant domain.MerchantID) (domain.DunningPolicy, error)
+	// SetPolicy stores the merchant's policy, replacing any earlier one;
+	// the *domain.PolicyError of p.Validate (ErrInvalid) if it is not
+	// valid, and nothing changes then.
+	SetPolicy(ctx context.Context, merchant domain.MerchantID, p domain.DunningPolicy) error
 }
 
 // Tx is what a unit of work may touch: everything it does commits or rolls
@@ -87,8 +109,13 @@ type Tx interface {
 	Events() EventLocker
 	// Tasks reads and writes tasks in this unit of work.
 	Tasks() TenantTaskRepository
-	// Ledger records recovery figures in this unit of work.
-	Ledger() RecoveryLedger
+	// Ledger records invoices' facts in this unit of work.
+	Ledger() InvoiceLedger
+	// Policies reads merchants' policies in this unit of work.
+	Policies() PolicyStore
+	// Queue records task runs in this unit of work, with the changes
+	// their outcome makes (a worker's Finish and its re-plan together).
+	Queue() TaskQueue
 }
 
 // UnitOfWork runs work atomically.
@@ -134,10 +161,12 @@ type TaskQueue interface {
 	// across processes.
 	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error)
 	// Finish records the end of the run that claimed the merchant's task
-	// with this attempt; ErrConflict if that claim no longer holds (the
-	// lease expired and another worker claimed it, or it was changed), or
-	// if a retry_payment would go back to pending beside a newer pending
-	// retry_payment of its invoice. Nothing changes on ErrConflict.
+	// with this attempt: its status, last error, reason, decline code (when
+	// res sets one) and, back to pending, its new RunAt; ErrConflict if
+	// that claim no longer holds (the lease expired and another worker
+	// claimed it, or it was changed), or if a retry_payment would go back
+	// to pending beside another pending retry_payment of its invoice.
+	// Nothing changes on ErrConflict.
 	Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error
 	// Backlog reports how many tasks are due at now and the oldest due
 	// RunAt (zero if none).
@@ -157,8 +186,10 @@ type Storage interface {
 	// Tasks reads and writes tasks outside any unit of work: each call
 	// commits on its own.
 	Tasks() TenantTaskRepository
-	// Ledger reads and records recovery figures outside any unit of work.
-	Ledger() RecoveryLedger
+	// Ledger reads and records invoices' facts outside any unit of work.
+	Ledger() InvoiceLedger
+	// Policies reads and stores merchants' policies.
+	Policies() PolicyStore
 	// Merchants is the merchant directory.
 	Merchants() MerchantDirectory
 	// Queue is the worker's view of tasks, across merchants.

@@ -23,6 +23,7 @@ func RunStorageContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		{"TaskRepository", RunTaskRepositoryContract},
 		{"MerchantDirectory", RunMerchantDirectoryContract},
 		{"Ledger", RunLedgerContract},
+		{"Policy", RunPolicyContract},
 		{"Queue", RunQueueContract},
 		{"EventRetention", RunEventRetentionContract},
 		{"Volume", RunVolumeContract},
@@ -84,7 +85,7 @@ func newTask(m domain.MerchantID, typ domain.TaskType, invoice string, attempt i
 		StripeEventID: newEventID(), StripeCustomerID: "cus_" + token(), StripeInvoiceID: invoice,
 		StripeSubscriptionID: "sub_" + token(), StripeChargeID: "ch_" + token(),
 		CustomerEmail: "jenny@example.com", AmountDue: 2000, Currency: "usd",
-		HostedInvoiceURL: "https://invoice.example/" + token(), InvoiceAttempt: attempt,
+		HostedInvoiceURL: "https://invoice.example/" + token(), InvoiceAttempt: attempt, DeclineCode: "generic_decline",
 		RunAt: created.Add(time.Hour), CreatedAt: created, UpdatedAt: created,
 	}
 }

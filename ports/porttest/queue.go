@@ -1,6 +1,7 @@
 package porttest
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -189,11 +190,66 @@ func RunQueueContract(t *testing.T, newStorage func(t *testing.T) ports.Storage)
 		is.NoErr(err)
 		is.Equal(len(claimed), 1)
 		is.Equal(claimed[0].Attempts, 2) // the second run
-		is.NoErr(q.Finish(ctx, m, task.ID, 2, domain.TaskResult{Status: domain.StatusFailed, LastError: "gave up", At: now()}))
+		is.NoErr(q.Finish(ctx, m, task.ID, 2, domain.TaskResult{Status: domain.StatusFailed, LastError: "gave up",
+			Reason: domain.ReasonDeclined, DeclineCode: "insufficient_funds", At: now()}))
 		got = mustGet(t, st, m, task.ID)
 		is.Equal(got.Status, domain.StatusFailed)
 		is.Equal(got.LastError, "gave up")
 		is.Equal(got.Attempts, 2)
+		is.Equal(got.Reason, domain.ReasonDeclined)     // how it ended
+		is.Equal(got.DeclineCode, "insufficient_funds") // and its decline
+	})
+
+	t.Run("finish keeps the decline code unless it names one", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		task := dueTask(m, claimBase.Add(-time.Minute))
+		task.DeclineCode = "do_not_honor"
+		schedule(t, st, m, task)
+		claimed, err := st.Queue().ClaimDue(ctx, claimBase, time.Hour, 10)
+		is.NoErr(err)
+		is.Equal(len(claimed), 1)
+		is.NoErr(st.Queue().Finish(ctx, m, task.ID, 1, domain.TaskResult{Status: domain.StatusSucceeded, Reason: domain.ReasonSent, At: now()}))
+		got := mustGet(t, st, m, task.ID)
+		is.Equal(got.DeclineCode, "do_not_honor") // kept
+		is.Equal(got.Reason, domain.ReasonSent)
+	})
+
+	t.Run("a finish in a unit of work rolls back with it", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		task := dueTask(m, claimBase.Add(-time.Minute))
+		schedule(t, st, m, task)
+		claimed, err := st.Queue().ClaimDue(ctx, claimBase, time.Hour, 10)
+		is.NoErr(err)
+		is.Equal(len(claimed), 1)
+		before := mustGet(t, st, m, task.ID)
+		added := newTask(m, domain.TypeNotifyChargeFailed, "", 0, now())
+		err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+			if err := tx.Queue().Finish(ctx, m, task.ID, 1, domain.TaskResult{Status: domain.StatusSucceeded, At: now()}); err != nil {
+				return err
+			}
+			if _, err := tx.Tasks().Schedule(ctx, m, []domain.Task{added}); err != nil {
+				return err
+			}
+			return errRollback
+		})
+		is.True(errors.Is(err, errRollback))
+		is.Equal(mustGet(t, st, m, task.ID), before) // still running, claimed as before
+		exists, err := st.Tasks().Exists(ctx, added.ID)
+		is.NoErr(err)
+		is.True(!exists) // and nothing else of it kept
+		err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+			return tx.Queue().Finish(ctx, m, task.ID, 1, domain.TaskResult{Status: domain.StatusSucceeded, At: now()})
+		})
+		is.NoErr(err)
+		is.Equal(mustGet(t, st, m, task.ID).Status, domain.StatusSucceeded) // committed, it holds
 	})
 
 	t.Run("a running retry cannot go back to pending beside a newer one", func(t *testing.T) {

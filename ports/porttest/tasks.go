@@ -25,9 +25,9 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		st := newStorage(t)
 		m := newMerchant(t, st)
 		var in []domain.Task
-		for _, typ := range []domain.TaskType{domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed} {
+		for _, typ := range domain.TaskTypes {
 			task := newTask(m, typ, newInvoiceID(), 2, now())
-			task.Attempts, task.LastError = 3, "earlier failure"
+			task.Attempts, task.LastError, task.Reason = 3, "earlier failure", domain.ReasonHardDecline
 			in = append(in, task)
 		}
 		stored := schedule(t, st, m, in...)
@@ -167,6 +167,38 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is.Equal(mustGet(t, st, a, pending.ID), pending) // nothing changed
 	})
 
+	t.Run("cancel by type records the reason", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		inv := newInvoiceID()
+		retry := newTask(m, domain.TypeRetryPayment, inv, 1, now())
+		end := newTask(m, domain.TypeEndDunning, inv, 1, now())
+		notify := newTask(m, domain.TypeNotifyPaymentFailed, inv, 1, now())
+		schedule(t, st, m, retry, end, notify)
+		at := now().Add(time.Minute)
+		got, err := st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: inv,
+			Types: []domain.TaskType{domain.TypeRetryPayment, domain.TypeEndDunning}, Reason: domain.ReasonHardDecline}, at)
+		is.NoErr(err)
+		want := []domain.TaskID{retry.ID, end.ID}
+		slices.Sort(want)
+		is.Equal(got, want) // only the types named
+		for _, id := range want {
+			task := mustGet(t, st, m, id)
+			is.Equal(task.Status, domain.StatusCancelled)
+			is.Equal(task.Reason, domain.ReasonHardDecline) // with the reason
+			is.True(task.UpdatedAt.Equal(at))
+		}
+		is.Equal(mustGet(t, st, m, notify.ID).Status, domain.StatusPending) // the rest stays
+
+		again, err := st.Tasks().Retry(ctx, m, retry.ID, now())
+		is.NoErr(err)
+		is.Equal(again.Reason, "") // a task sent back to pending has not ended
+		is.Equal(mustGet(t, st, m, retry.ID).Reason, "")
+	})
+
 	t.Run("retry never makes a second pending retry_payment", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
@@ -302,6 +334,62 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is.Equal(ids(schedule(t, st, a, dup...)), []domain.TaskID{dup[0].ID}) // also within one call
 	})
 
+	t.Run("notify_reminder is stored once per invoice and number", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		inv := newInvoiceID()
+		first := newTask(a, domain.TypeNotifyReminder, inv, 1, now())
+		second := newTask(a, domain.TypeNotifyReminder, inv, 2, now())
+		is.Equal(ids(schedule(t, st, a, first, second)), []domain.TaskID{first.ID, second.ID})     // each reminder of the invoice
+		is.Equal(len(schedule(t, st, a, newTask(a, domain.TypeNotifyReminder, inv, 1, now()))), 0) // once
+		other := newTask(b, domain.TypeNotifyReminder, inv, 1, now())
+		is.Equal(ids(schedule(t, st, b, other)), []domain.TaskID{other.ID}) // the rule is per merchant
+	})
+
+	t.Run("end_dunning is stored once per invoice", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		inv := newInvoiceID()
+		t0 := now()
+		first := newTask(a, domain.TypeEndDunning, inv, 1, t0)
+		first.RunAt = t0.Add(30 * 24 * time.Hour)
+		is.Equal(ids(schedule(t, st, a, first)), []domain.TaskID{first.ID}) // the first is stored
+
+		sooner := newTask(a, domain.TypeEndDunning, inv, 3, t0.Add(time.Second))
+		sooner.RunAt = t0.Add(time.Minute)
+		stored := schedule(t, st, a, sooner)
+		is.Equal(ids(stored), []domain.TaskID{first.ID}) // a pending one takes the new schedule
+		got := mustGet(t, st, a, first.ID)
+		is.True(got.RunAt.Equal(sooner.RunAt))
+		is.Equal(canon(stored[0]), got)
+		_, err := st.Tasks().Get(ctx, a, sooner.ID)
+		is.True(errors.Is(err, domain.ErrNotFound)) // and no second is kept
+
+		_, err = st.Tasks().CancelPending(ctx, a, domain.CancelSelector{InvoiceID: inv, Types: []domain.TaskType{domain.TypeEndDunning}, Reason: domain.ReasonSuperseded}, now())
+		is.NoErr(err)
+		again := newTask(a, domain.TypeEndDunning, inv, 4, t0)
+		is.Equal(ids(schedule(t, st, a, again)), []domain.TaskID{again.ID}) // a cancelled one does not count
+
+		ran := newTask(a, domain.TypeEndDunning, newInvoiceID(), 1, t0)
+		ran.RunAt = claimBase.Add(-time.Minute)
+		schedule(t, st, a, ran)
+		claimed, err := st.Queue().ClaimDue(ctx, claimBase, time.Hour, 10)
+		is.NoErr(err)
+		is.Equal(ids(claimed), []domain.TaskID{ran.ID})
+		is.NoErr(st.Queue().Finish(ctx, a, ran.ID, claimed[0].Attempts, domain.TaskResult{Status: domain.StatusSucceeded, Reason: string(domain.ExhaustedNone), At: now()}))
+		late := newTask(a, domain.TypeEndDunning, ran.StripeInvoiceID, 9, t0)
+		is.Equal(len(schedule(t, st, a, late)), 0) // once it ran, never again
+		is.Equal(mustGet(t, st, a, ran.ID).Status, domain.StatusSucceeded)
+
+		other := newTask(b, domain.TypeEndDunning, inv, 1, t0)
+		is.Equal(ids(schedule(t, st, b, other)), []domain.TaskID{other.ID}) // the rule is per merchant
+	})
+
 	t.Run("notify_charge_failed is stored once per charge", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
@@ -400,7 +488,7 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is.NoErr(err)
 		is.True(won) // took no lock of another spelling
 
-		err = st.Ledger().RecordFailure(ctx, m, domain.InvoiceAmount{InvoiceID: "in_\x00", Amount: 100, Currency: "usd"}, now())
+		err = recordFailure(ctx, st.Ledger(), m, "in_\x00", 100, "usd", now())
 		is.True(errors.Is(err, domain.ErrInvalid)) // nor a ledger row
 	})
 
@@ -419,24 +507,29 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is.Equal(ids(schedule(t, st, a, notify, first)), []domain.TaskID{notify.ID, first.ID}) // a notify and a retry in one call
 
 		second := newTask(a, domain.TypeRetryPayment, inv, 2, t0.Add(time.Second))
-		second.RunAt = t0.Add(72 * time.Hour)
+		second.RunAt, second.DeclineCode = t0.Add(72*time.Hour), "insufficient_funds"
 		stored := schedule(t, st, a, second)
 		is.Equal(len(stored), 1)         // the replacement is returned
 		is.Equal(stored[0].ID, first.ID) // under the pending task's id
 		got := mustGet(t, st, a, first.ID)
+		is.Equal(canon(stored[0]), got)                   // as it is stored
 		is.Equal(got.Status, domain.StatusPending)        // still pending
 		is.True(got.RunAt.Equal(second.RunAt))            // with the new schedule
 		is.Equal(got.StripeEventID, second.StripeEventID) // the new event
-		is.Equal(got.InvoiceAttempt, 2)                   // and the new attempt
+		is.Equal(got.InvoiceAttempt, 2)                   // the new attempt
+		is.Equal(got.DeclineCode, "insufficient_funds")   // and the new decline code
+		is.True(got.CreatedAt.Equal(first.CreatedAt))     // in the list where it was
 		_, err := st.Tasks().Get(ctx, a, second.ID)
 		is.True(errors.Is(err, domain.ErrNotFound)) // no second task
 		is.Equal(pendingRetries(t, st, a, inv), []domain.TaskID{first.ID})
 
-		for _, attempt := range []int{1, 2} {
-			late := newTask(a, domain.TypeRetryPayment, inv, attempt, t0.Add(2*time.Second))
-			is.Equal(len(schedule(t, st, a, late)), 0) // an older or equal attempt is not stored
-			is.Equal(mustGet(t, st, a, first.ID), got) // and changes nothing
-		}
+		// A plan is made from the invoice's whole record, so a new one
+		// replaces the pending retry whatever its attempt.
+		replan := newTask(a, domain.TypeRetryPayment, inv, 2, t0.Add(2*time.Second))
+		replan.RunAt = t0.Add(time.Hour)
+		stored = schedule(t, st, a, replan)
+		is.Equal(ids(stored), []domain.TaskID{first.ID})               // the same task
+		is.True(mustGet(t, st, a, first.ID).RunAt.Equal(replan.RunAt)) // moved
 
 		_, err = st.Tasks().CancelPending(ctx, a, domain.CancelSelector{InvoiceID: inv}, now())
 		is.NoErr(err)
@@ -453,7 +546,7 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 	for _, distinctAttempts := range []bool{false, true} {
 		name := "concurrent events of one invoice and attempt make one set of tasks"
 		if distinctAttempts {
-			name = "concurrent events of one invoice's attempts keep the latest retry"
+			name = "concurrent events of one invoice's attempts keep one retry"
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -505,8 +598,7 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 			if distinctAttempts {
 				is.Equal(notifies, n) // one notify per attempt
 				got := mustGet(t, st, m, retries[0])
-				is.Equal(got.InvoiceAttempt, n)                 // the latest attempt's retry
-				is.True(got.RunAt.Equal(t0.Add(n * time.Hour))) // with its schedule
+				is.True(got.RunAt.Equal(t0.Add(time.Duration(got.InvoiceAttempt) * time.Hour))) // with one event's schedule
 			} else {
 				is.Equal(notifies, 1) // one notify
 			}

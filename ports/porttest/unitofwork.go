@@ -96,7 +96,7 @@ func RunUnitOfWorkContract(t *testing.T, newStorage func(t *testing.T) ports.Sto
 				if _, err := tx.Tasks().Schedule(ctx, m, []domain.Task{holderTask}); err != nil {
 					return err
 				}
-				if err := tx.Ledger().RecordFailure(ctx, m, domain.InvoiceAmount{InvoiceID: inv, Amount: 111, Currency: "usd"}, now()); err != nil {
+				if err := recordFailure(ctx, tx.Ledger(), m, inv, 111, "usd", now()); err != nil {
 					return err
 				}
 				close(locked)
@@ -131,7 +131,7 @@ func RunUnitOfWorkContract(t *testing.T, newStorage func(t *testing.T) ports.Sto
 					if _, err := tx.Tasks().Schedule(ctx, m, []domain.Task{task}); err != nil {
 						return err
 					}
-					return tx.Ledger().RecordFailure(ctx, m, domain.InvoiceAmount{InvoiceID: inv, Amount: 222, Currency: "usd"}, now())
+					return recordFailure(ctx, tx.Ledger(), m, inv, 222, "usd", now())
 				})
 				results <- result{won, task.ID, err}
 			}()
@@ -279,10 +279,10 @@ func RunUnitOfWorkContract(t *testing.T, newStorage func(t *testing.T) ports.Sto
 					if err != nil || len(cancelled) != 1 {
 						return fmt.Errorf("cancel: %v, %w", cancelled, err)
 					}
-					if err := tx.Ledger().RecordFailure(ctx, m, domain.InvoiceAmount{InvoiceID: failedInv, Amount: 500, Currency: "usd"}, now()); err != nil {
+					if err := recordFailure(ctx, tx.Ledger(), m, failedInv, 500, "usd", now()); err != nil {
 						return err
 					}
-					if err := tx.Ledger().RecordPaid(ctx, m, domain.InvoiceAmount{InvoiceID: failedInv, Amount: 500, Currency: "usd"}, now()); err != nil {
+					if err := recordPaid(ctx, tx.Ledger(), m, failedInv, 500, "usd", now()); err != nil {
 						return err
 					}
 					if how == "panics" {

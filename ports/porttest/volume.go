@@ -29,7 +29,7 @@ func RunVolumeContract(t *testing.T, newStorage func(t *testing.T) ports.Storage
 		kept := schedule(t, st, m,
 			taskAt(m, domain.TypeRetryPayment, "in_kept", "sub_1", 1, at),
 			taskAt(m, domain.TypeNotifyChargeFailed, "", "sub_1", 0, at))
-		is.NoErr(st.Ledger().RecordFailure(ctx, m, domain.InvoiceAmount{InvoiceID: "in_kept", Amount: 100, Currency: "usd"}, at))
+		is.NoErr(recordFailure(ctx, st.Ledger(), m, "in_kept", 100, "usd", at))
 		before := listAll(t, st, m, "", domain.MaxPageSize)
 
 		err := st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
@@ -52,7 +52,7 @@ func RunVolumeContract(t *testing.T, newStorage func(t *testing.T) ports.Storage
 			if err := tx.Tasks().Delete(ctx, m, kept[1].ID); err != nil {
 				return err
 			}
-			if err := tx.Ledger().RecordPaid(ctx, m, domain.InvoiceAmount{InvoiceID: "in_kept", Amount: 100, Currency: "usd"}, at); err != nil {
+			if err := recordPaid(ctx, tx.Ledger(), m, "in_kept", 100, "usd", at); err != nil {
 				return err
 			}
 			return errRollback
