@@ -16,14 +16,6 @@ type ledgerRow struct {
 	paid              bool
 }
 
-// ledger is the recovery ledger, inside a unit of work (u set) or with
-// each call a unit of work of its own.
-type ledger struct {
-	s *Store
-	u *unit
-}
-
-// setRow stores the tenant's row of an invoice.
 func (u *unit) setRow(ten *tenant, invoice string, row ledgerRow) {
 	old, had := ten.ledger[invoice]
 	ten.ledger[invoice] = row
@@ -36,12 +28,11 @@ func (u *unit) setRow(ten *tenant, invoice string, row ledgerRow) {
 	})
 }
 
-// RecordFailure keeps the invoice's first failure.
-func (l ledger) RecordFailure(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, _ time.Time) error {
+func (c scope) RecordFailure(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, _ time.Time) error {
 	if inv.InvoiceID == "" || !domain.StorableText(inv.InvoiceID, inv.Currency) {
 		return fmt.Errorf("record failure: %w: empty invoice id, or text with a NUL character", domain.ErrInvalid)
 	}
-	return l.s.doFor(ctx, l.u, merchant, func(u *unit, ten *tenant) error {
+	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		if _, ok := ten.ledger[inv.InvoiceID]; !ok {
 			u.setRow(ten, inv.InvoiceID, ledgerRow{currency: inv.Currency, failed: inv.Amount})
 		}
@@ -49,13 +40,11 @@ func (l ledger) RecordFailure(ctx context.Context, merchant domain.MerchantID, i
 	})
 }
 
-// RecordPaid counts a failed invoice as recovered with the paid amount,
-// once.
-func (l ledger) RecordPaid(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, _ time.Time) error {
+func (c scope) RecordPaid(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, _ time.Time) error {
 	if inv.InvoiceID == "" || !domain.StorableText(inv.InvoiceID) {
 		return fmt.Errorf("record payment: %w: empty invoice id, or one with a NUL character", domain.ErrInvalid)
 	}
-	return l.s.doFor(ctx, l.u, merchant, func(u *unit, ten *tenant) error {
+	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		if row, ok := ten.ledger[inv.InvoiceID]; ok && !row.paid {
 			row.recovered, row.paid = inv.Amount, true
 			u.setRow(ten, inv.InvoiceID, row)
@@ -64,10 +53,11 @@ func (l ledger) RecordPaid(ctx context.Context, merchant domain.MerchantID, inv 
 	})
 }
 
-// Recovery sums the merchant's rows by currency.
-func (l ledger) Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error) {
+// Recovery sums at each call: a merchant's dashboard asks now and then,
+// whereas running sums would be one more thing for every change to undo.
+func (c scope) Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error) {
 	out := map[string]domain.CurrencyRecovery{}
-	err := l.s.doFor(ctx, l.u, merchant, func(_ *unit, ten *tenant) error {
+	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
 		for _, row := range ten.ledger {
 			sum := out[row.currency]
 			sum.FailedAmount += row.failed

@@ -8,16 +8,17 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-// apiKey is a stored API key.
+// directory is the merchant directory. Its changes are single steps that
+// log no inverse, so each call is a unit of work of its own.
+type directory struct{ s *Store }
+
+// apiKey is a stored API key. No port reads when it was revoked, so that
+// is not kept.
 type apiKey struct {
 	domain.APIKey
 	revoked bool
 }
 
-// directory is the merchant directory.
-type directory struct{ s *Store }
-
-// CreateMerchant stores the merchant and its first key.
 func (d directory) CreateMerchant(ctx context.Context, m domain.Merchant, key domain.APIKey) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("create merchant: %w", err)
@@ -25,8 +26,8 @@ func (d directory) CreateMerchant(ctx context.Context, m domain.Merchant, key do
 	if key.MerchantID != m.ID || !domain.StorableText(m.Name, m.StripeAccountID) {
 		return fmt.Errorf("create merchant: %w: a key of another merchant, or text with a NUL character", domain.ErrInvalid)
 	}
-	m.ID, _ = merchantID(m.ID)
-	m.CreatedAt, key.MerchantID = norm(m.CreatedAt), m.ID
+	id, _ := domain.ParseUUID(string(m.ID))
+	m.ID, m.CreatedAt, key.MerchantID = domain.MerchantID(id), norm(m.CreatedAt), domain.MerchantID(id)
 	return d.s.run(ctx, func(u *unit) error {
 		s := u.s
 		if _, ok := s.merchants[m.ID]; ok {
@@ -56,16 +57,14 @@ func (s *Store) addKey(key domain.APIKey) error {
 	return nil
 }
 
-// MerchantByID returns the merchant with this id, in any spelling.
 func (d directory) MerchantByID(ctx context.Context, id domain.MerchantID) (domain.Merchant, error) {
 	return d.lookup(ctx, "merchant "+string(id), func(s *Store) (domain.Merchant, bool) {
-		canon, err := merchantID(id)
-		m, ok := s.merchants[canon]
+		canon, err := domain.ParseUUID(string(id))
+		m, ok := s.merchants[domain.MerchantID(canon)]
 		return m, ok && err == nil
 	})
 }
 
-// MerchantByStripeAccount returns the merchant bound to the account.
 func (d directory) MerchantByStripeAccount(ctx context.Context, account string) (domain.Merchant, error) {
 	return d.lookup(ctx, "merchant for account "+account, func(s *Store) (domain.Merchant, bool) {
 		m, ok := s.merchants[s.accounts[account]]
@@ -73,11 +72,9 @@ func (d directory) MerchantByStripeAccount(ctx context.Context, account string) 
 	})
 }
 
-// MerchantByAPIKey returns the owner of the unrevoked key, comparing the
-// hash in constant time.
 func (d directory) MerchantByAPIKey(ctx context.Context, prefix string, hash domain.APIKeyHash) (domain.Merchant, error) {
 	return d.lookup(ctx, "api key "+prefix, func(s *Store) (domain.Merchant, bool) {
-		if k := s.keys[prefix]; k != nil && !k.revoked && k.Hash.Equal(hash) {
+		if k := s.keys[prefix]; k != nil && !k.revoked && k.Hash.Equal(hash) { // Equal takes constant time
 			m, ok := s.merchants[k.MerchantID]
 			return m, ok
 		}
@@ -98,28 +95,24 @@ func (d directory) lookup(ctx context.Context, what string, find func(s *Store) 
 	return m, err
 }
 
-// AddAPIKey stores another key for an existing merchant.
 func (d directory) AddAPIKey(ctx context.Context, key domain.APIKey) error {
 	return d.s.run(ctx, func(u *unit) error {
-		m, err := merchantID(key.MerchantID)
-		if _, ok := u.s.merchants[m]; err != nil || !ok {
+		id, err := domain.ParseUUID(string(key.MerchantID))
+		if _, ok := u.s.merchants[domain.MerchantID(id)]; err != nil || !ok {
 			return fmt.Errorf("add api key: merchant %s: %w", key.MerchantID, domain.ErrNotFound)
 		}
-		key.MerchantID = m
+		key.MerchantID = domain.MerchantID(id)
 		return u.s.addKey(key)
 	})
 }
 
-// RevokeAPIKey revokes the merchant's unrevoked key with this prefix. No
-// port reads when, so that is not kept.
 func (d directory) RevokeAPIKey(ctx context.Context, merchant domain.MerchantID, prefix string, _ time.Time) error {
 	return d.s.run(ctx, func(u *unit) error {
-		m, _ := merchantID(merchant)
-		k := u.s.keys[prefix]
-		if k == nil || k.MerchantID != m || k.revoked {
-			return fmt.Errorf("revoke api key %s: %w", prefix, domain.ErrNotFound)
+		id, _ := domain.ParseUUID(string(merchant))
+		if k := u.s.keys[prefix]; k != nil && string(k.MerchantID) == id && !k.revoked {
+			k.revoked = true
+			return nil
 		}
-		k.revoked = true
-		return nil
+		return fmt.Errorf("revoke api key %s: %w", prefix, domain.ErrNotFound)
 	})
 }

@@ -20,13 +20,13 @@ type Store struct {
 
 	tasks   map[domain.TaskID]*domain.Task // every merchant's, by canonical id
 	tenants map[domain.MerchantID]*tenant
-	// What the worker may claim: pending tasks, and running ones (with the
-	// end of their lease).
+	// What the worker may claim: pending tasks, and running ones with the
+	// end of their lease.
 	pending map[*domain.Task]struct{}
 	running map[*domain.Task]time.Time
 
-	events   map[string]struct{} // the event locks taken
-	eventLog []eventStamp        // the same, oldest first
+	events   map[string]time.Time // the event locks taken, and when
+	eventLog []string             // their ids, oldest first
 
 	merchants map[domain.MerchantID]domain.Merchant
 	accounts  map[string]domain.MerchantID
@@ -45,7 +45,7 @@ func New(clock ports.Clock) *Store {
 	return &Store{
 		clock: clock, sem: make(chan struct{}, 1),
 		tasks: map[domain.TaskID]*domain.Task{}, tenants: map[domain.MerchantID]*tenant{},
-		pending: map[*domain.Task]struct{}{}, running: map[*domain.Task]time.Time{}, events: map[string]struct{}{},
+		pending: map[*domain.Task]struct{}{}, running: map[*domain.Task]time.Time{}, events: map[string]time.Time{},
 		merchants: map[domain.MerchantID]domain.Merchant{}, accounts: map[string]domain.MerchantID{},
 		keys: map[string]*apiKey{}, keyHashes: map[domain.APIKeyHash]bool{},
 	}
@@ -55,16 +55,16 @@ func New(clock ports.Clock) *Store {
 func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
 
 // Tasks returns the task repository; each call commits on its own.
-func (s *Store) Tasks() ports.TenantTaskRepository { return taskRepo{s: s} }
+func (s *Store) Tasks() ports.TenantTaskRepository { return scope{s, nil} }
 
 // Ledger returns the recovery ledger; each call commits on its own.
-func (s *Store) Ledger() ports.RecoveryLedger { return ledger{s: s} }
+func (s *Store) Ledger() ports.RecoveryLedger { return scope{s, nil} }
 
-// Queue returns the worker's view of tasks.
-func (s *Store) Queue() ports.TaskQueue { return queue{s: s} }
+// Queue returns the worker's view of tasks; each call commits on its own.
+func (s *Store) Queue() ports.TaskQueue { return scope{s, nil} }
 
-// Merchants returns the merchant directory.
-func (s *Store) Merchants() ports.MerchantDirectory { return directory{s: s} }
+// Merchants returns the merchant directory; each call commits on its own.
+func (s *Store) Merchants() ports.MerchantDirectory { return directory{s} }
 
 // InTx runs fn as one unit of work, holding the store's lock until fn's
 // work is committed, or rolled back if fn returns an error or panics.
@@ -84,16 +84,17 @@ type unit struct {
 	undo []func()
 }
 
-var _ ports.Tx = (*unit)(nil)
+func (u *unit) Events() ports.EventLocker         { return scope{u.s, u} }
+func (u *unit) Tasks() ports.TenantTaskRepository { return scope{u.s, u} }
+func (u *unit) Ledger() ports.RecoveryLedger      { return scope{u.s, u} }
 
-// Events returns the event locker of the unit of work.
-func (u *unit) Events() ports.EventLocker { return eventLocker{u} }
-
-// Tasks returns the task repository of the unit of work.
-func (u *unit) Tasks() ports.TenantTaskRepository { return taskRepo{u.s, u} }
-
-// Ledger returns the recovery ledger of the unit of work.
-func (u *unit) Ledger() ports.RecoveryLedger { return ledger{u.s, u} }
+// scope is where a call runs: in the unit of work u, or, if u is nil, in
+// one of its own. The methods of the ports whose changes log their
+// inverses are scope's; the directory's are not.
+type scope struct {
+	s *Store
+	u *unit
+}
 
 // run takes the lock and runs fn as a unit of work of its own.
 func (s *Store) run(ctx context.Context, fn func(u *unit) error) (err error) {
@@ -119,11 +120,12 @@ func (s *Store) run(ctx context.Context, fn func(u *unit) error) (err error) {
 	return err
 }
 
-// do runs one call: in u when it came through a Tx, else as a unit of work
-// of its own. Either way a call that fails changes nothing.
-func (s *Store) do(ctx context.Context, u *unit, fn func(u *unit) error) error {
+// do runs one call in its scope. Either way a call that fails changes
+// nothing.
+func (c scope) do(ctx context.Context, fn func(u *unit) error) error {
+	u := c.u
 	if u == nil {
-		return s.run(ctx, fn)
+		return c.s.run(ctx, fn)
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -139,12 +141,15 @@ func (s *Store) do(ctx context.Context, u *unit, fn func(u *unit) error) error {
 }
 
 // doFor is do on the merchant's tasks and ledger.
-func (s *Store) doFor(ctx context.Context, u *unit, merchant domain.MerchantID, fn func(u *unit, ten *tenant) error) error {
-	m, err := merchantID(merchant)
-	if err != nil {
-		return err
+func (c scope) doFor(ctx context.Context, merchant domain.MerchantID, fn func(u *unit, ten *tenant) error) error {
+	if merchant == "" {
+		return fmt.Errorf("%w: empty merchant", domain.ErrInvalid)
 	}
-	return s.do(ctx, u, func(u *unit) error { return fn(u, u.s.tenant(m)) })
+	m, err := domain.ParseUUID(string(merchant))
+	if err != nil {
+		return fmt.Errorf("merchant id: %w", err)
+	}
+	return c.do(ctx, func(u *unit) error { return fn(u, u.s.tenant(domain.MerchantID(m))) })
 }
 
 func (u *unit) ended() bool {
@@ -174,37 +179,27 @@ func (u *unit) end(commit bool) {
 	u.done, u.undo = true, nil
 }
 
-// eventStamp is when an event's lock was taken.
-type eventStamp struct {
-	at time.Time
-	id string
-}
-
-type eventLocker struct{ u *unit }
-
-// AttemptEventLock takes the event's lock in the unit of work. No other
-// unit of work runs meanwhile, so a lock found here is committed, or this
-// unit of work's own.
-func (l eventLocker) AttemptEventLock(ctx context.Context, eventID string) (bool, error) {
+// AttemptEventLock needs no waiting: no other unit of work runs meanwhile,
+// so a lock found here is committed, or this unit of work's own.
+func (c scope) AttemptEventLock(ctx context.Context, eventID string) (bool, error) {
 	if eventID == "" || !domain.StorableText(eventID) {
 		return false, fmt.Errorf("event lock: %w: empty event id or one with a NUL character", domain.ErrInvalid)
 	}
 	won := false
-	err := l.u.s.do(ctx, l.u, func(u *unit) error {
+	err := c.do(ctx, func(u *unit) error {
 		s := u.s
 		if _, taken := s.events[eventID]; taken {
 			return nil
 		}
 		at := norm(s.clock.Now())
 		// Locks come in clock order: this is almost always an append.
-		i, _ := slices.BinarySearchFunc(s.eventLog, at, func(e eventStamp, at time.Time) int { return e.at.Compare(at) })
-		s.events[eventID] = struct{}{}
-		s.eventLog = slices.Insert(s.eventLog, i, eventStamp{at, eventID})
+		i, _ := slices.BinarySearchFunc(s.eventLog, at, func(id string, at time.Time) int { return s.events[id].Compare(at) })
+		s.events[eventID], won = at, true
+		s.eventLog = slices.Insert(s.eventLog, i, eventID)
 		u.onUndo(func() { // i still holds: what was logged after is undone first
 			delete(s.events, eventID)
 			s.eventLog = slices.Delete(s.eventLog, i, i+1)
 		})
-		won = true
 		return nil
 	})
 	return won, err
@@ -216,9 +211,9 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (i
 		return 0, fmt.Errorf("prune events: %w: batch must be positive", domain.ErrInvalid)
 	}
 	n := 0
-	err := s.run(ctx, func(*unit) error {
-		for ; n < batch && n < len(s.eventLog) && s.eventLog[n].at.Before(cutoff); n++ {
-			delete(s.events, s.eventLog[n].id)
+	err := scope{s, nil}.do(ctx, func(*unit) error {
+		for ; n < batch && n < len(s.eventLog) && s.events[s.eventLog[n]].Before(norm(cutoff)); n++ {
+			delete(s.events, s.eventLog[n])
 		}
 		clear(s.eventLog[:n]) // let go of the ids; append reallocates the rest
 		s.eventLog = s.eventLog[n:]
@@ -230,13 +225,3 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (i
 // norm makes a time what PostgreSQL gives back: UTC, whole microseconds,
 // no monotonic reading.
 func norm(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-// merchantID is the merchant's canonical spelling; an empty or malformed
-// one is the caller's mistake.
-func merchantID(m domain.MerchantID) (domain.MerchantID, error) {
-	if m == "" {
-		return "", fmt.Errorf("%w: empty merchant", domain.ErrInvalid)
-	}
-	id, err := domain.ParseUUID(string(m))
-	return domain.MerchantID(id), err
-}

@@ -14,7 +14,7 @@ import (
 // tenant is one merchant's indexes and recovery ledger.
 type tenant struct {
 	id        domain.MerchantID
-	list      []*domain.Task // by age (the task list's order, reversed)
+	list      []*domain.Task // by age: the task list's order, reversed
 	byInvoice map[string][]*domain.Task
 	bySub     map[string][]*domain.Task
 	// The "at most one" rules, as PostgreSQL's partial unique indexes
@@ -52,15 +52,15 @@ func (s *Store) tenant(m domain.MerchantID) *tenant {
 	return t
 }
 
-// byAge orders the task list, oldest first. Canonical ids compare as
-// PostgreSQL compares uuids.
+// byAge orders the task list by CreatedAt, then id. Canonical ids compare
+// as PostgreSQL compares uuids.
 func byAge(a, b *domain.Task) int {
 	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(string(a.ID), string(b.ID)))
 }
 
-// add, remove and update are the only changes made to tasks, and log their
-// inverses. Once stored, a task changes only in its status, schedule and
-// outcome, so only add and remove touch the indexes on its other fields.
+// add, remove and update are the only changes made to tasks; each logs its
+// inverse. A stored task changes only in its status, schedule and outcome,
+// so update leaves the indexes on its other fields alone.
 
 func (u *unit) add(t *domain.Task) {
 	u.s.index(t)
@@ -72,8 +72,7 @@ func (u *unit) remove(t *domain.Task) {
 	u.onUndo(func() { u.s.index(t) })
 }
 
-// update stores next in place of t; lease is when a running task's claim
-// ends.
+// update stores next in place of t; lease ends a running task's claim.
 func (u *unit) update(t *domain.Task, next domain.Task, lease time.Time) {
 	old, oldLease := *t, u.s.running[t]
 	u.s.setState(t, next, lease)
@@ -90,7 +89,7 @@ func (s *Store) index(t *domain.Task) {
 	if k, ok := onceKeyOf(t); ok {
 		ten.once[k] = struct{}{}
 	}
-	s.file(ten, t, time.Time{}) // a task stored as running has no worker: its lease has expired
+	s.file(ten, t, time.Time{}) // stored as running, it has no worker: its lease has expired
 }
 
 func (s *Store) unindex(t *domain.Task) {
@@ -130,13 +129,13 @@ func (s *Store) setState(t *domain.Task, next domain.Task, lease time.Time) {
 // file puts t in the indexes its status calls for.
 func (s *Store) file(ten *tenant, t *domain.Task, lease time.Time) {
 	switch t.Status {
+	case domain.StatusRunning:
+		s.running[t] = lease
 	case domain.StatusPending:
 		s.pending[t] = struct{}{}
 		if t.Type == domain.TypeRetryPayment {
 			ten.pendingRetry[t.StripeInvoiceID] = t
 		}
-	case domain.StatusRunning:
-		s.running[t] = lease
 	}
 }
 
@@ -160,8 +159,8 @@ func (u *unit) change(ten *tenant, t *domain.Task, next domain.Task) error {
 }
 
 // find returns the tenant's task with this id, in any spelling. Ids are
-// unique across merchants, so one map holds every task; then the merchant
-// must match.
+// unique across merchants, so one map holds every task; the merchant must
+// match.
 func (s *Store) find(ten *tenant, id domain.TaskID) (*domain.Task, error) {
 	if canon, err := domain.ParseTaskID(string(id)); err == nil {
 		if t := s.tasks[canon]; t != nil && t.MerchantID == ten.id {
@@ -171,16 +170,9 @@ func (s *Store) find(ten *tenant, id domain.TaskID) (*domain.Task, error) {
 	return nil, fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
 }
 
-// taskRepo is the task repository, inside a unit of work (u set) or with
-// each call a unit of work of its own.
-type taskRepo struct {
-	s *Store
-	u *unit
-}
-
-// Schedule stores the tasks in order, each under the "at most one" rules
-// as the tasks before it left them.
-func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error) {
+// Schedule applies the "at most one" rules to each task in turn, as the
+// tasks before it left them.
+func (c scope) Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error) {
 	checked := make([]domain.Task, len(tasks))
 	for i, t := range tasks {
 		var err error
@@ -188,8 +180,8 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 			return nil, fmt.Errorf("schedule task %s: %w", t.ID, err)
 		}
 	}
-	stored := make([]domain.Task, 0, len(checked))
-	err := r.s.doFor(ctx, r.u, merchant, func(u *unit, ten *tenant) error {
+	stored := make([]domain.Task, 0, len(tasks))
+	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		for _, t := range checked {
 			t.MerchantID = ten.id
 			if k, ok := onceKeyOf(&t); ok {
@@ -198,8 +190,7 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 				}
 			}
 			if cur := ten.pendingRetry[t.StripeInvoiceID]; cur != nil && t.Type == domain.TypeRetryPayment && t.Status == domain.StatusPending {
-				// The pending retry of an earlier attempt takes the new
-				// schedule and event, and keeps its id.
+				// A newer attempt moves the pending retry, which keeps its id.
 				if t.InvoiceAttempt > cur.InvoiceAttempt {
 					next := *cur
 					next.RunAt, next.StripeEventID, next.InvoiceAttempt, next.UpdatedAt = t.RunAt, t.StripeEventID, t.InvoiceAttempt, t.UpdatedAt
@@ -225,33 +216,26 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 // checkNewTask returns the task as it is stored: a canonical id, times as
 // PostgreSQL keeps them.
 func checkNewTask(t domain.Task, merchant domain.MerchantID) (domain.Task, error) {
-	if t.MerchantID != merchant {
-		return t, fmt.Errorf("%w: task belongs to merchant %q, not %q", domain.ErrInvalid, t.MerchantID, merchant)
-	}
 	id, err := domain.ParseTaskID(string(t.ID))
-	if err != nil {
+	switch {
+	case t.MerchantID != merchant:
+		return t, fmt.Errorf("%w: task belongs to merchant %q, not %q", domain.ErrInvalid, t.MerchantID, merchant)
+	case err != nil:
 		return t, err
-	}
-	switch t.Type {
-	case domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed:
-	default:
-		return t, fmt.Errorf("%w: unknown task type %q", domain.ErrInvalid, t.Type)
-	}
-	if !t.Status.Valid() {
-		return t, fmt.Errorf("%w: unknown task status %q", domain.ErrInvalid, t.Status)
+	case !slices.Contains([]domain.TaskType{domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed,
+		domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed}, t.Type) || !t.Status.Valid():
+		return t, fmt.Errorf("%w: task type %q or status %q", domain.ErrInvalid, t.Type, t.Status)
 	}
 	t.ID, t.RunAt, t.CreatedAt, t.UpdatedAt = id, norm(t.RunAt), norm(t.CreatedAt), norm(t.UpdatedAt)
 	return t, t.CheckText()
 }
 
-// CancelPending cancels the merchant's pending tasks of one invoice or one
-// subscription.
-func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error) {
+func (c scope) CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error) {
 	if (sel.InvoiceID == "") == (sel.SubscriptionID == "") {
 		return nil, fmt.Errorf("cancel tasks: %w: name exactly one of invoice and subscription", domain.ErrInvalid)
 	}
 	ids := []domain.TaskID{}
-	err := r.s.doFor(ctx, r.u, merchant, func(u *unit, ten *tenant) error {
+	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		matched := ten.byInvoice[sel.InvoiceID]
 		if sel.SubscriptionID != "" {
 			matched = ten.bySub[sel.SubscriptionID]
@@ -270,8 +254,9 @@ func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID,
 	return ids, err
 }
 
-// List walks the merchant's tasks back from the cursor.
-func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain.TaskFilter) (domain.TaskPage, error) {
+// List walks the merchant's tasks back from the cursor, found by binary
+// search.
+func (c scope) List(ctx context.Context, merchant domain.MerchantID, f domain.TaskFilter) (domain.TaskPage, error) {
 	if f.Status != "" && !f.Status.Valid() {
 		return domain.TaskPage{}, fmt.Errorf("list tasks: %w: unknown status %q", domain.ErrInvalid, f.Status)
 	}
@@ -283,13 +268,10 @@ func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain
 		}
 		after = &domain.Task{ID: id, CreatedAt: norm(f.After.CreatedAt)}
 	}
-	limit := f.Limit // the use case validates it; here it only bounds the work
-	if limit <= 0 {
-		limit = domain.DefaultPageSize
-	}
-	limit = min(limit, domain.MaxPageSize)
+	// The use case validates the limit; here it only bounds the work.
+	limit := min(cmp.Or(max(f.Limit, 0), domain.DefaultPageSize), domain.MaxPageSize)
 	page := domain.TaskPage{Tasks: []domain.Task{}}
-	err := r.s.doFor(ctx, r.u, merchant, func(_ *unit, ten *tenant) error {
+	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
 		i := len(ten.list)
 		if after != nil {
 			i, _ = slices.BinarySearchFunc(ten.list, after, byAge)
@@ -308,10 +290,9 @@ func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain
 	return page, err
 }
 
-// Get returns a copy of the merchant's task.
-func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error) {
+func (c scope) Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error) {
 	var out domain.Task
-	err := r.s.doFor(ctx, r.u, merchant, func(u *unit, ten *tenant) error {
+	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		t, err := u.s.find(ten, id)
 		if err == nil {
 			out = *t
@@ -321,10 +302,9 @@ func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain
 	return out, err
 }
 
-// Retry makes a failed or cancelled task pending again, due at now.
-func (r taskRepo) Retry(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, now time.Time) (domain.Task, error) {
+func (c scope) Retry(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, now time.Time) (domain.Task, error) {
 	var out domain.Task
-	err := r.s.doFor(ctx, r.u, merchant, func(u *unit, ten *tenant) error {
+	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		t, err := u.s.find(ten, id)
 		if err != nil {
 			return err
@@ -339,9 +319,8 @@ func (r taskRepo) Retry(ctx context.Context, merchant domain.MerchantID, id doma
 	return out, err
 }
 
-// Delete removes the merchant's task unless it is running.
-func (r taskRepo) Delete(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) error {
-	return r.s.doFor(ctx, r.u, merchant, func(u *unit, ten *tenant) error {
+func (c scope) Delete(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) error {
+	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		t, err := u.s.find(ten, id)
 		switch {
 		case err != nil:
@@ -354,11 +333,9 @@ func (r taskRepo) Delete(ctx context.Context, merchant domain.MerchantID, id dom
 	})
 }
 
-// CountByStatus counts the merchant's tasks; statuses without tasks are
-// absent.
-func (r taskRepo) CountByStatus(ctx context.Context, merchant domain.MerchantID) (map[domain.TaskStatus]int, error) {
+func (c scope) CountByStatus(ctx context.Context, merchant domain.MerchantID) (map[domain.TaskStatus]int, error) {
 	counts := map[domain.TaskStatus]int{}
-	err := r.s.doFor(ctx, r.u, merchant, func(_ *unit, ten *tenant) error {
+	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
 		for _, t := range ten.list {
 			counts[t.Status]++
 		}
@@ -367,10 +344,9 @@ func (r taskRepo) CountByStatus(ctx context.Context, merchant domain.MerchantID)
 	return counts, err
 }
 
-// Exists reports whether any merchant has a task with this id.
-func (r taskRepo) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
+func (c scope) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
 	var ok bool
-	err := r.s.do(ctx, r.u, func(u *unit) error {
+	err := c.do(ctx, func(u *unit) error {
 		canon, err := domain.ParseTaskID(string(id))
 		ok = err == nil && u.s.tasks[canon] != nil
 		return nil
