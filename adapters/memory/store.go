@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -26,7 +25,7 @@ type Store struct {
 	running map[*domain.Task]time.Time
 
 	events   map[string]time.Time // the event locks taken, and when
-	eventLog []string             // their ids, oldest first
+	eventLog []string             // their ids, in the order taken
 
 	merchants map[domain.MerchantID]domain.Merchant
 	accounts  map[string]domain.MerchantID
@@ -191,21 +190,20 @@ func (c scope) AttemptEventLock(ctx context.Context, eventID string) (bool, erro
 		if _, taken := s.events[eventID]; taken {
 			return nil
 		}
-		at := norm(s.clock.Now())
-		// Locks come in clock order: this is almost always an append.
-		i, _ := slices.BinarySearchFunc(s.eventLog, at, func(id string, at time.Time) int { return s.events[id].Compare(at) })
-		s.events[eventID], won = at, true
-		s.eventLog = slices.Insert(s.eventLog, i, eventID)
-		u.onUndo(func() { // i still holds: what was logged after is undone first
+		s.events[eventID], won = norm(s.clock.Now()), true
+		s.eventLog = append(s.eventLog, eventID)
+		u.onUndo(func() { // it is last again: what came after is undone first
 			delete(s.events, eventID)
-			s.eventLog = slices.Delete(s.eventLog, i, i+1)
+			s.eventLog = s.eventLog[:len(s.eventLog)-1]
 		})
 		return nil
 	})
 	return won, err
 }
 
-// PruneEvents deletes up to batch locks taken before cutoff, oldest first.
+// PruneEvents deletes up to batch locks taken before cutoff, in the order
+// taken: the clock's, unless it was set back, and then the locks behind a
+// newer one wait until it is old enough too.
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error) {
 	if batch < 1 {
 		return 0, fmt.Errorf("prune events: %w: batch must be positive", domain.ErrInvalid)

@@ -312,11 +312,15 @@ func (c scope) Retry(ctx context.Context, merchant domain.MerchantID, id domain.
 		if !t.Status.Retryable() {
 			return fmt.Errorf("retry task %s: %w: it is %s", id, domain.ErrConflict, t.Status)
 		}
-		out = *t
-		out.Status, out.RunAt, out.UpdatedAt = domain.StatusPending, norm(now), norm(now)
-		return u.change(ten, t, out)
+		next := *t
+		next.Status, next.RunAt, next.UpdatedAt = domain.StatusPending, norm(now), norm(now)
+		out = next
+		return u.change(ten, t, next)
 	})
-	return out, err
+	if err != nil {
+		return domain.Task{}, err
+	}
+	return out, nil
 }
 
 func (c scope) Delete(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) error {
