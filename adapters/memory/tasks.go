@@ -270,12 +270,14 @@ func (c scope) List(ctx context.Context, merchant domain.MerchantID, f domain.Ta
 	}
 	// The use case validates the limit; here it only bounds the work.
 	limit := min(cmp.Or(max(f.Limit, 0), domain.DefaultPageSize), domain.MaxPageSize)
-	page := domain.TaskPage{Tasks: []domain.Task{}}
+	var page domain.TaskPage
 	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
 		i := len(ten.list)
 		if after != nil {
 			i, _ = slices.BinarySearchFunc(ten.list, after, byAge)
 		}
+		// Sized once: a store's live heap makes every collection dear.
+		page.Tasks = make([]domain.Task, 0, min(limit, i))
 		for i--; i >= 0; i-- {
 			if t := ten.list[i]; f.Status == "" || t.Status == f.Status {
 				if len(page.Tasks) == limit {
