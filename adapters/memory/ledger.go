@@ -3,71 +3,68 @@ package memory
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
 )
 
-// ledger is the recovery ledger, inside a unit of work (t set) or with
-// each call a unit of work of its own.
-type ledger struct {
-	s *Store
-	t *tx
+// ledgerRow is one failed invoice's figures. No port reads when an invoice
+// failed or was paid, so those times are not kept.
+type ledgerRow struct {
+	currency          string
+	failed, recovered int64
+	paid              bool
 }
 
-// RecordFailure keeps the invoice's first failure; later ones change
-// nothing.
-func (l ledger) RecordFailure(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error {
-	if inv.InvoiceID == "" {
-		return fmt.Errorf("%w: empty invoice id", domain.ErrInvalid)
+func (u *unit) setRow(ten *tenant, invoice string, row ledgerRow) {
+	old, had := ten.ledger[invoice]
+	ten.ledger[invoice] = row
+	u.onUndo(func() {
+		if had {
+			ten.ledger[invoice] = old
+		} else {
+			delete(ten.ledger, invoice)
+		}
+	})
+}
+
+func (c scope) RecordFailure(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, _ time.Time) error {
+	if inv.InvoiceID == "" || !domain.StorableText(inv.InvoiceID, inv.Currency) {
+		return fmt.Errorf("record failure: %w: empty invoice id, or text with a NUL character", domain.ErrInvalid)
 	}
-	return l.s.do(ctx, l.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
-		if err != nil {
-			return err
+	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		if _, ok := ten.ledger[inv.InvoiceID]; !ok {
+			u.setRow(ten, inv.InvoiceID, ledgerRow{currency: inv.Currency, failed: inv.Amount})
 		}
-		old, ok := h.sh.ledger[inv.InvoiceID]
-		if ok {
-			return nil
-		}
-		h.setLedger(inv.InvoiceID, old, false, ledgerEntry{currency: inv.Currency, failed: inv.Amount, failedAt: norm(at)})
 		return nil
 	})
 }
 
-// RecordPaid counts the invoice as recovered with the paid amount, once,
-// and only if a failure was recorded for it.
-func (l ledger) RecordPaid(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error {
-	return l.s.do(ctx, l.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
-		if err != nil {
-			return err
-		}
-		old, ok := h.sh.ledger[inv.InvoiceID]
-		if !ok || old.paid {
-			return nil
-		}
-		e := old
-		e.recovered, e.paid, e.paidAt = inv.Amount, true, norm(at)
-		h.setLedger(inv.InvoiceID, old, true, e)
-		return nil
-	})
-}
-
-// Recovery returns the merchant's running sums; it costs O(currencies).
-func (l ledger) Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error) {
-	var out map[string]domain.CurrencyRecovery
-	err := l.s.do(ctx, l.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
-		if err != nil {
-			return err
-		}
-		out = maps.Clone(h.sh.sums)
-		return nil
-	})
-	if out == nil && err == nil {
-		out = map[string]domain.CurrencyRecovery{}
+func (c scope) RecordPaid(ctx context.Context, merchant domain.MerchantID, inv domain.InvoiceAmount, _ time.Time) error {
+	if inv.InvoiceID == "" || !domain.StorableText(inv.InvoiceID) {
+		return fmt.Errorf("record payment: %w: empty invoice id, or one with a NUL character", domain.ErrInvalid)
 	}
+	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		if row, ok := ten.ledger[inv.InvoiceID]; ok && !row.paid {
+			row.recovered, row.paid = inv.Amount, true
+			u.setRow(ten, inv.InvoiceID, row)
+		}
+		return nil
+	})
+}
+
+// Recovery sums at each call: a merchant's dashboard asks now and then,
+// whereas running sums would be one more thing for every change to undo.
+func (c scope) Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error) {
+	out := map[string]domain.CurrencyRecovery{}
+	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
+		for _, row := range ten.ledger {
+			sum := out[row.currency]
+			sum.FailedAmount += row.failed
+			sum.RecoveredAmount += row.recovered
+			out[row.currency] = sum
+		}
+		return nil
+	})
 	return out, err
 }

@@ -8,147 +8,111 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-// keyRecord is a stored API key and whether it was revoked.
-type keyRecord struct {
-	key       domain.APIKey
-	revokedAt time.Time // zero while the key works
-}
-
-// directory is the merchant directory. Its writes are single steps, so it
-// needs no unit of work, only the directory's own lock.
+// directory is the merchant directory. Its changes are single steps that
+// log no inverse, so each call is a unit of work of its own.
 type directory struct{ s *Store }
 
-// CreateMerchant stores the merchant and its first key.
+// apiKey is a stored API key. No port reads when it was revoked, so that
+// is not kept.
+type apiKey struct {
+	domain.APIKey
+	revoked bool
+}
+
 func (d directory) CreateMerchant(ctx context.Context, m domain.Merchant, key domain.APIKey) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("create merchant: %w", err)
 	}
-	if key.MerchantID != m.ID {
-		return fmt.Errorf("create merchant: %w: the key belongs to another merchant", domain.ErrInvalid)
+	if key.MerchantID != m.ID || !domain.StorableText(m.Name, m.StripeAccountID) {
+		return fmt.Errorf("create merchant: %w: a key of another merchant, or text with a NUL character", domain.ErrInvalid)
 	}
-	s := d.s
-	s.dirMu.Lock()
-	defer s.dirMu.Unlock()
-	if _, ok := s.merchants[m.ID]; ok {
-		return fmt.Errorf("create merchant %s: %w: id already used", m.ID, domain.ErrConflict)
+	id, _ := domain.ParseUUID(string(m.ID))
+	m.ID, m.CreatedAt, key.MerchantID = domain.MerchantID(id), norm(m.CreatedAt), domain.MerchantID(id)
+	return d.s.run(ctx, func(u *unit) error {
+		s := u.s
+		if _, ok := s.merchants[m.ID]; ok {
+			return fmt.Errorf("create merchant %s: %w: id already used", m.ID, domain.ErrConflict)
+		}
+		if _, ok := s.accounts[m.StripeAccountID]; ok {
+			return fmt.Errorf("create merchant: %w: stripe account %s is already bound", domain.ErrConflict, m.StripeAccountID)
+		}
+		if err := s.addKey(key); err != nil {
+			return err
+		}
+		s.merchants[m.ID], s.accounts[m.StripeAccountID] = m, m.ID
+		return nil
+	})
+}
+
+// addKey stores a key unless PostgreSQL would refuse it: no prefix, or a
+// prefix or hash already stored.
+func (s *Store) addKey(key domain.APIKey) error {
+	if key.Prefix == "" || !domain.StorableText(key.Prefix) {
+		return fmt.Errorf("api key: %w: empty prefix or one with a NUL character", domain.ErrInvalid)
 	}
-	if _, ok := s.accounts[m.StripeAccountID]; ok {
-		return fmt.Errorf("create merchant: %w: stripe account %s is already bound", domain.ErrConflict, m.StripeAccountID)
+	if s.keys[key.Prefix] != nil || s.keyHashes[key.Hash] {
+		return fmt.Errorf("api key %s: %w: prefix or hash taken", key.Prefix, domain.ErrConflict)
 	}
-	if err := s.checkNewKey(key); err != nil {
-		return err
-	}
-	m.CreatedAt = norm(m.CreatedAt)
-	s.merchants[m.ID] = m
-	s.accounts[m.StripeAccountID] = m.ID
-	s.storeKey(key)
+	s.keys[key.Prefix], s.keyHashes[key.Hash] = &apiKey{APIKey: key}, true
 	return nil
 }
 
-// checkNewKey refuses a key whose prefix or hash is taken (both are unique
-// on Postgres). Callers hold dirMu.
-func (s *Store) checkNewKey(key domain.APIKey) error {
-	if key.Prefix == "" {
-		return fmt.Errorf("%w: empty api key prefix", domain.ErrInvalid)
-	}
-	if _, ok := s.keys[key.Prefix]; ok {
-		return fmt.Errorf("api key %s: %w: prefix taken", key.Prefix, domain.ErrConflict)
-	}
-	if _, ok := s.keyHashes[key.Hash]; ok {
-		return fmt.Errorf("api key %s: %w: hash taken", key.Prefix, domain.ErrConflict)
-	}
-	return nil
-}
-
-func (s *Store) storeKey(key domain.APIKey) {
-	key.CreatedAt = norm(key.CreatedAt)
-	s.keys[key.Prefix] = &keyRecord{key: key}
-	s.keyHashes[key.Hash] = key.Prefix
-}
-
-// MerchantByID returns the merchant with this id.
 func (d directory) MerchantByID(ctx context.Context, id domain.MerchantID) (domain.Merchant, error) {
-	if err := ctx.Err(); err != nil {
-		return domain.Merchant{}, err
-	}
-	d.s.dirMu.RLock()
-	defer d.s.dirMu.RUnlock()
-	m, ok := d.s.merchants[id]
-	if !ok {
-		return domain.Merchant{}, fmt.Errorf("merchant %s: %w", id, domain.ErrNotFound)
-	}
-	return m, nil
+	return d.lookup(ctx, "merchant "+string(id), func(s *Store) (domain.Merchant, bool) {
+		canon, err := domain.ParseUUID(string(id))
+		m, ok := s.merchants[domain.MerchantID(canon)]
+		return m, ok && err == nil
+	})
 }
 
-// MerchantByStripeAccount returns the merchant bound to the account.
 func (d directory) MerchantByStripeAccount(ctx context.Context, account string) (domain.Merchant, error) {
-	if err := ctx.Err(); err != nil {
-		return domain.Merchant{}, err
-	}
-	d.s.dirMu.RLock()
-	defer d.s.dirMu.RUnlock()
-	id, ok := d.s.accounts[account]
-	if !ok {
-		return domain.Merchant{}, fmt.Errorf("merchant for account %s: %w", account, domain.ErrNotFound)
-	}
-	return d.s.merchants[id], nil
+	return d.lookup(ctx, "merchant for account "+account, func(s *Store) (domain.Merchant, bool) {
+		m, ok := s.merchants[s.accounts[account]]
+		return m, ok
+	})
 }
 
-// MerchantByAPIKey returns the owner of the unrevoked key, comparing the
-// hash in constant time.
 func (d directory) MerchantByAPIKey(ctx context.Context, prefix string, hash domain.APIKeyHash) (domain.Merchant, error) {
-	if err := ctx.Err(); err != nil {
-		return domain.Merchant{}, err
-	}
-	d.s.dirMu.RLock()
-	defer d.s.dirMu.RUnlock()
-	k, ok := d.s.keys[prefix]
-	if !ok || !k.revokedAt.IsZero() || !k.key.Hash.Equal(hash) {
-		return domain.Merchant{}, fmt.Errorf("api key %s: %w", prefix, domain.ErrNotFound)
-	}
-	m, ok := d.s.merchants[k.key.MerchantID]
-	if !ok {
-		return domain.Merchant{}, fmt.Errorf("api key %s: %w", prefix, domain.ErrNotFound)
-	}
-	return m, nil
+	return d.lookup(ctx, "api key "+prefix, func(s *Store) (domain.Merchant, bool) {
+		if k := s.keys[prefix]; k != nil && !k.revoked && k.Hash.Equal(hash) { // Equal takes constant time
+			m, ok := s.merchants[k.MerchantID]
+			return m, ok
+		}
+		return domain.Merchant{}, false
+	})
 }
 
-// AddAPIKey stores another key for an existing merchant.
+// lookup returns what find finds, or ErrNotFound about what.
+func (d directory) lookup(ctx context.Context, what string, find func(s *Store) (domain.Merchant, bool)) (domain.Merchant, error) {
+	var m domain.Merchant
+	err := d.s.run(ctx, func(u *unit) error {
+		var ok bool
+		if m, ok = find(u.s); !ok {
+			return fmt.Errorf("%s: %w", what, domain.ErrNotFound)
+		}
+		return nil
+	})
+	return m, err
+}
+
 func (d directory) AddAPIKey(ctx context.Context, key domain.APIKey) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s := d.s
-	s.dirMu.Lock()
-	defer s.dirMu.Unlock()
-	if _, ok := s.merchants[key.MerchantID]; !ok {
-		return fmt.Errorf("add api key: merchant %s: %w", key.MerchantID, domain.ErrNotFound)
-	}
-	if err := s.checkNewKey(key); err != nil {
-		return err
-	}
-	s.storeKey(key)
-	return nil
+	return d.s.run(ctx, func(u *unit) error {
+		id, err := domain.ParseUUID(string(key.MerchantID))
+		if _, ok := u.s.merchants[domain.MerchantID(id)]; err != nil || !ok {
+			return fmt.Errorf("add api key: merchant %s: %w", key.MerchantID, domain.ErrNotFound)
+		}
+		key.MerchantID = domain.MerchantID(id)
+		return u.s.addKey(key)
+	})
 }
 
-// RevokeAPIKey revokes the merchant's unrevoked key with this prefix.
-func (d directory) RevokeAPIKey(ctx context.Context, merchant domain.MerchantID, prefix string, at time.Time) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s := d.s
-	s.dirMu.Lock()
-	defer s.dirMu.Unlock()
-	k, ok := s.keys[prefix]
-	if !ok || k.key.MerchantID != merchant || !k.revokedAt.IsZero() {
+func (d directory) RevokeAPIKey(ctx context.Context, merchant domain.MerchantID, prefix string, _ time.Time) error {
+	return d.s.run(ctx, func(u *unit) error {
+		id, _ := domain.ParseUUID(string(merchant))
+		if k := u.s.keys[prefix]; k != nil && string(k.MerchantID) == id && !k.revoked {
+			k.revoked = true
+			return nil
+		}
 		return fmt.Errorf("revoke api key %s: %w", prefix, domain.ErrNotFound)
-	}
-	if at = norm(at); at.IsZero() {
-		at = norm(s.clock.Now())
-	}
-	k.revokedAt = at
-	return nil
+	})
 }

@@ -1,158 +1,103 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
 )
 
-// queue is the worker's view of tasks, across merchants, driven by the
-// committed due index.
-type queue struct{ s *Store }
+// due is a task a claim may take, claimable since since.
+type due struct {
+	t     *domain.Task
+	rank  int // 0 for a lease that expired, 1 for a pending task
+	since time.Time
+}
 
-// claimScan is how many more due entries than still wanted one pass reads,
-// so that a few skipped (busy) merchants do not end a claim early.
-const claimScan = 16
-
-// ClaimDue claims the oldest due tasks. A merchant whose shard a unit of
-// work holds is skipped for this call, as Postgres's SKIP LOCKED skips
-// locked rows; its tasks are claimed by a later call.
-func (q queue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// dueAt lists the tasks due at now, in the order PostgreSQL's claim takes
+// them: expired leases first, as they have waited longest, then pending
+// tasks by RunAt.
+func (s *Store) dueAt(now time.Time) []due {
+	var out []due
+	for t, lease := range s.running {
+		if lease.Before(now) {
+			out = append(out, due{t, 0, lease})
+		}
 	}
-	claimed := []domain.Task{}
+	for t := range s.pending {
+		if !t.RunAt.After(now) {
+			out = append(out, due{t, 1, t.RunAt})
+		}
+	}
+	slices.SortFunc(out, func(a, b due) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), a.since.Compare(b.since), strings.Compare(string(a.t.ID), string(b.t.ID)))
+	})
+	return out
+}
+
+// ClaimDue hands out no task twice: the store's lock serialises claims.
+func (c scope) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error) {
 	if limit < 1 {
-		return claimed, nil
+		return []domain.Task{}, nil
 	}
 	if lease <= 0 {
 		return nil, fmt.Errorf("claim tasks: %w: lease must be positive", domain.ErrInvalid)
 	}
-	s := q.s
 	now = norm(now)
-	s.claimMu.Lock()
-	defer s.claimMu.Unlock()
-	var from *dueKey
-	for len(claimed) < limit {
-		cands := s.dueCandidates(from, now, limit-len(claimed)+claimScan)
-		if len(cands) == 0 {
-			break
+	claimed := []domain.Task{}
+	err := c.do(ctx, func(u *unit) error {
+		due := u.s.dueAt(now)
+		for _, d := range due[:min(limit, len(due))] {
+			next := *d.t
+			next.Status, next.Attempts, next.UpdatedAt = domain.StatusRunning, next.Attempts+1, now
+			u.update(d.t, next, norm(now.Add(lease)))
+			claimed = append(claimed, next)
 		}
-		from = &cands[len(cands)-1]
-		err := s.run(func(t *tx) error {
-			for _, c := range cands {
-				if len(claimed) == limit {
-					break
-				}
-				h, ok := t.tryShard(s.shardAt(c.shard).merchant)
-				if !ok {
-					continue
-				}
-				rec, ok := h.sh.getKey(c.id)
-				if !ok || !claimable(rec, now) {
-					continue
-				}
-				rec.task.Status = domain.StatusRunning
-				rec.task.Attempts++
-				rec.task.UpdatedAt = now
-				rec.leaseUntil = norm(now.Add(lease))
-				h.setTask(rec)
-				claimed = append(claimed, rec.task)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return claimed, nil
+		return nil
+	})
+	return claimed, err
 }
 
-func claimable(r taskRecord, now time.Time) bool {
-	switch r.task.Status {
-	case domain.StatusPending:
-		return !r.task.RunAt.After(now)
-	case domain.StatusRunning:
-		return r.leaseUntil.Before(now)
+// Finish changes nothing unless the claim of this attempt still holds: the
+// task is running, and no later claim took it over.
+func (c scope) Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error {
+	if !slices.Contains([]domain.TaskStatus{domain.StatusPending, domain.StatusSucceeded, domain.StatusFailed, domain.StatusCancelled}, res.Status) ||
+		!domain.StorableText(res.LastError) {
+		return fmt.Errorf("finish task %s: %w: a run cannot end %q, nor with a NUL character in its error", id, domain.ErrInvalid, res.Status)
 	}
-	return false
-}
-
-// dueCandidates reads up to n entries of the due index, after from (or
-// from the start), that are due at now.
-func (s *Store) dueCandidates(from *dueKey, now time.Time, n int) []dueKey {
-	s.globalMu.Lock()
-	defer s.globalMu.Unlock()
-	p := s.due.first()
-	if from != nil {
-		p = s.due.after(*from)
-	}
-	var out []dueKey
-	for nowUs := now.UnixMicro(); p.valid() && len(out) < n && p.key().at <= nowUs; p = p.next() {
-		out = append(out, p.key())
-	}
-	return out
-}
-
-// Finish records the end of a run if the claim with this attempt still
-// holds.
-func (q queue) Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error {
-	switch res.Status {
-	case domain.StatusSucceeded, domain.StatusFailed, domain.StatusCancelled, domain.StatusPending:
-	default:
-		return fmt.Errorf("%w: a run cannot end %q", domain.ErrInvalid, res.Status)
-	}
-	return q.s.do(ctx, nil, func(t *tx) error {
-		h, rec, err := t.merchantTask(ctx, merchant, id)
+	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		t, err := u.s.find(ten, id)
 		if err != nil {
 			return err
 		}
-		if rec.task.Status != domain.StatusRunning || rec.task.Attempts != attempt {
-			return fmt.Errorf("finish task %s attempt %d: %w: the claim no longer holds", id, attempt, domain.ErrConflict)
+		if t.Status != domain.StatusRunning || t.Attempts != attempt {
+			return fmt.Errorf("finish task %s: %w: the claim of attempt %d no longer holds", id, domain.ErrConflict, attempt)
 		}
-		rec.task.Status, rec.task.LastError = res.Status, res.LastError
-		if !res.RunAt.IsZero() {
-			rec.task.RunAt = norm(res.RunAt)
+		next := *t
+		next.Status, next.LastError = res.Status, res.LastError
+		if !res.RunAt.IsZero() { // a zero time leaves the task's as it is
+			next.RunAt = norm(res.RunAt)
 		}
 		if !res.At.IsZero() {
-			rec.task.UpdatedAt = norm(res.At)
+			next.UpdatedAt = norm(res.At)
 		}
-		rec.leaseUntil = time.Time{}
-		if res.Status == domain.StatusPending {
-			if err := h.checkPendingRetry(rec.task); err != nil {
-				return err
-			}
-		}
-		h.setTask(rec)
-		return nil
+		return u.change(ten, t, next)
 	})
 }
 
-// Backlog counts the due tasks; it costs O(due tasks).
-func (q queue) Backlog(ctx context.Context, now time.Time) (int, time.Time, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, time.Time{}, err
-	}
-	s := q.s
-	now = norm(now)
-	s.globalMu.Lock()
-	defer s.globalMu.Unlock()
-	count, oldest := 0, time.Time{}
-	nowUs, oldestUs := now.UnixMicro(), int64(0)
-	for p := s.due.first(); p.valid() && p.key().at <= nowUs; p = p.next() {
-		k := p.key()
-		if k.running && k.at >= nowUs {
-			continue
+func (c scope) Backlog(ctx context.Context, now time.Time) (count int, oldest time.Time, err error) {
+	err = c.do(ctx, func(u *unit) error {
+		for _, d := range u.s.dueAt(norm(now)) {
+			if count == 0 || d.t.RunAt.Before(oldest) {
+				oldest = d.t.RunAt
+			}
+			count++
 		}
-		if count == 0 || k.runAt < oldestUs {
-			oldestUs = k.runAt
-		}
-		count++
-	}
-	if count > 0 {
-		oldest = fromMicros(oldestUs)
-	}
-	return count, oldest, nil
+		return nil
+	})
+	return count, oldest, err
 }

@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -11,154 +10,216 @@ import (
 	"github.com/recoupdev/recoup/ports"
 )
 
-// Store keeps everything recoup stores, in memory. The zero value is not
-// usable; make one with New.
+// Store keeps everything recoup stores, in memory. Make one with New.
 type Store struct {
 	clock ports.Clock
+	// sem is the store's one lock: a channel rather than a sync.Mutex, so
+	// that a wait can end with its context.
+	sem chan struct{}
 
-	shardsMu  sync.RWMutex
-	shards    map[domain.MerchantID]*shard
-	shardList []*shard // by shard.index
+	tasks   map[domain.TaskID]*domain.Task // every merchant's, by canonical id
+	tenants map[domain.MerchantID]*tenant
+	// What the worker may claim: pending tasks, and running ones with the
+	// end of their lease.
+	pending map[*domain.Task]struct{}
+	running map[*domain.Task]time.Time
 
-	// globalMu guards the committed cross-merchant indexes. It is only ever
-	// taken after a shard (never the other way round) and held briefly.
-	globalMu sync.Mutex
-	due      *btree[dueKey]
-	owners   map[taskKey]int32 // the index of the task's shard
+	events   map[string]time.Time // the event locks taken, and when
+	eventLog []string             // their ids, in the order taken
 
-	// claimMu serialises claimers so that concurrent workers take
-	// different tasks instead of colliding on the same oldest ones.
-	claimMu sync.Mutex
-
-	eventsMu sync.Mutex
-	// events holds the committed locks; inflight, the few whose unit of
-	// work has not ended, so that the big map is written once per event.
-	events    map[string]struct{}
-	inflight  map[string]eventLock
-	eventsAge []eventKey // committed locks, oldest first (cmpEventKey)
-
-	dirMu     sync.RWMutex
 	merchants map[domain.MerchantID]domain.Merchant
 	accounts  map[string]domain.MerchantID
-	keys      map[string]*keyRecord
-	keyHashes map[domain.APIKeyHash]string
+	keys      map[string]*apiKey // by prefix
+	keyHashes map[domain.APIKeyHash]bool
 }
 
 var _ ports.Storage = (*Store)(nil)
 
-// New returns an empty store. The clock stamps event locks, for
-// PruneEvents; nil means the system clock.
+// New returns an empty store. The clock stamps event locks, whose age
+// PruneEvents judges; nil means the system clock.
 func New(clock ports.Clock) *Store {
 	if clock == nil {
 		clock = ports.SystemClock{}
 	}
 	return &Store{
-		clock:     clock,
-		shards:    map[domain.MerchantID]*shard{},
-		due:       newBTree(cmpDue),
-		owners:    map[taskKey]int32{},
-		events:    map[string]struct{}{},
-		inflight:  map[string]eventLock{},
-		merchants: map[domain.MerchantID]domain.Merchant{},
-		accounts:  map[string]domain.MerchantID{},
-		keys:      map[string]*keyRecord{},
-		keyHashes: map[domain.APIKeyHash]string{},
+		clock: clock, sem: make(chan struct{}, 1),
+		tasks: map[domain.TaskID]*domain.Task{}, tenants: map[domain.MerchantID]*tenant{},
+		pending: map[*domain.Task]struct{}{}, running: map[*domain.Task]time.Time{}, events: map[string]time.Time{},
+		merchants: map[domain.MerchantID]domain.Merchant{}, accounts: map[string]domain.MerchantID{},
+		keys: map[string]*apiKey{}, keyHashes: map[domain.APIKeyHash]bool{},
 	}
 }
 
-// Ping always succeeds: memory is always reachable.
+// Ping succeeds while ctx lasts: memory is always reachable.
 func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
 
-// Tasks returns the task repository; each call is its own unit of work.
-func (s *Store) Tasks() ports.TenantTaskRepository { return taskRepo{s: s} }
+// Tasks returns the task repository; each call commits on its own.
+func (s *Store) Tasks() ports.TenantTaskRepository { return scope{s, nil} }
 
-// Ledger returns the recovery ledger; each call is its own unit of work.
-func (s *Store) Ledger() ports.RecoveryLedger { return ledger{s: s} }
+// Ledger returns the recovery ledger; each call commits on its own.
+func (s *Store) Ledger() ports.RecoveryLedger { return scope{s, nil} }
 
-// Queue returns the worker's view of tasks.
-func (s *Store) Queue() ports.TaskQueue { return queue{s: s} }
+// Queue returns the worker's view of tasks; each call commits on its own.
+func (s *Store) Queue() ports.TaskQueue { return scope{s, nil} }
 
-// Merchants returns the merchant directory.
-func (s *Store) Merchants() ports.MerchantDirectory { return directory{s: s} }
+// Merchants returns the merchant directory; each call commits on its own.
+func (s *Store) Merchants() ports.MerchantDirectory { return directory{s} }
 
-// InTx runs fn in one unit of work. If fn returns an error, everything it
-// did is undone and the error returned. If fn panics, everything is undone
-// and the panic goes on (InTx does not return). The Tx must not be used
-// after fn returns, nor from several goroutines at once.
+// InTx runs fn as one unit of work, holding the store's lock until fn's
+// work is committed, or rolled back if fn returns an error or panics.
 func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context, tx ports.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("begin unit of work: %w", err)
-	}
-	return s.run(func(t *tx) error { return fn(ctx, t) })
+	return s.run(ctx, func(u *unit) error { return fn(context.WithValue(ctx, insideKey{s}, u), u) })
 }
 
-// run runs fn in a fresh unit of work, committing if it returns nil and
-// rolling back if it returns an error or panics.
-func (s *Store) run(fn func(t *tx) error) error {
-	t := s.begin()
-	done := false
-	defer func() {
-		if !done {
-			t.rollback()
-		}
+// insideKey marks the context a unit of work hands to fn.
+type insideKey struct{ s *Store }
+
+// unit is a unit of work and the undo log of its changes. mu serialises
+// the calls made through it, and its end.
+type unit struct {
+	s    *Store
+	mu   sync.Mutex
+	done bool
+	undo []func()
+}
+
+func (u *unit) Events() ports.EventLocker         { return scope{u.s, u} }
+func (u *unit) Tasks() ports.TenantTaskRepository { return scope{u.s, u} }
+func (u *unit) Ledger() ports.RecoveryLedger      { return scope{u.s, u} }
+
+// scope is where a call runs: in the unit of work u, or, if u is nil, in
+// one of its own. The methods of the ports whose changes log their
+// inverses are scope's; the directory's are not.
+type scope struct {
+	s *Store
+	u *unit
+}
+
+// run takes the lock and runs fn as a unit of work of its own.
+func (s *Store) run(ctx context.Context, fn func(u *unit) error) (err error) {
+	if u, ok := ctx.Value(insideKey{s}).(*unit); ok && !u.ended() {
+		return fmt.Errorf("%w: called outside the unit of work while it runs; use its Tx", domain.ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("wait for the memory store: %w", err)
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the memory store: %w", ctx.Err())
+	}
+	u := &unit{s: s}
+	commit := false
+	defer func() { // deferred, so that a panic rolls back too
+		u.end(commit)
+		<-s.sem
 	}()
-	err := fn(t)
-	done = true
+	err = fn(u)
+	commit = err == nil
+	return err
+}
+
+// do runs one call in its scope. Either way a call that fails changes
+// nothing.
+func (c scope) do(ctx context.Context, fn func(u *unit) error) error {
+	u := c.u
+	if u == nil {
+		return c.s.run(ctx, fn)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return fmt.Errorf("%w: the unit of work has ended", domain.ErrInvalid)
+	}
+	mark := len(u.undo)
+	err := fn(u)
 	if err != nil {
-		t.rollback()
-		return err
+		u.rollback(mark)
 	}
-	t.commit()
-	return nil
+	return err
 }
 
-// do runs one repository call: inside inTx when the call came through a
-// Tx, else as a unit of work of its own.
-func (s *Store) do(ctx context.Context, inTx *tx, fn func(t *tx) error) error {
-	if inTx != nil {
-		if inTx.closed {
-			return fmt.Errorf("%w: unit of work already ended", domain.ErrInvalid)
+// doFor is do on the merchant's tasks and ledger.
+func (c scope) doFor(ctx context.Context, merchant domain.MerchantID, fn func(u *unit, ten *tenant) error) error {
+	if merchant == "" {
+		return fmt.Errorf("%w: empty merchant", domain.ErrInvalid)
+	}
+	m, err := domain.ParseUUID(string(merchant))
+	if err != nil {
+		return fmt.Errorf("merchant id: %w", err)
+	}
+	return c.do(ctx, func(u *unit) error { return fn(u, u.s.tenant(domain.MerchantID(m))) })
+}
+
+func (u *unit) ended() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.done
+}
+
+// onUndo logs how to reverse a change just made.
+func (u *unit) onUndo(f func()) { u.undo = append(u.undo, f) }
+
+// rollback reverses the changes logged after mark, newest first, so that
+// each inverse finds the store as its change left it.
+func (u *unit) rollback(mark int) {
+	for i := len(u.undo) - 1; i >= mark; i-- {
+		u.undo[i]()
+	}
+	u.undo = u.undo[:mark]
+}
+
+func (u *unit) end(commit bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !commit {
+		u.rollback(0)
+	}
+	u.done, u.undo = true, nil
+}
+
+// AttemptEventLock needs no waiting: no other unit of work runs meanwhile,
+// so a lock found here is committed, or this unit of work's own.
+func (c scope) AttemptEventLock(ctx context.Context, eventID string) (bool, error) {
+	if eventID == "" || !domain.StorableText(eventID) {
+		return false, fmt.Errorf("event lock: %w: empty event id or one with a NUL character", domain.ErrInvalid)
+	}
+	won := false
+	err := c.do(ctx, func(u *unit) error {
+		s := u.s
+		if _, taken := s.events[eventID]; taken {
+			return nil
 		}
-		return fn(inTx)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.run(fn)
+		s.events[eventID], won = norm(s.clock.Now()), true
+		s.eventLog = append(s.eventLog, eventID)
+		u.onUndo(func() { // it is last again: what came after is undone first
+			delete(s.events, eventID)
+			s.eventLog = s.eventLog[:len(s.eventLog)-1]
+		})
+		return nil
+	})
+	return won, err
 }
 
-// shardOf returns the merchant's shard, making it on first use.
-func (s *Store) shardOf(m domain.MerchantID) *shard {
-	s.shardsMu.RLock()
-	sh := s.shards[m]
-	s.shardsMu.RUnlock()
-	if sh != nil {
-		return sh
+// PruneEvents deletes up to batch locks taken before cutoff, in the order
+// taken: the clock's, unless it was set back, and then the locks behind a
+// newer one wait until it is old enough too.
+func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("prune events: %w: batch must be positive", domain.ErrInvalid)
 	}
-	s.shardsMu.Lock()
-	defer s.shardsMu.Unlock()
-	if sh = s.shards[m]; sh == nil {
-		sh = newShard(m, int32(len(s.shardList)))
-		s.shards[m] = sh
-		s.shardList = append(s.shardList, sh)
-	}
-	return sh
+	n := 0
+	err := scope{s, nil}.do(ctx, func(*unit) error {
+		for ; n < batch && n < len(s.eventLog) && s.events[s.eventLog[n]].Before(norm(cutoff)); n++ {
+			delete(s.events, s.eventLog[n])
+		}
+		clear(s.eventLog[:n]) // let go of the ids; append reallocates the rest
+		s.eventLog = s.eventLog[n:]
+		return nil
+	})
+	return n, err
 }
 
-// shardAt returns the shard with this index.
-func (s *Store) shardAt(i int32) *shard {
-	s.shardsMu.RLock()
-	defer s.shardsMu.RUnlock()
-	return s.shardList[i]
-}
-
-// norm makes a time what Postgres would give back: UTC, microseconds, no
-// monotonic reading (so == and map keys behave).
+// norm makes a time what PostgreSQL gives back: UTC, whole microseconds,
+// no monotonic reading.
 func norm(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-func validMerchant(m domain.MerchantID) error {
-	if strings.TrimSpace(string(m)) == "" {
-		return fmt.Errorf("%w: empty merchant id", domain.ErrInvalid)
-	}
-	return nil
-}

@@ -1,78 +1,209 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
 )
 
-// taskRepo is the tenant task repository, inside a unit of work (t set) or
-// with each call a unit of work of its own. Every method but Exists works
-// in the merchant's shard only, so another merchant's tasks are out of
-// reach by construction.
-type taskRepo struct {
-	s *Store
-	t *tx
+// tenant is one merchant's indexes and recovery ledger.
+type tenant struct {
+	id        domain.MerchantID
+	list      []*domain.Task // by age: the task list's order, reversed
+	byInvoice map[string][]*domain.Task
+	bySub     map[string][]*domain.Task
+	// The "at most one" rules, as PostgreSQL's partial unique indexes
+	// keep them.
+	once         map[onceKey]struct{}
+	pendingRetry map[string]*domain.Task // by invoice
+	ledger       map[string]ledgerRow    // by invoice
 }
 
-// Schedule stores the tasks, applying the "at most one" rules in order.
-func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error) {
+// onceKey is what a notify task is the only one of its type for: an
+// invoice's attempt, or a charge.
+type onceKey struct {
+	typ     domain.TaskType
+	ref     string
+	attempt int
+}
+
+func onceKeyOf(t *domain.Task) (onceKey, bool) {
+	switch {
+	case t.Type == domain.TypeNotifyPaymentFailed, t.Type == domain.TypeNotifyActionRequired:
+		return onceKey{t.Type, t.StripeInvoiceID, t.InvoiceAttempt}, true
+	case t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "":
+		return onceKey{t.Type, t.StripeChargeID, 0}, true
+	}
+	return onceKey{}, false
+}
+
+func (s *Store) tenant(m domain.MerchantID) *tenant {
+	t := s.tenants[m]
+	if t == nil {
+		t = &tenant{id: m, byInvoice: map[string][]*domain.Task{}, bySub: map[string][]*domain.Task{},
+			once: map[onceKey]struct{}{}, pendingRetry: map[string]*domain.Task{}, ledger: map[string]ledgerRow{}}
+		s.tenants[m] = t
+	}
+	return t
+}
+
+// byAge orders the task list by CreatedAt, then id. Canonical ids compare
+// as PostgreSQL compares uuids.
+func byAge(a, b *domain.Task) int {
+	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(string(a.ID), string(b.ID)))
+}
+
+// add, remove and update are the only changes made to tasks; each logs its
+// inverse. A stored task changes only in its status, schedule and outcome,
+// so update leaves the indexes on its other fields alone.
+
+func (u *unit) add(t *domain.Task) {
+	u.s.index(t)
+	u.onUndo(func() { u.s.unindex(t) })
+}
+
+func (u *unit) remove(t *domain.Task) {
+	u.s.unindex(t)
+	u.onUndo(func() { u.s.index(t) })
+}
+
+// update stores next in place of t; lease ends a running task's claim.
+func (u *unit) update(t *domain.Task, next domain.Task, lease time.Time) {
+	old, oldLease := *t, u.s.running[t]
+	u.s.setState(t, next, lease)
+	u.onUndo(func() { u.s.setState(t, old, oldLease) })
+}
+
+func (s *Store) index(t *domain.Task) {
+	ten := s.tenants[t.MerchantID]
+	s.tasks[t.ID] = t
+	i, _ := slices.BinarySearchFunc(ten.list, t, byAge)
+	ten.list = slices.Insert(ten.list, i, t)
+	addTo(ten.byInvoice, t.StripeInvoiceID, t)
+	addTo(ten.bySub, t.StripeSubscriptionID, t)
+	if k, ok := onceKeyOf(t); ok {
+		ten.once[k] = struct{}{}
+	}
+	s.file(ten, t, time.Time{}) // stored as running, it has no worker: its lease has expired
+}
+
+func (s *Store) unindex(t *domain.Task) {
+	ten := s.tenants[t.MerchantID]
+	s.unfile(ten, t)
+	if k, ok := onceKeyOf(t); ok {
+		delete(ten.once, k)
+	}
+	dropFrom(ten.bySub, t.StripeSubscriptionID, t)
+	dropFrom(ten.byInvoice, t.StripeInvoiceID, t)
+	i, _ := slices.BinarySearchFunc(ten.list, t, byAge)
+	ten.list = slices.Delete(ten.list, i, i+1)
+	delete(s.tasks, t.ID)
+}
+
+func addTo(index map[string][]*domain.Task, key string, t *domain.Task) {
+	if key != "" {
+		index[key] = append(index[key], t)
+	}
+}
+
+func dropFrom(index map[string][]*domain.Task, key string, t *domain.Task) {
+	if rest := slices.DeleteFunc(index[key], func(x *domain.Task) bool { return x == t }); len(rest) > 0 {
+		index[key] = rest
+	} else {
+		delete(index, key)
+	}
+}
+
+func (s *Store) setState(t *domain.Task, next domain.Task, lease time.Time) {
+	ten := s.tenants[t.MerchantID]
+	s.unfile(ten, t)
+	*t = next
+	s.file(ten, t, lease)
+}
+
+// file puts t in the indexes its status calls for.
+func (s *Store) file(ten *tenant, t *domain.Task, lease time.Time) {
+	switch t.Status {
+	case domain.StatusRunning:
+		s.running[t] = lease
+	case domain.StatusPending:
+		s.pending[t] = struct{}{}
+		if t.Type == domain.TypeRetryPayment {
+			ten.pendingRetry[t.StripeInvoiceID] = t
+		}
+	}
+}
+
+func (s *Store) unfile(ten *tenant, t *domain.Task) {
+	delete(s.pending, t)
+	delete(s.running, t)
+	if ten.pendingRetry[t.StripeInvoiceID] == t {
+		delete(ten.pendingRetry, t.StripeInvoiceID)
+	}
+}
+
+// change stores next in place of t unless that makes a second pending
+// retry_payment of the invoice, which PostgreSQL's unique index refuses.
+func (u *unit) change(ten *tenant, t *domain.Task, next domain.Task) error {
+	if other := ten.pendingRetry[t.StripeInvoiceID]; other != nil && other != t &&
+		next.Type == domain.TypeRetryPayment && next.Status == domain.StatusPending {
+		return fmt.Errorf("task %s: %w: invoice %s has a pending retry already", t.ID, domain.ErrConflict, t.StripeInvoiceID)
+	}
+	u.update(t, next, time.Time{})
+	return nil
+}
+
+// find returns the tenant's task with this id, in any spelling. Ids are
+// unique across merchants, so one map holds every task; the merchant must
+// match.
+func (s *Store) find(ten *tenant, id domain.TaskID) (*domain.Task, error) {
+	if canon, err := domain.ParseTaskID(string(id)); err == nil {
+		if t := s.tasks[canon]; t != nil && t.MerchantID == ten.id {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
+}
+
+// Schedule applies the "at most one" rules to each task in turn, as the
+// tasks before it left them.
+func (c scope) Schedule(ctx context.Context, merchant domain.MerchantID, tasks []domain.Task) ([]domain.Task, error) {
+	checked := make([]domain.Task, len(tasks))
+	for i, t := range tasks {
+		var err error
+		if checked[i], err = checkNewTask(t, merchant); err != nil {
+			return nil, fmt.Errorf("schedule task %s: %w", t.ID, err)
+		}
+	}
 	stored := make([]domain.Task, 0, len(tasks))
-	err := r.s.do(ctx, r.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
-		if err != nil {
-			return err
-		}
-		if len(tasks) == 0 {
-			return nil
-		}
-		var checkedBuf [2]checkedTask
-		checked := checkedBuf[:0]
-		for _, in := range tasks {
-			task, k, err := checkNewTask(merchant, in)
-			if err != nil {
-				return err
-			}
-			checked = append(checked, checkedTask{task, k})
-		}
-		// One look at the committed ids (canonical, as stored) for the
-		// whole batch, so that globalMu is taken once and not held while
-		// the shard is written.
-		var ownedBuf [2]bool
-		owned := r.s.owned(checked, ownedBuf[:0])
-		for i, c := range checked {
-			task, k := c.task, c.key
-			// Every task a shard held before this unit of work changed it
-			// is committed, so owned covers it; only tasks this unit of
-			// work stored (for any merchant) need a look at the shards.
-			if owned[i] || t.holdsOwn(k) {
-				return fmt.Errorf("schedule task %s: %w: id already used", task.ID, domain.ErrConflict)
-			}
-			switch task.Type {
-			case domain.TypeNotifyPaymentFailed:
-				if h.sh.notified(task.StripeInvoiceID, task.InvoiceAttempt) {
-					continue
-				}
-			case domain.TypeRetryPayment:
-				if task.Status != domain.StatusPending {
-					break
-				}
-				if cur, ok := h.sh.pendingRetry(task.StripeInvoiceID); ok {
-					if task.InvoiceAttempt <= cur.task.InvoiceAttempt {
-						continue
-					}
-					cur.task.RunAt, cur.task.StripeEventID = task.RunAt, task.StripeEventID
-					cur.task.InvoiceAttempt, cur.task.UpdatedAt = task.InvoiceAttempt, task.UpdatedAt
-					h.setTask(cur)
-					stored = append(stored, cur.task)
+	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		for _, t := range checked {
+			t.MerchantID = ten.id
+			if k, ok := onceKeyOf(&t); ok {
+				if _, taken := ten.once[k]; taken {
 					continue
 				}
 			}
-			h.addTask(taskRecord{task: task}, k)
-			stored = append(stored, task)
+			if cur := ten.pendingRetry[t.StripeInvoiceID]; cur != nil && t.Type == domain.TypeRetryPayment && t.Status == domain.StatusPending {
+				// A newer attempt moves the pending retry, which keeps its id.
+				if t.InvoiceAttempt > cur.InvoiceAttempt {
+					next := *cur
+					next.RunAt, next.StripeEventID, next.InvoiceAttempt, next.UpdatedAt = t.RunAt, t.StripeEventID, t.InvoiceAttempt, t.UpdatedAt
+					u.update(cur, next, time.Time{})
+					stored = append(stored, next)
+				}
+				continue
+			}
+			if u.s.tasks[t.ID] != nil {
+				return fmt.Errorf("schedule task %s: %w: id already used", t.ID, domain.ErrConflict)
+			}
+			u.add(&t)
+			stored = append(stored, t)
 		}
 		return nil
 	})
@@ -82,265 +213,149 @@ func (r taskRepo) Schedule(ctx context.Context, merchant domain.MerchantID, task
 	return stored, nil
 }
 
-// checkNewTask returns the task as it is stored, and its id's key.
-func checkNewTask(merchant domain.MerchantID, t domain.Task) (domain.Task, taskKey, error) {
-	if t.MerchantID != merchant {
-		return t, taskKey{}, fmt.Errorf("%w: task %s belongs to merchant %q, not %q", domain.ErrInvalid, t.ID, t.MerchantID, merchant)
+// checkNewTask returns the task as it is stored: a canonical id, times as
+// PostgreSQL keeps them.
+func checkNewTask(t domain.Task, merchant domain.MerchantID) (domain.Task, error) {
+	id, err := domain.ParseTaskID(string(t.ID))
+	switch {
+	case t.MerchantID != merchant:
+		return t, fmt.Errorf("%w: task belongs to merchant %q, not %q", domain.ErrInvalid, t.MerchantID, merchant)
+	case err != nil:
+		return t, err
+	case !slices.Contains([]domain.TaskType{domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed,
+		domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed}, t.Type) || !t.Status.Valid():
+		return t, fmt.Errorf("%w: task type %q or status %q", domain.ErrInvalid, t.Type, t.Status)
 	}
-	k, ok := keyOf(t.ID)
-	if !ok {
-		// Stored as PostgreSQL's uuid column gives it back: lowercase.
-		id, err := domain.ParseTaskID(string(t.ID))
-		if err != nil {
-			return t, taskKey{}, err
-		}
-		t.ID, k = id, mustKeyOf(id)
-	}
-	if statusIndex(t.Status) < 0 {
-		return t, taskKey{}, fmt.Errorf("%w: task status %q", domain.ErrInvalid, t.Status)
-	}
-	switch t.Type {
-	case domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed:
-	default:
-		return t, taskKey{}, fmt.Errorf("%w: task type %q", domain.ErrInvalid, t.Type)
-	}
-	t.RunAt, t.CreatedAt, t.UpdatedAt = norm(t.RunAt), norm(t.CreatedAt), norm(t.UpdatedAt)
-	return t, k, nil
+	t.ID, t.RunAt, t.CreatedAt, t.UpdatedAt = id, norm(t.RunAt), norm(t.CreatedAt), norm(t.UpdatedAt)
+	return t, t.CheckText()
 }
 
-// checkedTask is a task as Schedule stores it, with its id's key.
-type checkedTask struct {
-	task domain.Task
-	key  taskKey
-}
-
-// owned appends to out, for each task, whether a committed task has its
-// id.
-func (s *Store) owned(tasks []checkedTask, out []bool) []bool {
-	s.globalMu.Lock()
-	defer s.globalMu.Unlock()
-	for _, t := range tasks {
-		_, ok := s.owners[t.key]
-		out = append(out, ok)
-	}
-	return out
-}
-
-// taskOwned reports whether a committed task has this id.
-func (s *Store) taskOwned(id domain.TaskID) bool {
-	k, ok := lookupKey(id)
-	if !ok {
-		return false
-	}
-	s.globalMu.Lock()
-	defer s.globalMu.Unlock()
-	_, ok = s.owners[k]
-	return ok
-}
-
-// CancelPending cancels the merchant's pending tasks of one invoice or one
-// subscription.
-func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error) {
+func (c scope) CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error) {
 	if (sel.InvoiceID == "") == (sel.SubscriptionID == "") {
-		return nil, fmt.Errorf("%w: cancel needs exactly one of invoice and subscription", domain.ErrInvalid)
+		return nil, fmt.Errorf("cancel tasks: %w: name exactly one of invoice and subscription", domain.ErrInvalid)
 	}
 	ids := []domain.TaskID{}
-	err := r.s.do(ctx, r.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
-		if err != nil {
-			return err
-		}
-		var matched []domain.TaskID
+	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		matched := ten.byInvoice[sel.InvoiceID]
 		if sel.SubscriptionID != "" {
-			matched = h.sh.subscriptionTasks(sel.SubscriptionID)
-		} else {
-			matched = h.sh.invoiceTasks(sel.InvoiceID)
+			matched = ten.bySub[sel.SubscriptionID]
 		}
-		slices.Sort(matched)
-		for _, id := range matched {
-			rec, _ := h.sh.get(id)
-			if rec.task.Status != domain.StatusPending {
-				continue
+		for _, t := range matched {
+			if t.Status == domain.StatusPending {
+				next := *t
+				next.Status, next.UpdatedAt = domain.StatusCancelled, norm(now)
+				u.update(t, next, time.Time{})
+				ids = append(ids, t.ID)
 			}
-			rec.task.Status, rec.task.UpdatedAt = domain.StatusCancelled, norm(now)
-			h.setTask(rec)
-			ids = append(ids, id)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return ids, nil
+	slices.Sort(ids) // the same answer whatever the order of the index
+	return ids, err
 }
 
-// List walks the merchant's (or the status's) ordered index from the
-// cursor: O(log n + limit) in the merchant's tasks.
-func (r taskRepo) List(ctx context.Context, merchant domain.MerchantID, f domain.TaskFilter) (domain.TaskPage, error) {
+// List walks the merchant's tasks back from the cursor, found by binary
+// search.
+func (c scope) List(ctx context.Context, merchant domain.MerchantID, f domain.TaskFilter) (domain.TaskPage, error) {
 	if f.Status != "" && !f.Status.Valid() {
-		return domain.TaskPage{}, fmt.Errorf("%w: unknown status %q", domain.ErrInvalid, f.Status)
+		return domain.TaskPage{}, fmt.Errorf("list tasks: %w: unknown status %q", domain.ErrInvalid, f.Status)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = domain.DefaultPageSize
-	}
-	limit = min(limit, domain.MaxPageSize)
-	page := domain.TaskPage{Tasks: make([]domain.Task, 0, limit)}
-	err := r.s.do(ctx, r.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
+	var after *domain.Task
+	if f.After != nil {
+		id, err := domain.ParseTaskID(string(f.After.ID))
 		if err != nil {
-			return err
+			return domain.TaskPage{}, fmt.Errorf("list tasks: %w: bad cursor", domain.ErrInvalid)
 		}
-		index := h.sh.all
-		if f.Status != "" {
-			index = h.sh.byStatus[statusIndex(f.Status)]
+		after = &domain.Task{ID: id, CreatedAt: norm(f.After.CreatedAt)}
+	}
+	// The use case validates the limit; here it only bounds the work.
+	limit := min(cmp.Or(max(f.Limit, 0), domain.DefaultPageSize), domain.MaxPageSize)
+	var page domain.TaskPage
+	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
+		i := len(ten.list)
+		if after != nil {
+			i, _ = slices.BinarySearchFunc(ten.list, after, byAge)
 		}
-		p := index.first()
-		if f.After != nil {
-			id, ok := lookupKey(f.After.ID)
-			if !ok {
-				return fmt.Errorf("%w: cursor task id %q is not a UUID", domain.ErrInvalid, f.After.ID)
+		// Sized once: a store's live heap makes every collection dear.
+		page.Tasks = make([]domain.Task, 0, min(limit, i))
+		for i--; i >= 0; i-- {
+			if t := ten.list[i]; f.Status == "" || t.Status == f.Status {
+				if len(page.Tasks) == limit {
+					page.Next = &domain.TaskCursor{CreatedAt: page.Tasks[limit-1].CreatedAt, ID: page.Tasks[limit-1].ID}
+					break
+				}
+				page.Tasks = append(page.Tasks, *t)
 			}
-			p = index.after(newListKey(norm(f.After.CreatedAt), id, 0))
-		}
-		for ; p.valid() && len(page.Tasks) < limit; p = p.next() {
-			page.Tasks = append(page.Tasks, h.sh.slot(p.key().slot).rec.task)
-		}
-		if p.valid() && len(page.Tasks) > 0 {
-			last := page.Tasks[len(page.Tasks)-1]
-			page.Next = &domain.TaskCursor{CreatedAt: last.CreatedAt, ID: last.ID}
 		}
 		return nil
 	})
 	return page, err
 }
 
-// Get returns a copy of the merchant's task.
-func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error) {
+func (c scope) Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error) {
 	var out domain.Task
-	err := r.s.do(ctx, r.t, func(t *tx) error {
-		_, rec, err := t.merchantTask(ctx, merchant, id)
-		if err != nil {
-			return err
+	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		t, err := u.s.find(ten, id)
+		if err == nil {
+			out = *t
 		}
-		out = rec.task
-		return nil
+		return err
 	})
 	return out, err
 }
 
-// Retry makes a failed or cancelled task pending again, due at now. As on
-// Postgres, a retry_payment cannot become pending beside another pending
-// retry_payment of its invoice (ErrConflict).
-func (r taskRepo) Retry(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, now time.Time) (domain.Task, error) {
+func (c scope) Retry(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, now time.Time) (domain.Task, error) {
 	var out domain.Task
-	err := r.s.do(ctx, r.t, func(t *tx) error {
-		h, rec, err := t.merchantTask(ctx, merchant, id)
+	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		t, err := u.s.find(ten, id)
 		if err != nil {
 			return err
 		}
-		if !rec.task.Status.Retryable() {
-			return fmt.Errorf("retry task %s: %w: it is %s", id, domain.ErrConflict, rec.task.Status)
+		if !t.Status.Retryable() {
+			return fmt.Errorf("retry task %s: %w: it is %s", id, domain.ErrConflict, t.Status)
 		}
-		if err := h.checkPendingRetry(rec.task); err != nil {
-			return err
-		}
-		now = norm(now)
-		rec.task.Status, rec.task.RunAt, rec.task.UpdatedAt = domain.StatusPending, now, now
-		rec.leaseUntil = time.Time{}
-		h.setTask(rec)
-		out = rec.task
-		return nil
+		next := *t
+		next.Status, next.RunAt, next.UpdatedAt = domain.StatusPending, norm(now), norm(now)
+		out = next
+		return u.change(ten, t, next)
 	})
-	return out, err
+	if err != nil {
+		return domain.Task{}, err
+	}
+	return out, nil
 }
 
-// checkPendingRetry refuses to make task a second pending retry_payment of
-// its invoice.
-func (h *heldShard) checkPendingRetry(task domain.Task) error {
-	if task.Type != domain.TypeRetryPayment {
-		return nil
-	}
-	if other, ok := h.sh.pendingRetry(task.StripeInvoiceID); ok && other.task.ID != task.ID {
-		return fmt.Errorf("task %s: %w: invoice %s already has a pending retry", task.ID, domain.ErrConflict, task.StripeInvoiceID)
-	}
-	return nil
-}
-
-// Delete removes the merchant's task unless it is running.
-func (r taskRepo) Delete(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) error {
-	return r.s.do(ctx, r.t, func(t *tx) error {
-		h, rec, err := t.merchantTask(ctx, merchant, id)
-		if err != nil {
+func (c scope) Delete(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) error {
+	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		t, err := u.s.find(ten, id)
+		switch {
+		case err != nil:
 			return err
-		}
-		if rec.task.Status == domain.StatusRunning {
+		case t.Status == domain.StatusRunning:
 			return fmt.Errorf("delete task %s: %w: it is running", id, domain.ErrConflict)
 		}
-		h.deleteTask(rec.task.ID)
+		u.remove(t)
 		return nil
 	})
 }
 
-// CountByStatus returns the merchant's counts; statuses without tasks are
-// absent.
-func (r taskRepo) CountByStatus(ctx context.Context, merchant domain.MerchantID) (map[domain.TaskStatus]int, error) {
-	var out map[domain.TaskStatus]int
-	err := r.s.do(ctx, r.t, func(t *tx) error {
-		h, err := t.shard(ctx, merchant)
-		if err != nil {
-			return err
+func (c scope) CountByStatus(ctx context.Context, merchant domain.MerchantID) (map[domain.TaskStatus]int, error) {
+	counts := map[domain.TaskStatus]int{}
+	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
+		for _, t := range ten.list {
+			counts[t.Status]++
 		}
-		out = h.sh.countsMap()
 		return nil
 	})
-	return out, err
+	return counts, err
 }
 
-// Exists looks the id up among committed tasks, or, inside a unit of work,
-// as that unit of work sees them.
-func (r taskRepo) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	if r.t != nil {
-		if r.t.closed {
-			return false, fmt.Errorf("%w: unit of work already ended", domain.ErrInvalid)
-		}
-		for _, h := range r.t.w.held {
-			if h.sh.has(id) {
-				return true, nil
-			}
-			if r.s.ownerIs(id, h.sh) {
-				return false, nil // deleted by this unit of work
-			}
-		}
-	}
-	return r.s.taskOwned(id), nil
-}
-
-func (s *Store) ownerIs(id domain.TaskID, sh *shard) bool {
-	k, ok := lookupKey(id)
-	if !ok {
-		return false
-	}
-	s.globalMu.Lock()
-	defer s.globalMu.Unlock()
-	i, ok := s.owners[k]
-	return ok && i == sh.index
-}
-
-// merchantTask takes the merchant's shard and finds the task in it: the
-// task is reached only through its merchant, and ErrNotFound when that
-// merchant has no such task.
-func (t *tx) merchantTask(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (*heldShard, taskRecord, error) {
-	h, err := t.shard(ctx, merchant)
-	if err != nil {
-		return nil, taskRecord{}, err
-	}
-	rec, ok := h.sh.get(id)
-	if !ok {
-		return nil, taskRecord{}, fmt.Errorf("task %s: %w", id, domain.ErrNotFound)
-	}
-	return h, rec, nil
+func (c scope) Exists(ctx context.Context, id domain.TaskID) (bool, error) {
+	var ok bool
+	err := c.do(ctx, func(u *unit) error {
+		canon, err := domain.ParseTaskID(string(id))
+		ok = err == nil && u.s.tasks[canon] != nil
+		return nil
+	})
+	return ok, err
 }
