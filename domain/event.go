@@ -32,6 +32,11 @@ type Invoice struct {
 	HostedInvoiceURL   string
 	AttemptCount       int
 	NextPaymentAttempt *time.Time // nil: Stripe will not retry on its own
+	// DeclineCode is the decline code of its latest failed payment, when
+	// a read of the invoice told it (events do not), DeclinedAt when that
+	// payment failed.
+	DeclineCode string
+	DeclinedAt  time.Time
 }
 
 // Settled reports whether the invoice needs nothing more: paid, void, or
@@ -53,6 +58,10 @@ type Charge struct {
 	InvoiceID     string // empty: a charge outside any invoice
 	Amount        int64
 	Currency      string
+	// DeclineCode is why the charge failed: the issuer's decline code
+	// when there is one, else Stripe's failure code.
+	DeclineCode string
+	Created     time.Time
 }
 
 // Subscription is the part of a Stripe subscription the policy reads.

@@ -24,48 +24,65 @@ type CancelSelector struct {
 	Reason string
 }
 
-// InvoiceAmount is what the recovery figures record of a failed invoice.
-type InvoiceAmount struct {
-	InvoiceID string
-	Amount    int64
-	Currency  string
-}
-
-// Effects is what one event does to one merchant's data. The webhook use case
-// applies all of it, with the event's idempotency lock, in one transaction.
-type Effects struct {
+// Decision is what one event, or a fact a task run learned, does to one
+// merchant's tasks. The caller applies all of it in the unit of work that
+// recorded the fact (and, for an event, took its lock).
+type Decision struct {
 	Action string
-	// Schedule lists the tasks to create; their ID, MerchantID and times
-	// are set, the storage applies the "at most one" rules.
+	// Cancel names pending tasks that become cancelled; it is applied
+	// before Schedule.
+	Cancel []CancelSelector
+	// Schedule lists tasks to store; the storage applies the "at most
+	// one" rules (a retry_payment or end_dunning replaces the invoice's
+	// pending one).
 	Schedule []Task
-	// Cancel, when set, names pending tasks that become cancelled.
-	Cancel *CancelSelector
-	// Failed, when set, records a failed payment on an invoice.
-	Failed *InvoiceAmount
-	// Recovered, when set, records that an invoice was paid (it counts as
-	// recovered only if a failure was recorded for it before).
-	Recovered *InvoiceAmount
 }
 
-// Policy is the dunning policy: which event makes which tasks.
-type Policy struct {
-	// RetryDelays[i] is how long after a failed attempt i+1 recoup retries
-	// the payment itself, when Stripe will not. Attempts past the list get
-	// no retry.
-	RetryDelays []time.Duration
+// FactOf returns the invoice fact an event reports, and false for an
+// event that reports none. An event without a time is dated now.
+func FactOf(ev Event, now time.Time) (InvoiceFact, bool) {
+	at := ev.Created
+	if at.IsZero() {
+		at = now
+	}
+	switch ev.Type {
+	case EventInvoicePaymentFailed:
+		if inv := ev.Invoice; inv != nil {
+			return InvoiceFact{Kind: FactFailed, InvoiceID: inv.ID, CustomerID: inv.CustomerID, SubscriptionID: inv.SubscriptionID,
+				Currency: inv.Currency, AmountDue: inv.AmountDue, At: at, AttemptCount: inv.AttemptCount, StripeRetryAt: inv.NextPaymentAttempt}, true
+		}
+	case EventChargeFailed:
+		if ch := ev.Charge; ch != nil && ch.InvoiceID != "" {
+			if !ch.Created.IsZero() {
+				at = ch.Created
+			}
+			return InvoiceFact{Kind: FactDeclined, InvoiceID: ch.InvoiceID, CustomerID: ch.CustomerID, Currency: ch.Currency,
+				DeclineCode: ch.DeclineCode, At: at}, true
+		}
+	case EventInvoicePaid, EventInvoiceVoided, EventInvoiceMarkedUncollectible:
+		if inv := ev.Invoice; inv != nil {
+			f := InvoiceFact{InvoiceID: inv.ID, CustomerID: inv.CustomerID, SubscriptionID: inv.SubscriptionID, Currency: inv.Currency, At: at}
+			switch ev.Type {
+			case EventInvoicePaid:
+				f.Kind, f.Amount, f.AttemptCount = FactPaid, inv.AmountPaid, inv.AttemptCount
+			case EventInvoiceVoided:
+				f.Kind, f.Status = FactClosed, InvoiceVoid
+			default:
+				f.Kind, f.Status = FactClosed, InvoiceUncollectible
+			}
+			return f, true
+		}
+	}
+	return InvoiceFact{}, false
 }
 
-// DefaultPolicy is recoup's default dunning policy: retries 1, 3, 5 and 7 days after
-// failed attempts 1 to 4.
-func DefaultPolicy() Policy {
-	const day = 24 * time.Hour
-	return Policy{RetryDelays: []time.Duration{1 * day, 3 * day, 5 * day, 7 * day}}
-}
-
-// Apply returns the effects of ev for merchant at time now. An event of a
-// type the policy does not handle has Action ActionIgnored and no effects.
-// An event of a handled type without the object it needs is ErrInvalid.
-func (p Policy) Apply(ev Event, merchant MerchantID, now time.Time) (Effects, error) {
+// Decide returns what ev does for merchant at now, by the merchant's
+// policy p. For an event that reports an invoice fact (FactOf), rec is the
+// invoice's record with that fact merged; for any other it is ignored. An
+// event of a handled type without the object it needs is ErrInvalid; an
+// event of a type the policy does not handle has Action ActionIgnored and
+// does nothing.
+func Decide(ev Event, rec InvoiceRecord, p DunningPolicy, merchant MerchantID, now time.Time) (Decision, error) {
 	newTask := func(typ TaskType, runAt time.Time) Task {
 		return Task{
 			ID: TaskID(NewID()), MerchantID: merchant, Type: typ, Status: StatusPending,
@@ -76,61 +93,117 @@ func (p Policy) Apply(ev Event, merchant MerchantID, now time.Time) (Effects, er
 	case EventInvoicePaymentFailed, EventInvoicePaymentActionRequired:
 		inv := ev.Invoice
 		if inv == nil || inv.ID == "" {
-			return Effects{}, fmt.Errorf("%w: %s without an invoice", ErrInvalid, ev.Type)
+			return Decision{}, fmt.Errorf("%w: %s without an invoice", ErrInvalid, ev.Type)
 		}
-		fromInvoice := func(typ TaskType, runAt time.Time) Task {
+		fromInvoice := func(typ TaskType, runAt time.Time, attempt int) Task {
 			t := newTask(typ, runAt)
 			t.StripeCustomerID, t.CustomerEmail = inv.CustomerID, inv.CustomerEmail
 			t.StripeInvoiceID, t.StripeSubscriptionID, t.StripeChargeID = inv.ID, inv.SubscriptionID, inv.ChargeID
 			t.AmountDue, t.Currency, t.HostedInvoiceURL = inv.AmountDue, inv.Currency, inv.HostedInvoiceURL
-			t.InvoiceAttempt = inv.AttemptCount
+			t.InvoiceAttempt = attempt
 			return t
 		}
 		if ev.Type == EventInvoicePaymentActionRequired {
-			return Effects{Action: ActionScheduled, Schedule: []Task{fromInvoice(TypeNotifyActionRequired, now)}}, nil
+			if !p.Emails.ActionRequired {
+				return Decision{Action: ActionNothingToDo}, nil
+			}
+			return Decision{Action: ActionScheduled, Schedule: []Task{fromInvoice(TypeNotifyActionRequired, now, inv.AttemptCount)}}, nil
 		}
-		eff := Effects{
-			Action:   ActionScheduled,
-			Schedule: append(make([]Task, 0, 2), fromInvoice(TypeNotifyPaymentFailed, now)),
-			Failed:   &InvoiceAmount{InvoiceID: inv.ID, Amount: inv.AmountDue, Currency: inv.Currency},
+		// The email of each failed attempt always runs: it reads the
+		// failure's decline code from Stripe and re-plans, and sends only
+		// if the policy's switch is on when it runs.
+		d := Decision{Action: ActionScheduled, Schedule: []Task{fromInvoice(TypeNotifyPaymentFailed, now, inv.AttemptCount)}}
+		for i, h := range p.Emails.ReminderHours {
+			if at := rec.FirstFailedAt.Add(time.Duration(h) * time.Hour); at.After(now) {
+				d.Schedule = append(d.Schedule, fromInvoice(TypeNotifyReminder, at, i+1))
+			}
 		}
-		if n := inv.AttemptCount; inv.NextPaymentAttempt == nil && n >= 1 && n <= len(p.RetryDelays) {
-			eff.Schedule = append(eff.Schedule, fromInvoice(TypeRetryPayment, now.Add(p.RetryDelays[n-1])))
-		}
-		return eff, nil
+		plan := Replan(rec, p, fromInvoice(TypeRetryPayment, now, 0), now)
+		d.Cancel, d.Schedule = plan.Cancel, append(d.Schedule, plan.Schedule...)
+		return d, nil
 
 	case EventChargeFailed:
 		ch := ev.Charge
 		if ch == nil || ch.ID == "" {
-			return Effects{}, fmt.Errorf("%w: %s without a charge", ErrInvalid, ev.Type)
+			return Decision{}, fmt.Errorf("%w: %s without a charge", ErrInvalid, ev.Type)
 		}
 		if ch.InvoiceID != "" {
-			return Effects{Action: ActionNothingToDo}, nil // the invoice's own events cover it
+			// The invoice's own events make its tasks; its charge tells
+			// the decline code, which may change the plan.
+			t := newTask(TypeRetryPayment, now)
+			t.StripeCustomerID, t.CustomerEmail, t.StripeInvoiceID, t.StripeChargeID = ch.CustomerID, ch.CustomerEmail, ch.InvoiceID, ch.ID
+			t.AmountDue, t.Currency, t.StripeSubscriptionID = rec.AmountDue, rec.Currency, rec.SubscriptionID
+			d := Replan(rec, p, t, now)
+			d.Action = ActionNothingToDo
+			if len(d.Schedule) > 0 || len(d.Cancel) > 0 {
+				d.Action = ActionScheduled
+			}
+			return d, nil
+		}
+		if !p.Emails.ChargeFailed {
+			return Decision{Action: ActionNothingToDo}, nil
 		}
 		t := newTask(TypeNotifyChargeFailed, now)
 		t.StripeCustomerID, t.CustomerEmail, t.StripeChargeID = ch.CustomerID, ch.CustomerEmail, ch.ID
-		t.AmountDue, t.Currency = ch.Amount, ch.Currency
-		return Effects{Action: ActionScheduled, Schedule: []Task{t}}, nil
+		t.AmountDue, t.Currency, t.DeclineCode = ch.Amount, ch.Currency, ch.DeclineCode
+		return Decision{Action: ActionScheduled, Schedule: []Task{t}}, nil
 
 	case EventCustomerSubscriptionDeleted:
 		sub := ev.Subscription
 		if sub == nil || sub.ID == "" {
-			return Effects{}, fmt.Errorf("%w: %s without a subscription", ErrInvalid, ev.Type)
+			return Decision{}, fmt.Errorf("%w: %s without a subscription", ErrInvalid, ev.Type)
 		}
-		return Effects{Action: ActionCancelled, Cancel: &CancelSelector{SubscriptionID: sub.ID}}, nil
+		return Decision{Action: ActionCancelled, Cancel: []CancelSelector{{SubscriptionID: sub.ID, Reason: ReasonSubscriptionDeleted}}}, nil
 
 	case EventInvoicePaid, EventInvoiceVoided, EventInvoiceMarkedUncollectible:
 		inv := ev.Invoice
 		if inv == nil || inv.ID == "" {
-			return Effects{}, fmt.Errorf("%w: %s without an invoice", ErrInvalid, ev.Type)
+			return Decision{}, fmt.Errorf("%w: %s without an invoice", ErrInvalid, ev.Type)
 		}
-		eff := Effects{Action: ActionCancelled, Cancel: &CancelSelector{InvoiceID: inv.ID}}
-		if ev.Type == EventInvoicePaid {
-			eff.Recovered = &InvoiceAmount{InvoiceID: inv.ID, Amount: inv.AmountPaid, Currency: inv.Currency}
-		}
-		return eff, nil
+		reason := map[string]string{EventInvoicePaid: ReasonPaid, EventInvoiceVoided: ReasonVoided,
+			EventInvoiceMarkedUncollectible: ReasonUncollectible}[ev.Type]
+		return Decision{Action: ActionCancelled, Cancel: []CancelSelector{{InvoiceID: inv.ID, Reason: reason}}}, nil
 	}
-	return Effects{Action: ActionIgnored}, nil
+	return Decision{Action: ActionIgnored}, nil
+}
+
+// Replan returns the tasks that carry out p.Plan(rec) for the invoice: its
+// pending retry_payment and end_dunning scheduled, moved or cancelled, so
+// that the merchant's task list always shows what recoup will do next.
+// like is a task about the invoice whose descriptive fields (customer,
+// email, amount, event…) the new tasks copy; its id and type are not
+// used.
+func Replan(rec InvoiceRecord, p DunningPolicy, like Task, now time.Time) Decision {
+	step := p.Plan(rec)
+	if !rec.Failed() {
+		return Decision{}
+	}
+	task := func(typ TaskType, runAt time.Time) Task {
+		t := like
+		t.ID, t.Type, t.Status, t.RunAt = TaskID(NewID()), typ, StatusPending, runAt
+		t.InvoiceAttempt, t.DeclineCode, t.Attempts, t.LastError, t.Reason = rec.Attempts(), rec.DeclineCode, 0, "", ""
+		t.StripeInvoiceID = rec.InvoiceID
+		t.StripeSubscriptionID = fill(rec.SubscriptionID, t.StripeSubscriptionID)
+		t.StripeCustomerID = fill(rec.CustomerID, t.StripeCustomerID)
+		t.CreatedAt, t.UpdatedAt = now, now
+		return t
+	}
+	cancel := func(reason string, types ...TaskType) CancelSelector {
+		return CancelSelector{InvoiceID: rec.InvoiceID, Types: types, Reason: reason}
+	}
+	switch {
+	case !step.RetryAt.IsZero():
+		return Decision{
+			Cancel:   []CancelSelector{cancel(ReasonSuperseded, TypeEndDunning)},
+			Schedule: []Task{task(TypeRetryPayment, step.RetryAt)},
+		}
+	case !step.EndAt.IsZero():
+		return Decision{
+			Cancel:   []CancelSelector{cancel(step.Reason, TypeRetryPayment)},
+			Schedule: []Task{task(TypeEndDunning, step.EndAt)},
+		}
+	}
+	return Decision{Cancel: []CancelSelector{cancel(step.Reason, TypeRetryPayment, TypeEndDunning)}}
 }
 
 // RecoveryStats are one merchant's recovery figures.
