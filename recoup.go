@@ -62,9 +62,6 @@ type Options struct {
 	// judges the webhook signatures' timestamps (300 s tolerance), so a
 	// fixed clock must be near the time the deliveries are signed at.
 	Clock ports.Clock
-	// Policy decides which event makes which tasks; nil is
-	// domain.DefaultPolicy (see docs/api.md).
-	Policy *domain.Policy
 	// Worker tunes the task worker; zero fields take app.DefaultWorkerConfig.
 	Worker app.WorkerConfig
 	// CursorKey authenticates the task list's cursors. Every process that
@@ -90,6 +87,7 @@ type Service struct {
 	webhooks  *app.WebhookService
 	tasks     *app.TaskService
 	merchants *app.MerchantService
+	policies  *app.PolicyService
 	worker    *app.Worker
 	cursorKey []byte
 	pruner    *app.EventPruner
@@ -112,10 +110,6 @@ func New(opts Options) (*Service, error) {
 	if storage == nil {
 		storage = memory.New(clock)
 	}
-	policy := domain.DefaultPolicy()
-	if opts.Policy != nil {
-		policy = *opts.Policy
-	}
 	notifier := opts.Notifier
 	if notifier == nil {
 		notifier = email.NewLogNotifier(log)
@@ -137,13 +131,15 @@ func New(opts Options) (*Service, error) {
 		}
 		verifier = v
 	}
-	worker, err := app.NewWorker(opts.Worker, storage.Queue(), storage.Merchants(), opts.Gateway, notifier, clock, log)
-	if err != nil {
-		return nil, fmt.Errorf("recoup: worker: %w", err)
-	}
 	obs := opts.Observer
 	if obs == nil {
 		obs = ports.NopObserver{}
+	}
+	worker, err := app.NewWorker(opts.Worker, app.WorkerPorts{
+		Storage: storage, Gateway: opts.Gateway, Notifier: notifier, Clock: clock, Logger: log, Observer: obs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recoup: worker: %w", err)
 	}
 	return &Service{
 		storage:  storage,
@@ -152,11 +148,12 @@ func New(opts Options) (*Service, error) {
 		obs:      obs,
 		verifier: verifier,
 		webhooks: app.NewWebhookService(storage, app.WebhookConfig{
-			Policy: &policy, Livemode: opts.Livemode, Clock: clock, Logger: log, Observer: obs,
+			Livemode: opts.Livemode, Clock: clock, Logger: log, Observer: obs,
 		}),
+		policies:  app.NewPolicyService(storage.Policies()),
 		tasks:     app.NewTaskService(storage.Tasks(), storage.Ledger(), clock),
 		merchants: app.NewMerchantService(storage.Merchants(), clock),
-		worker:    worker.WithObserver(obs),
+		worker:    worker,
 		cursorKey: cursorKey,
 		pruner:    app.NewEventPruner(storage, retention, clock, log),
 	}, nil
@@ -178,6 +175,10 @@ func (s *Service) Storage() ports.Storage { return s.storage }
 // Tasks returns the tenant task use cases. Each takes the merchant and
 // scopes its storage query to it.
 func (s *Service) Tasks() *app.TaskService { return s.tasks }
+
+// Policies returns the dunning policy use cases: each merchant's policy,
+// read and replaced.
+func (s *Service) Policies() *app.PolicyService { return s.policies }
 
 // Merchants returns the merchant use cases: onboarding a Stripe connected
 // account as a merchant, and its API keys.
@@ -243,7 +244,8 @@ func (s *Service) needVerifier() ports.WebhookVerifier {
 // reaches its own tasks: the use cases scope every query to the merchant
 // the resolver returned.
 func (s *Service) TaskAPI(resolver httpapi.MerchantResolver) http.Handler {
-	return s.wakeOnSuccess(httpapi.NewTaskAPI(s.tasks, s.resolver(resolver), httpapi.TaskAPIOptions{CursorKey: s.cursorKey, Logger: s.log}))
+	return s.wakeOnSuccess(httpapi.NewTaskAPI(s.tasks, s.resolver(resolver),
+		httpapi.TaskAPIOptions{CursorKey: s.cursorKey, Logger: s.log, Policies: s.policies}))
 }
 
 // AdminAPI returns the admin API (POST /admin/merchants, its API keys),
@@ -278,7 +280,7 @@ type HandlerOptions struct {
 // Mount serves it under a prefix of your own mux.
 func (s *Service) Handler(opts HandlerOptions) http.Handler {
 	return s.wakeOnSuccess(httpapi.NewServer(httpapi.Config{
-		Verifier: s.needVerifier(), Webhooks: s.webhooks, Tasks: s.tasks, Merchants: s.merchants,
+		Verifier: s.needVerifier(), Webhooks: s.webhooks, Tasks: s.tasks, Merchants: s.merchants, Policies: s.policies,
 		Resolver: s.resolver(opts.Resolver), AdminToken: opts.AdminToken, CursorKey: s.cursorKey,
 		Ready: s.storage.Ping, Metrics: opts.Metrics, Requests: opts.Requests, Observer: s.obs,
 		AuthLimiter: opts.AuthLimiter, Logger: s.log,

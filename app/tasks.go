@@ -13,12 +13,12 @@ import (
 // and the storage query itself is scoped to it.
 type TaskService struct {
 	tasks  ports.TenantTaskRepository
-	ledger ports.RecoveryLedger
+	ledger ports.InvoiceLedger
 	clock  ports.Clock
 }
 
 // NewTaskService returns the tenant task use cases.
-func NewTaskService(tasks ports.TenantTaskRepository, ledger ports.RecoveryLedger, clock ports.Clock) *TaskService {
+func NewTaskService(tasks ports.TenantTaskRepository, ledger ports.InvoiceLedger, clock ports.Clock) *TaskService {
 	return &TaskService{tasks: tasks, ledger: ledger, clock: clock}
 }
 

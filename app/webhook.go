@@ -22,8 +22,6 @@ type WebhookResult struct {
 
 // WebhookConfig tunes the webhook use case. Every zero field has a default.
 type WebhookConfig struct {
-	// Policy decides what each event does; nil is domain.DefaultPolicy.
-	Policy *domain.Policy
 	// Livemode says which Stripe mode's events count: events of the other
 	// mode are acknowledged and ignored, so that a test event never acts
 	// on live data.
@@ -40,7 +38,6 @@ type WebhookConfig struct {
 type WebhookService struct {
 	store     ports.Storage
 	merchants *merchantCache
-	policy    domain.Policy
 	clock     ports.Clock
 	livemode  bool
 	log       *slog.Logger
@@ -50,11 +47,8 @@ type WebhookService struct {
 // NewWebhookService returns the webhook use case on store.
 func NewWebhookService(store ports.Storage, cfg WebhookConfig) *WebhookService {
 	s := &WebhookService{
-		store: store, merchants: newMerchantCache(store.Merchants()), policy: domain.DefaultPolicy(),
+		store: store, merchants: newMerchantCache(store.Merchants()),
 		clock: cfg.Clock, livemode: cfg.Livemode, log: cfg.Logger, obs: cfg.Observer,
-	}
-	if cfg.Policy != nil {
-		s.policy = *cfg.Policy
 	}
 	if s.clock == nil {
 		s.clock = ports.SystemClock{}
@@ -117,10 +111,8 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 	}
 	res.MerchantID = merchant.ID
 
-	effects, err := s.policy.Apply(ev, merchant.ID, s.clock.Now())
-	if err != nil {
-		return res, err
-	}
+	now := s.clock.Now()
+	fact, hasFact := domain.FactOf(ev, now)
 	err = s.store.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
 		lockStart := time.Now()
 		locked, err := tx.Events().AttemptEventLock(ctx, ev.ID)
@@ -134,17 +126,46 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 			return nil
 		}
 		duplicate = false // a retry of the unit of work may take the lock after all
-		ids, err := apply(ctx, tx, merchant.ID, effects, s.clock)
+		// The policy is read in the unit of work, so that a policy stored
+		// before this event applies to it.
+		policy := domain.DefaultDunningPolicy()
+		if needsPolicy(ev.Type) {
+			if policy, err = tx.Policies().Policy(ctx, merchant.ID); err != nil {
+				return fmt.Errorf("read policy: %w", err)
+			}
+		}
+		var rec domain.InvoiceRecord
+		if hasFact {
+			if rec, err = tx.Ledger().Record(ctx, merchant.ID, fact); err != nil {
+				return fmt.Errorf("record invoice %s: %w", fact.InvoiceID, err)
+			}
+		}
+		d, err := domain.Decide(ev, rec, policy, merchant.ID, now)
 		if err != nil {
 			return err
 		}
-		res.Processed, res.Action, res.Tasks = true, effects.Action, ids
+		ids, err := apply(ctx, tx, merchant.ID, d, now)
+		if err != nil {
+			return err
+		}
+		res.Processed, res.Action, res.Tasks = true, d.Action, ids
 		return nil
 	})
 	if err != nil {
 		return WebhookResult{MerchantID: merchant.ID}, err
 	}
 	return res, nil
+}
+
+// needsPolicy reports whether events of this type are decided by the
+// merchant's policy; the others (payments, closings, deleted
+// subscriptions) only cancel, whatever it says.
+func needsPolicy(eventType string) bool {
+	switch eventType {
+	case domain.EventInvoicePaymentFailed, domain.EventInvoicePaymentActionRequired, domain.EventChargeFailed:
+		return true
+	}
+	return false
 }
 
 // deliveryOutcome names a delivery's outcome for the Observer.
@@ -160,33 +181,26 @@ func deliveryOutcome(res WebhookResult, err error, duplicate bool) string {
 	return ports.DeliveryIgnored
 }
 
-// apply writes an event's effects inside the transaction holding its lock.
-func apply(ctx context.Context, tx ports.Tx, merchant domain.MerchantID, eff domain.Effects, clock ports.Clock) ([]domain.TaskID, error) {
-	ids := make([]domain.TaskID, 0, len(eff.Schedule))
-	if len(eff.Schedule) > 0 {
-		stored, err := tx.Tasks().Schedule(ctx, merchant, eff.Schedule)
-		if err != nil {
-			return nil, fmt.Errorf("schedule tasks: %w", err)
-		}
-		for _, t := range stored {
-			ids = append(ids, t.ID)
-		}
-	}
-	if eff.Cancel != nil {
-		cancelled, err := tx.Tasks().CancelPending(ctx, merchant, *eff.Cancel, clock.Now())
+// apply carries out a decision in the unit of work that made it (the
+// event's, holding its lock, or a task run's): cancellations first, then
+// the tasks to schedule. It returns the ids of the tasks cancelled,
+// stored or moved.
+func apply(ctx context.Context, tx ports.Tx, merchant domain.MerchantID, d domain.Decision, now time.Time) ([]domain.TaskID, error) {
+	ids := make([]domain.TaskID, 0, len(d.Schedule))
+	for _, sel := range d.Cancel {
+		cancelled, err := tx.Tasks().CancelPending(ctx, merchant, sel, now)
 		if err != nil {
 			return nil, fmt.Errorf("cancel tasks: %w", err)
 		}
 		ids = append(ids, cancelled...)
 	}
-	if eff.Failed != nil {
-		if err := tx.Ledger().RecordFailure(ctx, merchant, *eff.Failed, clock.Now()); err != nil {
-			return nil, fmt.Errorf("record failure: %w", err)
+	if len(d.Schedule) > 0 {
+		stored, err := tx.Tasks().Schedule(ctx, merchant, d.Schedule)
+		if err != nil {
+			return nil, fmt.Errorf("schedule tasks: %w", err)
 		}
-	}
-	if eff.Recovered != nil {
-		if err := tx.Ledger().RecordPaid(ctx, merchant, *eff.Recovered, clock.Now()); err != nil {
-			return nil, fmt.Errorf("record payment: %w", err)
+		for _, t := range stored {
+			ids = append(ids, t.ID)
 		}
 	}
 	return ids, nil

@@ -99,11 +99,13 @@ func (c WorkerConfig) withDefaults() (WorkerConfig, error) {
 var ErrNoPaymentGateway = merchantError("payment retries are disabled: no Stripe API key is configured")
 
 // Worker runs due tasks: it claims them from the queue, re-reads their
-// invoice, pays or emails, and records the outcome. Several workers, in one
-// process or many, may share one queue: the claim gives each task to one.
+// invoice, pays, emails or ends dunning, and records the outcome with
+// what it learned (a decline code, a payment) and the new plan it makes.
+// Several workers, in one process or many, may share one store: the claim
+// gives each task to one.
 type Worker struct {
 	cfg       WorkerConfig
-	queue     ports.TaskQueue
+	store     ports.Storage
 	merchants *merchantCache
 	gateway   ports.PaymentGateway // nil: no Stripe key
 	notifier  ports.Notifier
@@ -113,35 +115,50 @@ type Worker struct {
 	wake      chan struct{}
 }
 
-// NewWorker returns a worker. gateway may be nil (STRIPE_API_KEY unset):
-// payment retries then fail with ErrNoPaymentGateway and emails go out
-// without re-reading the invoice. A nil logger discards.
-func NewWorker(cfg WorkerConfig, queue ports.TaskQueue, merchants ports.MerchantDirectory, gateway ports.PaymentGateway,
-	notifier ports.Notifier, clock ports.Clock, log *slog.Logger) (*Worker, error) {
+// WorkerPorts are what a Worker acts through.
+type WorkerPorts struct {
+	// Storage holds the tasks, merchants, policies and invoice records.
+	// Required.
+	Storage ports.Storage
+	// Gateway acts on Stripe; nil (no Stripe key) makes payment retries
+	// fail with ErrNoPaymentGateway and emails go out without re-reading
+	// the invoice.
+	Gateway ports.PaymentGateway
+	// Notifier sends the customer emails. Required.
+	Notifier ports.Notifier
+	// Clock tells the time; nil is the system clock.
+	Clock ports.Clock
+	// Logger receives a line per task run; nil discards.
+	Logger *slog.Logger
+	// Observer is told every task run's type, outcome and duration; nil:
+	// nobody.
+	Observer ports.Observer
+}
+
+// NewWorker returns a worker; ErrInvalid when cfg is out of range or a
+// required port is missing.
+func NewWorker(cfg WorkerConfig, p WorkerPorts) (*Worker, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if queue == nil || merchants == nil || notifier == nil || clock == nil {
-		return nil, fmt.Errorf("%w: worker needs a queue, a merchant directory, a notifier and a clock", domain.ErrInvalid)
+	if p.Storage == nil || p.Notifier == nil {
+		return nil, fmt.Errorf("%w: worker needs a storage and a notifier", domain.ErrInvalid)
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	w := &Worker{
+		cfg: cfg, store: p.Storage, merchants: newMerchantCache(p.Storage.Merchants()), gateway: p.Gateway,
+		notifier: p.Notifier, clock: p.Clock, log: p.Logger, obs: p.Observer, wake: make(chan struct{}, 1),
 	}
-	return &Worker{
-		cfg: cfg, queue: queue, merchants: newMerchantCache(merchants), gateway: gateway, notifier: notifier,
-		clock: clock, log: log, obs: ports.NopObserver{}, wake: make(chan struct{}, 1),
-	}, nil
-}
-
-// WithObserver makes obs receive every task run's type, outcome and
-// duration (nil: nobody) and returns w. Call it while wiring, before Run.
-func (w *Worker) WithObserver(obs ports.Observer) *Worker {
-	if obs == nil {
-		obs = ports.NopObserver{}
+	if w.clock == nil {
+		w.clock = ports.SystemClock{}
 	}
-	w.obs = obs
-	return w
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.obs == nil {
+		w.obs = ports.NopObserver{}
+	}
+	return w, nil
 }
 
 // runOutcome names a task run's outcome for the Observer; recordErr is the
@@ -201,7 +218,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		// empty claim with nothing in flight means the queue is drained.
 		more := false
 		if free := w.cfg.Concurrency - inflight; free > 0 && ctx.Err() == nil {
-			tasks, err := w.queue.ClaimDue(ctx, w.clock.Now(), w.cfg.Lease, free)
+			tasks, err := w.store.Queue().ClaimDue(ctx, w.clock.Now(), w.cfg.Lease, free)
 			if err != nil && ctx.Err() == nil {
 				w.log.LogAttrs(ctx, slog.LevelError, "worker: claim due tasks", slog.String("error", err.Error()))
 			}
@@ -253,7 +270,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // and returns how many it ran once all are recorded. Tests and benchmarks
 // use it to step the worker; Run is the long-lived loop.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
-	tasks, err := w.queue.ClaimDue(ctx, w.clock.Now(), w.cfg.Lease, w.cfg.Concurrency)
+	tasks, err := w.store.Queue().ClaimDue(ctx, w.clock.Now(), w.cfg.Lease, w.cfg.Concurrency)
 	if err != nil {
 		return 0, fmt.Errorf("claim due tasks: %w", err)
 	}
@@ -265,41 +282,56 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	return len(tasks), nil
 }
 
+// run is how one attempt of a task ended: the result to record, the error
+// that made it fail (for the log), and, when the attempt learned something
+// of the invoice, the fact to record with the result and re-plan from.
+type run struct {
+	res   domain.TaskResult
+	cause error
+	fact  *domain.InvoiceFact
+	// replan asks for the invoice's plan to be made again with the result,
+	// from what its record already holds.
+	replan bool
+}
+
 // runTask executes one claimed task and records its outcome. ctx is not
 // cancelled by shutdown: a task that started is finished and recorded.
 func (w *Worker) runTask(ctx context.Context, t domain.Task) {
 	start := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, w.cfg.TaskTimeout)
-	res, cause := w.execute(runCtx, t)
+	r := w.execute(runCtx, t)
 	cancel()
-	res.At = w.clock.Now()
+	r.res.At = w.clock.Now()
 
-	err := w.queue.Finish(ctx, t.MerchantID, t.ID, t.Attempts, res)
-	if errors.Is(err, domain.ErrConflict) && res.Status == domain.StatusPending && t.Type == domain.TypeRetryPayment {
-		// A later failure of the invoice scheduled a new retry while this
-		// one ran, and an invoice has at most one pending retry: this one is
-		// superseded. If the claim was lost instead, this conflicts too.
-		res = domain.TaskResult{Status: domain.StatusCancelled, At: res.At,
-			LastError: res.LastError + "; superseded by a newer retry of the invoice"}
-		err = w.queue.Finish(ctx, t.MerchantID, t.ID, t.Attempts, res)
+	err := w.record(ctx, t, r)
+	if errors.Is(err, domain.ErrConflict) && r.res.Status == domain.StatusPending && t.Type == domain.TypeRetryPayment {
+		// A new plan for the invoice scheduled another retry while this
+		// one ran, and an invoice has at most one pending retry: this one
+		// is superseded. If the claim was lost instead, this conflicts too.
+		r.res = domain.TaskResult{Status: domain.StatusCancelled, At: r.res.At, Reason: domain.ReasonSuperseded,
+			LastError: r.res.LastError + "; superseded by a newer retry of the invoice"}
+		err = w.record(ctx, t, run{res: r.res})
 	}
-	w.obs.TaskRun(string(t.Type), runOutcome(res, err), time.Since(start))
+	w.obs.TaskRun(string(t.Type), runOutcome(r.res, err), time.Since(start))
 
 	attrs := []slog.Attr{
 		slog.String("task_id", string(t.ID)), slog.String("merchant_id", string(t.MerchantID)),
 		slog.String("type", string(t.Type)), slog.Int("attempt", t.Attempts),
-		slog.String("status", string(res.Status)), slog.Duration("duration", time.Since(start)),
+		slog.String("status", string(r.res.Status)), slog.Duration("duration", time.Since(start)),
 	}
-	if res.Status == domain.StatusPending {
-		attrs = append(attrs, slog.Time("run_at", res.RunAt))
+	if r.res.Reason != "" {
+		attrs = append(attrs, slog.String("reason", r.res.Reason))
 	}
-	if res.LastError != "" {
-		attrs = append(attrs, slog.String("last_error", res.LastError))
+	if r.res.Status == domain.StatusPending {
+		attrs = append(attrs, slog.Time("run_at", r.res.RunAt))
 	}
-	if cause != nil {
+	if r.res.LastError != "" {
+		attrs = append(attrs, slog.String("last_error", r.res.LastError))
+	}
+	if r.cause != nil {
 		// The whole detail, which last_error leaves out, with the
 		// customer's address masked.
-		attrs = append(attrs, slog.String("cause", maskEmails(cause.Error())))
+		attrs = append(attrs, slog.String("cause", maskEmails(r.cause.Error())))
 	}
 	switch {
 	case errors.Is(err, domain.ErrConflict):
@@ -312,31 +344,67 @@ func (w *Worker) runTask(ctx context.Context, t domain.Task) {
 		w.log.LogAttrs(ctx, slog.LevelError, "worker: record task outcome", append(attrs, slog.String("error", err.Error()))...)
 	default:
 		level := slog.LevelInfo
-		if res.Status == domain.StatusFailed {
+		if r.res.Status == domain.StatusFailed {
 			level = slog.LevelWarn
 		}
 		w.log.LogAttrs(ctx, level, "worker: task run", attrs...)
 	}
 }
 
-// execute does one attempt of t and says how it ended, with the error that
-// made it fail, if any, for the log. A panic in it is a failed attempt like
-// any other error, so one bad task cannot stop the worker.
-func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskResult, cause error) {
+// record stores a run's result. A run that learned a fact of the invoice
+// records it in the same unit of work, and the plan it leads to: a new
+// retry, the end of dunning, or their cancellation.
+func (w *Worker) record(ctx context.Context, t domain.Task, r run) error {
+	if r.fact == nil && !r.replan {
+		return w.store.Queue().Finish(ctx, t.MerchantID, t.ID, t.Attempts, r.res)
+	}
+	return w.store.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+		if err := tx.Queue().Finish(ctx, t.MerchantID, t.ID, t.Attempts, r.res); err != nil {
+			return err
+		}
+		var rec domain.InvoiceRecord
+		var err error
+		if r.fact != nil {
+			rec, err = tx.Ledger().Record(ctx, t.MerchantID, *r.fact)
+		} else {
+			rec, err = tx.Ledger().Invoice(ctx, t.MerchantID, t.StripeInvoiceID)
+		}
+		if err != nil {
+			return fmt.Errorf("invoice record %s: %w", t.StripeInvoiceID, err)
+		}
+		policy, err := tx.Policies().Policy(ctx, t.MerchantID)
+		if err != nil {
+			return fmt.Errorf("read policy: %w", err)
+		}
+		now := w.clock.Now()
+		_, err = apply(ctx, tx, t.MerchantID, domain.Replan(rec, policy, t, now), now)
+		return err
+	})
+}
+
+// execute does one attempt of t and says how it ended. A panic in it is a
+// failed attempt like any other error, so one bad task cannot stop the
+// worker.
+func (w *Worker) execute(ctx context.Context, t domain.Task) (r run) {
 	defer func() {
-		if r := recover(); r != nil {
+		if p := recover(); p != nil {
 			w.log.LogAttrs(ctx, slog.LevelError, "worker: task panicked",
-				slog.String("task_id", string(t.ID)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-			res, cause = w.retryLater(t, fmt.Errorf("panic: %v", r))
+				slog.String("task_id", string(t.ID)), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			r = w.retryLater(t, fmt.Errorf("panic: %v", p))
 		}
 	}()
 
 	merchant, err := w.merchants.byMerchantID(ctx, t.MerchantID)
 	if err != nil {
 		if errors.Is(err, domain.ErrNotFound) {
-			return failResult(merchantError("the merchant no longer exists"))
+			return failed(merchantError("the merchant no longer exists"))
 		}
 		return w.retryLater(t, fmt.Errorf("find merchant: %w", err))
+	}
+	// A policy applies to the tasks run after it is stored.
+	policy, err := w.store.Policies().Policy(ctx, t.MerchantID)
+	if err != nil {
+		return w.retryLater(t, fmt.Errorf("read policy: %w", err))
 	}
 
 	// Stripe's events arrive out of order: the invoice may have been paid
@@ -349,41 +417,157 @@ func (w *Worker) execute(ctx context.Context, t domain.Task) (res domain.TaskRes
 			return w.outcome(t, err)
 		}
 		if got.Settled() {
-			return domain.TaskResult{Status: domain.StatusCancelled,
-				LastError: fmt.Sprintf("invoice %s is already %s; nothing to do", t.StripeInvoiceID, got.Status)}, nil
+			return cancelled(domain.ClosedReason(got.Status),
+				fmt.Sprintf("invoice %s is already %s; nothing to do", t.StripeInvoiceID, got.Status))
 		}
 		inv = &got
 	}
 
-	switch {
-	case t.Type == domain.TypeRetryPayment:
-		if w.gateway == nil {
-			return failResult(ErrNoPaymentGateway)
-		}
-		if t.StripeInvoiceID == "" {
-			return failResult(merchantError("the task names no invoice to pay"))
-		}
-		if err := w.gateway.PayInvoice(ctx, merchant.StripeAccountID, t.StripeInvoiceID, paymentKey(t)); err != nil {
-			return w.outcome(t, err)
-		}
-		return w.succeed(t), nil
-
-	case t.Type.IsNotification():
-		n := notificationFor(t, merchant, inv)
-		if n.To == "" {
-			return failResult(merchantError("no customer email address to notify"))
-		}
-		if err := w.notifier.Notify(ctx, n); err != nil {
-			return w.outcome(t, &emailError{err: fmt.Errorf("send %s email: %w", t.Type, err)})
-		}
-		return w.succeed(t), nil
+	switch t.Type {
+	case domain.TypeRetryPayment:
+		return w.retryPayment(ctx, t, merchant, policy)
+	case domain.TypeEndDunning:
+		return w.endDunning(ctx, t, merchant, policy, inv)
 	}
-	return failResult(merchantError(fmt.Sprintf("unknown task type %q", t.Type)))
+	if t.Type.IsNotification() {
+		return w.notify(ctx, t, merchant, policy, inv)
+	}
+	return failed(merchantError(fmt.Sprintf("unknown task type %q", t.Type)))
 }
 
-// paymentKey is the Stripe idempotency key of a retry_payment run (see
-// domain.RunKey): a run repeated after a crash cannot charge twice, and the
-// next scheduled run is a new request Stripe really tries.
+// retryPayment pays the invoice on the merchant's account, if the plan
+// still wants an attempt: a policy stored since the task was scheduled,
+// or a decline learned meanwhile, may have ended it.
+func (w *Worker) retryPayment(ctx context.Context, t domain.Task, m domain.Merchant, policy domain.DunningPolicy) run {
+	if w.gateway == nil {
+		return failed(ErrNoPaymentGateway)
+	}
+	if t.StripeInvoiceID == "" {
+		return failed(merchantError("the task names no invoice to pay"))
+	}
+	rec, err := w.store.Ledger().Invoice(ctx, t.MerchantID, t.StripeInvoiceID)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		// No record: a task from before the invoice ledger, or one a
+		// merchant made; pay as asked.
+	case err != nil:
+		return w.retryLater(t, fmt.Errorf("read invoice record: %w", err))
+	default:
+		if step := policy.Plan(rec); step.RetryAt.IsZero() {
+			r := cancelled(step.Reason, "the policy plans no further attempt now: "+step.Reason)
+			r.replan = true
+			return r
+		}
+	}
+	err = w.gateway.PayInvoice(ctx, m.StripeAccountID, t.StripeInvoiceID, paymentKey(t))
+	if err == nil {
+		r := succeeded(t, domain.ReasonPaid)
+		r.fact = &domain.InvoiceFact{Kind: domain.FactRecoupPaid, InvoiceID: t.StripeInvoiceID, At: w.clock.Now()}
+		return r
+	}
+	var pe *domain.PaymentError
+	if errors.As(err, &pe) && (pe.Kind == domain.PaymentHardDecline || pe.Kind == domain.PaymentSoftDecline) {
+		// A decline is an attempt: it counts in the invoice's budget, and
+		// the plan decides what comes next (another attempt on the
+		// schedule, or none after a hard decline).
+		r := failed(err)
+		r.res.Reason, r.res.DeclineCode = domain.ReasonDeclined, pe.Code
+		r.fact = &domain.InvoiceFact{Kind: domain.FactRecoupDeclined, InvoiceID: t.StripeInvoiceID, DeclineCode: pe.Code, At: w.clock.Now()}
+		return r
+	}
+	return w.outcome(t, err)
+}
+
+// endDunning does what the policy says when an invoice's dunning ends,
+// through the Stripe API with the run's idempotency key, so that a run
+// repeated after a crash acts once.
+func (w *Worker) endDunning(ctx context.Context, t domain.Task, m domain.Merchant, policy domain.DunningPolicy, inv *domain.Invoice) run {
+	action := policy.OnExhausted
+	if action == domain.ExhaustedNone {
+		return succeeded(t, string(action))
+	}
+	if w.gateway == nil {
+		return failed(ErrNoPaymentGateway)
+	}
+	var err error
+	switch action {
+	case domain.ExhaustedCancelSubscription:
+		sub := t.StripeSubscriptionID
+		if inv != nil && inv.SubscriptionID != "" {
+			sub = inv.SubscriptionID
+		}
+		if sub == "" {
+			r := succeeded(t, string(domain.ExhaustedNone))
+			r.res.LastError = "the invoice has no subscription to cancel"
+			return r
+		}
+		err = w.gateway.CancelSubscription(ctx, m.StripeAccountID, sub, paymentKey(t))
+	case domain.ExhaustedMarkUncollectible:
+		err = w.gateway.MarkUncollectible(ctx, m.StripeAccountID, t.StripeInvoiceID, paymentKey(t))
+	default:
+		return failed(merchantError(fmt.Sprintf("unknown on_exhausted %q", action)))
+	}
+	if err != nil {
+		return w.outcome(t, err)
+	}
+	return succeeded(t, string(action))
+}
+
+// notify sends a customer email, when the policy sends it. The email of a
+// failed payment first reads the failure's decline code, which the
+// invoice's plan depends on, and asks for a new card after a hard decline.
+func (w *Worker) notify(ctx context.Context, t domain.Task, m domain.Merchant, policy domain.DunningPolicy, inv *domain.Invoice) run {
+	var fact *domain.InvoiceFact
+	code := t.DeclineCode
+	if t.Type == domain.TypeNotifyPaymentFailed && inv != nil && inv.DeclineCode != "" {
+		code = inv.DeclineCode
+		at := inv.DeclinedAt
+		if at.IsZero() {
+			at = t.CreatedAt
+		}
+		fact = &domain.InvoiceFact{Kind: domain.FactDeclined, InvoiceID: t.StripeInvoiceID, DeclineCode: code, At: at}
+	}
+	with := func(r run) run {
+		r.fact = fact
+		if code != "" {
+			r.res.DeclineCode = code
+		}
+		return r
+	}
+	if !emailOn(policy, t.Type) {
+		return with(cancelled(domain.ReasonPolicyOff, "the policy does not send this email"))
+	}
+	n := notificationFor(t, m, inv)
+	n.NewCardNeeded = policy.HardDecline(code)
+	if n.To == "" {
+		return with(failed(merchantError("no customer email address to notify")))
+	}
+	if err := w.notifier.Notify(ctx, n); err != nil {
+		return with(w.outcome(t, &emailError{err: fmt.Errorf("send %s email: %w", t.Type, err)}))
+	}
+	return with(succeeded(t, domain.ReasonSent))
+}
+
+// emailOn reports whether the policy sends emails of this type now.
+func emailOn(p domain.DunningPolicy, typ domain.TaskType) bool {
+	switch typ {
+	case domain.TypeNotifyPaymentFailed:
+		return p.Emails.PaymentFailed
+	case domain.TypeNotifyActionRequired:
+		return p.Emails.ActionRequired
+	case domain.TypeNotifyChargeFailed:
+		return p.Emails.ChargeFailed
+	case domain.TypeNotifyCardExpiring:
+		return p.Emails.CardExpiring
+	case domain.TypeNotifyReminder:
+		return len(p.Emails.ReminderHours) > 0
+	}
+	return false
+}
+
+// paymentKey is the Stripe idempotency key of a run of a task that acts on
+// Stripe (see domain.RunKey): a run repeated after a crash cannot act
+// twice, and the next scheduled run is a new request Stripe really tries.
 func paymentKey(t domain.Task) string { return domain.RunKey(t) }
 
 // notificationFor builds the email of a notify_* task, preferring the
@@ -444,38 +628,43 @@ func merchantMessage(err error) string {
 
 // outcome classifies an error of an attempt: a hard decline or a
 // permanent error fails the task at once, anything else may pass later.
-func (w *Worker) outcome(t domain.Task, err error) (domain.TaskResult, error) {
+func (w *Worker) outcome(t domain.Task, err error) run {
 	if kind, ok := domain.PaymentErrorKindOf(err); ok {
 		switch kind {
 		case domain.PaymentHardDecline, domain.PaymentPermanent:
-			return failResult(err)
+			return failed(err)
 		}
 		return w.retryLater(t, err)
 	}
 	if errors.Is(err, domain.ErrInvalid) {
-		return failResult(err)
+		return failed(err)
 	}
 	return w.retryLater(t, err)
 }
 
-func (w *Worker) succeed(t domain.Task) domain.TaskResult {
-	// last_error keeps what went wrong before the attempt that worked.
-	return domain.TaskResult{Status: domain.StatusSucceeded, LastError: t.LastError}
+// succeeded ends a run that did its work; last_error keeps what went wrong
+// before the attempt that worked.
+func succeeded(t domain.Task, reason string) run {
+	return run{res: domain.TaskResult{Status: domain.StatusSucceeded, LastError: t.LastError, Reason: reason}}
 }
 
-func failResult(err error) (domain.TaskResult, error) {
-	return domain.TaskResult{Status: domain.StatusFailed, LastError: merchantMessage(err)}, err
+func cancelled(reason, why string) run {
+	return run{res: domain.TaskResult{Status: domain.StatusCancelled, Reason: reason, LastError: why}}
+}
+
+func failed(err error) run {
+	return run{res: domain.TaskResult{Status: domain.StatusFailed, LastError: merchantMessage(err), Reason: domain.ReasonError}, cause: err}
 }
 
 // retryLater sends t back to pending after a backoff, or fails it if it had
 // its last attempt.
-func (w *Worker) retryLater(t domain.Task, err error) (domain.TaskResult, error) {
+func (w *Worker) retryLater(t domain.Task, err error) run {
 	if t.Attempts >= w.cfg.MaxAttempts {
-		return domain.TaskResult{Status: domain.StatusFailed,
-			LastError: fmt.Sprintf("%s; gave up after %d attempts", merchantMessage(err), t.Attempts)}, err
+		return run{res: domain.TaskResult{Status: domain.StatusFailed, Reason: domain.ReasonError,
+			LastError: fmt.Sprintf("%s; gave up after %d attempts", merchantMessage(err), t.Attempts)}, cause: err}
 	}
-	return domain.TaskResult{Status: domain.StatusPending, RunAt: w.clock.Now().Add(w.backoff(t.Attempts)),
-		LastError: merchantMessage(err) + "; will retry"}, err
+	return run{res: domain.TaskResult{Status: domain.StatusPending, RunAt: w.clock.Now().Add(w.backoff(t.Attempts)),
+		LastError: merchantMessage(err) + "; will retry"}, cause: err}
 }
 
 // emailAddress matches what looks like an email address in a log line's

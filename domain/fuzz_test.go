@@ -58,12 +58,14 @@ func FuzzParseTaskID(f *testing.F) {
 	})
 }
 
-// FuzzPolicyApply drives the default policy with arbitrary decoded events,
+// FuzzDecide drives the default policy with arbitrary decoded events,
 // including the field values a forged or odd Stripe payload could carry
-// (negative or huge attempt counts, empty ids, unknown types). It never
-// panics, refuses only with ErrInvalid, and schedules only pending tasks of
-// the merchant and event, due no earlier than now.
-func FuzzPolicyApply(f *testing.F) {
+// (negative or huge attempt counts, empty ids, unknown types), through the
+// fact each reports and the record it makes. It never panics, refuses only
+// with ErrInvalid, schedules only pending tasks of the merchant and event,
+// emails due no earlier than now, and plans at most one retry or one end
+// of dunning, never a retry while Stripe retries or past the budget.
+func FuzzDecide(f *testing.F) {
 	types := []string{
 		domain.EventInvoicePaymentFailed, domain.EventInvoicePaymentActionRequired,
 		domain.EventCustomerSubscriptionDeleted, domain.EventChargeFailed,
@@ -82,7 +84,7 @@ func FuzzPolicyApply(f *testing.F) {
 
 	const merchant = domain.MerchantID("6f1d2c3b-4a59-4e68-8d7c-0b1a2f3e4d5c")
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	policy := domain.DefaultPolicy()
+	policy := domain.DefaultDunningPolicy()
 	f.Fuzz(func(t *testing.T, typ, objectID string, amount int64, attempt int, stripeRetries bool, object uint8, related string) {
 		ev := domain.Event{ID: "evt_fuzz", Type: typ, Account: "acct_fuzz", Created: now}
 		switch object % 4 {
@@ -93,39 +95,47 @@ func FuzzPolicyApply(f *testing.F) {
 				ev.Invoice.NextPaymentAttempt = &next
 			}
 		case 2:
-			ev.Charge = &domain.Charge{ID: objectID, InvoiceID: related, Amount: amount, Currency: "usd"}
+			ev.Charge = &domain.Charge{ID: objectID, InvoiceID: related, Amount: amount, Currency: "usd", DeclineCode: "stolen_card"}
 		case 3:
 			ev.Subscription = &domain.Subscription{ID: objectID}
 		}
-		eff, err := policy.Apply(ev, merchant, now)
+		var rec domain.InvoiceRecord
+		if fact, ok := domain.FactOf(ev, now); ok {
+			rec = rec.Apply(fact)
+		}
+		d, err := domain.Decide(ev, rec, policy, merchant, now)
 		if err != nil {
 			if !errors.Is(err, domain.ErrInvalid) {
-				t.Fatalf("Apply error does not wrap ErrInvalid: %v", err)
+				t.Fatalf("Decide error does not wrap ErrInvalid: %v", err)
 			}
 			return
 		}
-		if eff.Action == "" {
-			t.Fatalf("Apply(%s) returned no action", typ)
+		if d.Action == "" {
+			t.Fatalf("Decide(%s) returned no action", typ)
 		}
-		retries := 0
-		for _, task := range eff.Schedule {
+		planned := 0
+		for _, task := range d.Schedule {
 			if task.MerchantID != merchant || task.StripeEventID != ev.ID || task.Status != domain.StatusPending {
 				t.Fatalf("scheduled task not of this merchant and event, or not pending: %+v", task)
 			}
-			if task.RunAt.Before(now) {
-				t.Fatalf("task %s due %s, before now", task.Type, task.RunAt)
-			}
-			switch task.Type {
-			case domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed:
-			default:
+			if !task.Type.Valid() {
 				t.Fatalf("scheduled task of unknown type %q", task.Type)
 			}
-			if task.Type == domain.TypeRetryPayment {
-				retries++
+			if task.Type.IsNotification() && task.RunAt.Before(now) {
+				t.Fatalf("email %s due %s, before now", task.Type, task.RunAt)
+			}
+			switch task.Type {
+			case domain.TypeRetryPayment:
+				planned++
+				if stripeRetries || rec.Attempts() >= policy.MaxAttempts {
+					t.Fatalf("retry planned after %d attempts (Stripe retries: %v)", rec.Attempts(), stripeRetries)
+				}
+			case domain.TypeEndDunning:
+				planned++
 			}
 		}
-		if retries > 0 && (stripeRetries || attempt < 1 || attempt > len(policy.RetryDelays)) {
-			t.Fatalf("retry scheduled for attempt %d (Stripe retries: %v)", attempt, stripeRetries)
+		if planned > 1 {
+			t.Fatalf("%d retries and ends planned in one decision", planned)
 		}
 	})
 }

@@ -137,6 +137,7 @@ type InvoiceFact struct {
 // an older failure does not undo what a newer one said, a decline older
 // than a card update does not block again, and a payment counts once.
 func (r InvoiceRecord) Apply(f InvoiceFact) InvoiceRecord {
+	r.InvoiceID = fill(r.InvoiceID, f.InvoiceID)
 	r.CustomerID = fill(r.CustomerID, f.CustomerID)
 	r.SubscriptionID = fill(r.SubscriptionID, f.SubscriptionID)
 	r.Currency = fill(r.Currency, f.Currency)
@@ -146,9 +147,10 @@ func (r InvoiceRecord) Apply(f InvoiceFact) InvoiceRecord {
 	switch f.Kind {
 	case FactFailed:
 		r = r.failedAt(f.At)
-		if f.AttemptCount >= r.StripeAttempts {
+		// A failure is one attempt at least, whatever a count says.
+		if n := max(f.AttemptCount, 1); n >= r.StripeAttempts {
 			// The latest attempt says whether Stripe will try again.
-			r.StripeAttempts, r.StripeRetryAt = f.AttemptCount, f.StripeRetryAt
+			r.StripeAttempts, r.StripeRetryAt = n, f.StripeRetryAt
 			if f.AmountDue != 0 {
 				r.AmountDue = f.AmountDue
 			}

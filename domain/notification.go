@@ -9,7 +9,7 @@ import (
 // Notification is one customer email a notify_* task sends, in the terms a
 // template needs. The notifier renders it; nothing here knows SMTP.
 type Notification struct {
-	Type             TaskType // TypeNotifyPaymentFailed, TypeNotifyActionRequired or TypeNotifyChargeFailed
+	Type             TaskType // a notify_* type
 	TaskID           TaskID
 	Attempt          int    // the task attempt that sends it
 	To               string // the customer's email address
@@ -19,6 +19,9 @@ type Notification struct {
 	HostedInvoiceURL string // empty when there is no invoice (a bare charge)
 	InvoiceID        string
 	ChargeID         string
+	// NewCardNeeded: the payment was declined for good (a hard decline),
+	// so the email asks for another card rather than a new try.
+	NewCardNeeded bool
 	// IdempotencyKey names this task attempt's email: a resend of the same
 	// attempt carries the same key (and so the same Message-ID), which lets
 	// a mail system or a reader recognise the repeat.

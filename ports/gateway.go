@@ -12,8 +12,18 @@ import (
 // domain.PaymentErrorKindOf): its Kind tells the worker whether to fail the
 // task, count an attempt, or back off and retry.
 type PaymentGateway interface {
-	// Invoice re-reads an invoice on the connected account (status, amounts, email, hosted URL).
+	// Invoice re-reads an invoice on the connected account (status,
+	// amounts, email, hosted URL), with the decline code of its latest
+	// failed payment when it has one.
 	Invoice(ctx context.Context, account, invoiceID string) (domain.Invoice, error)
-	// PayInvoice tries to pay the invoice; idempotencyKey makes a repeat of the same attempt a no-op at Stripe.
+	// PayInvoice tries to pay the invoice; idempotencyKey makes a repeat
+	// of the same attempt a no-op at Stripe. A decline is a PaymentError
+	// of kind hard or soft decline, with its code.
 	PayInvoice(ctx context.Context, account, invoiceID, idempotencyKey string) error
+	// CancelSubscription cancels the subscription at once; idempotencyKey
+	// makes a repeat of the same request a no-op at Stripe.
+	CancelSubscription(ctx context.Context, account, subscriptionID, idempotencyKey string) error
+	// MarkUncollectible marks the invoice uncollectible; idempotencyKey
+	// makes a repeat of the same request a no-op at Stripe.
+	MarkUncollectible(ctx context.Context, account, invoiceID, idempotencyKey string) error
 }

@@ -29,6 +29,11 @@ func (a *taskAPI) routes(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/tasks/{id}", forMerchant(a.log, a.handleDelete))
 	mux.Handle("POST /api/tasks/{id}/retry", forMerchant(a.log, a.handleRetry))
 	mux.Handle("GET /api/stats", forMerchant(a.log, a.handleStats))
+	if a.policies != nil {
+		mux.Handle("GET /api/policy", forMerchant(a.log, a.handleGetPolicy))
+		mux.Handle("PUT /api/policy", forMerchant(a.log, a.handlePutPolicy))
+		mux.HandleFunc("/api/policy", methodNotAllowed(http.MethodGet, http.MethodPut))
+	}
 
 	mux.HandleFunc("/api/tasks", methodNotAllowed(http.MethodGet))
 	mux.HandleFunc("/api/tasks/{id}", methodNotAllowed(http.MethodGet, http.MethodDelete))

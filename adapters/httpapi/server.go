@@ -15,6 +15,7 @@ type Config struct {
 	Webhooks  *app.WebhookService   // required
 	Tasks     *app.TaskService      // required
 	Merchants *app.MerchantService  // required
+	Policies  *app.PolicyService    // required
 	// Resolver decides the merchant of a task API request; nil means
 	// APIKeyResolver over Merchants.
 	Resolver MerchantResolver
@@ -59,8 +60,8 @@ type server struct {
 // panics if a required dependency is missing: that is a wiring mistake,
 // found at start.
 func NewServer(cfg Config) http.Handler {
-	if cfg.Verifier == nil || cfg.Webhooks == nil || cfg.Tasks == nil || cfg.Merchants == nil {
-		panic("httpapi: NewServer needs Verifier, Webhooks, Tasks and Merchants")
+	if cfg.Verifier == nil || cfg.Webhooks == nil || cfg.Tasks == nil || cfg.Merchants == nil || cfg.Policies == nil {
+		panic("httpapi: NewServer needs Verifier, Webhooks, Tasks, Merchants and Policies")
 	}
 	s := &server{cfg: cfg, log: withLogHandler(orDiscard(cfg.Logger))}
 	resolver := cfg.Resolver
@@ -68,7 +69,7 @@ func NewServer(cfg Config) http.Handler {
 		resolver = APIKeyResolver{Merchants: cfg.Merchants}
 	}
 	s.webhook = NewWebhookHandler(cfg.Verifier, cfg.Webhooks, cfg.Observer, s.log)
-	s.tasks = NewTaskAPI(cfg.Tasks, resolver, TaskAPIOptions{CursorKey: cfg.CursorKey, Logger: s.log, AuthLimiter: cfg.AuthLimiter})
+	s.tasks = NewTaskAPI(cfg.Tasks, resolver, TaskAPIOptions{CursorKey: cfg.CursorKey, Logger: s.log, AuthLimiter: cfg.AuthLimiter, Policies: cfg.Policies})
 	s.admin = newAdminAPI(cfg.Merchants, cfg.AdminToken, cfg.AuthLimiter, s.log)
 	mux := http.NewServeMux()
 	s.routes(mux)

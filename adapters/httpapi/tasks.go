@@ -23,19 +23,24 @@ type TaskAPIOptions struct {
 	// AuthLimiter refuses clients that fail to authenticate too often; nil
 	// means no limit.
 	AuthLimiter *AuthLimiter
+	// Policies serves GET and PUT /api/policy, the merchant's dunning
+	// policy; nil leaves them out (404).
+	Policies *app.PolicyService
 }
 
 // taskAPI is the tenant task API. Each handler receives the merchant that
 // the resolver found and passes it to the use case, which scopes storage to
 // it: no handler can reach a task without a merchant.
 type taskAPI struct {
-	tasks   *app.TaskService
-	cursors cursorCodec
-	log     *slog.Logger
+	tasks    *app.TaskService
+	policies *app.PolicyService // nil: no policy routes
+	cursors  cursorCodec
+	log      *slog.Logger
 }
 
 // NewTaskAPI returns the tenant task API (GET /api/tasks, GET /api/stats,
-// GET, DELETE /api/tasks/{id}, POST /api/tasks/{id}/retry). Every request,
+// GET, DELETE /api/tasks/{id}, POST /api/tasks/{id}/retry, and with
+// opts.Policies GET and PUT /api/policy). Every request,
 // whatever its path, is first resolved to a merchant by resolver; a request
 // it refuses is answered 401 before any routing, and with
 // opts.AuthLimiter a client address with too many such refusals is
@@ -50,7 +55,7 @@ func NewTaskAPI(tasks *app.TaskService, resolver MerchantResolver, opts TaskAPIO
 	if tasks == nil || resolver == nil {
 		panic("httpapi: NewTaskAPI needs a task service and a merchant resolver")
 	}
-	api := &taskAPI{tasks: tasks, cursors: newCursorCodec(opts.CursorKey), log: orDiscard(opts.Logger)}
+	api := &taskAPI{tasks: tasks, policies: opts.Policies, cursors: newCursorCodec(opts.CursorKey), log: orDiscard(opts.Logger)}
 	mux := http.NewServeMux()
 	api.routes(mux)
 	return limitBody(MaxRequestBody, requireMerchant(resolver, opts.AuthLimiter, api.log, recordRoute(mux)))
@@ -229,6 +234,8 @@ type taskJSON struct {
 	Attempts             int               `json:"attempts"`
 	RunAt                string            `json:"run_at"`
 	LastError            string            `json:"last_error"`
+	DeclineCode          string            `json:"decline_code"`
+	Reason               string            `json:"reason"`
 	CreatedAt            string            `json:"created_at"`
 	UpdatedAt            string            `json:"updated_at"`
 }
@@ -240,7 +247,7 @@ func newTaskJSON(t domain.Task) taskJSON {
 		StripeInvoiceID: t.StripeInvoiceID, StripeSubscriptionID: t.StripeSubscriptionID,
 		StripeChargeID: t.StripeChargeID, CustomerEmail: t.CustomerEmail,
 		AmountDue: t.AmountDue, Currency: t.Currency, HostedInvoiceURL: t.HostedInvoiceURL,
-		Attempts: t.Attempts, RunAt: formatTime(t.RunAt), LastError: t.LastError,
+		Attempts: t.Attempts, RunAt: formatTime(t.RunAt), LastError: t.LastError, DeclineCode: t.DeclineCode, Reason: t.Reason,
 		CreatedAt: formatTime(t.CreatedAt), UpdatedAt: formatTime(t.UpdatedAt),
 	}
 }

@@ -374,10 +374,14 @@ func invoiceFromStripe(inv *stripego.Invoice) domain.Invoice {
 // else the receipt email, else an expanded customer.
 func chargeFromStripe(ch *stripego.Charge) *domain.Charge {
 	d := &domain.Charge{
-		ID:         ch.ID,
-		CustomerID: customerID(ch.Customer),
-		Amount:     ch.Amount,
-		Currency:   freeText(string(ch.Currency)),
+		ID:          ch.ID,
+		CustomerID:  customerID(ch.Customer),
+		Amount:      ch.Amount,
+		Currency:    freeText(string(ch.Currency)),
+		DeclineCode: chargeDeclineCode(ch),
+	}
+	if ch.Created > 0 {
+		d.Created = time.Unix(ch.Created, 0).UTC()
 	}
 	switch {
 	case ch.BillingDetails != nil && ch.BillingDetails.Email != "":
@@ -391,6 +395,21 @@ func chargeFromStripe(ch *stripego.Charge) *domain.Charge {
 		d.InvoiceID = ch.Invoice.ID
 	}
 	return d
+}
+
+// chargeDeclineCode is why a charge failed: the issuer's decline code,
+// which Stripe gives as the outcome's reason of an issuer decline, else
+// its failure code (card_declined, expired_card, …). A code that is not
+// plain lowercase (a forgery) is dropped.
+func chargeDeclineCode(ch *stripego.Charge) string {
+	code := ch.FailureCode
+	if o := ch.Outcome; o != nil && o.Type == "issuer_declined" && o.Reason != "" {
+		code = o.Reason
+	}
+	if !domain.ValidDeclineCode(code) {
+		return ""
+	}
+	return code
 }
 
 func customerID(c *stripego.Customer) string {

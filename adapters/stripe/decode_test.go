@@ -85,6 +85,29 @@ func TestDecodeInvoice(t *testing.T) {
 	}
 }
 
+func TestChargeDeclineCode(t *testing.T) {
+	for name, c := range map[string]struct {
+		m    func(map[string]any)
+		want string
+	}{
+		"the issuer's reason": {func(m map[string]any) {}, "do_not_honor"},
+		"a block: the failure code": {func(m map[string]any) {
+			m["outcome"].(map[string]any)["type"] = "blocked"
+			m["outcome"].(map[string]any)["reason"] = "highest_risk_level"
+		}, "card_declined"},
+		"no outcome: the failure code": {func(m map[string]any) { m["outcome"], m["failure_code"] = nil, "expired_card" }, "expired_card"},
+		"not a code: none":             {func(m map[string]any) { m["outcome"], m["failure_code"] = nil, "Expired Card" }, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			m := stripetest.Charge{ID: "ch_1", DeclineCode: "do_not_honor"}.Map()
+			c.m(m)
+			ev := verify(t, stripetest.Event{Type: domain.EventChargeFailed, Account: "acct_1", Object: m})
+			is.Equal(ev.Charge.DeclineCode, c.want)
+		})
+	}
+}
+
 func TestDecodeCharge(t *testing.T) {
 	cases := []struct {
 		name      string
@@ -99,9 +122,11 @@ func TestDecodeCharge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
 			tc.ch.ID, tc.ch.Customer, tc.ch.Amount, tc.ch.Currency = "ch_1", "cus_1", 1500, "usd"
+			tc.ch.DeclineCode, tc.ch.Created = "insufficient_funds", now
 			ev := verify(t, stripetest.Event{Type: domain.EventChargeFailed, Account: "acct_1", Object: tc.ch})
 			is.True(ev.Invoice == nil && ev.Subscription == nil) // only the charge
-			is.Equal(*ev.Charge, domain.Charge{ID: "ch_1", CustomerID: "cus_1", CustomerEmail: tc.wantEmail, Amount: 1500, Currency: "usd"})
+			is.Equal(*ev.Charge, domain.Charge{ID: "ch_1", CustomerID: "cus_1", CustomerEmail: tc.wantEmail, Amount: 1500, Currency: "usd",
+				DeclineCode: "insufficient_funds", Created: now})
 		})
 	}
 	t.Run("of an invoice, expanded", func(t *testing.T) {

@@ -115,7 +115,7 @@ func FuzzVerifyEvent(f *testing.F) {
 		f.Add(good, h)
 	}
 	v := newFuzzVerifier(f)
-	policy := domain.DefaultPolicy()
+	policy := domain.DefaultDunningPolicy()
 	f.Fuzz(func(t *testing.T, payload []byte, header string) {
 		ev, err := v.VerifyEvent(payload, header)
 		if err != nil {
@@ -143,7 +143,7 @@ func FuzzVerifiedEvent(f *testing.F) {
 		f.Add(p)
 	}
 	v := newFuzzVerifier(f)
-	policy := domain.DefaultPolicy()
+	policy := domain.DefaultDunningPolicy()
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		ev, err := v.VerifyEvent(payload, stripetest.Sign(payload, fuzzSecret, fuzzNow))
 		if err != nil {
@@ -175,7 +175,7 @@ func FuzzVerifiedEventFields(f *testing.F) {
 	}
 	f.Add(domain.EventInvoicePaymentFailed, "invoice", "in_1", "cus_1", int64(1)<<40, int64(1)<<62, int64(-1)<<62, false)
 	v := newFuzzVerifier(f)
-	policy := domain.DefaultPolicy()
+	policy := domain.DefaultDunningPolicy()
 	f.Fuzz(func(t *testing.T, typ, kind, id, customer string, count, amount, next int64, expand bool) {
 		obj := map[string]any{
 			"object": kind, "id": id, "customer": customer, "attempt_count": count,
@@ -205,9 +205,10 @@ func FuzzVerifiedEventFields(f *testing.F) {
 }
 
 // checkEvent holds for every event the verifier accepts: it has an id and
-// a type, and the policy either refuses it as ErrInvalid or returns
-// effects that are well formed for the merchant.
-func checkEvent(t *testing.T, policy domain.Policy, ev domain.Event) {
+// a type, and the policy's decision on it (from the record of the fact it
+// reports) either refuses it as ErrInvalid or is well formed for the
+// merchant.
+func checkEvent(t *testing.T, policy domain.DunningPolicy, ev domain.Event) {
 	t.Helper()
 	if ev.ID == "" || ev.Type == "" {
 		t.Fatalf("accepted an event without id or type: %+v", ev)
@@ -221,25 +222,35 @@ func checkEvent(t *testing.T, policy domain.Policy, ev domain.Event) {
 	if objects > 1 {
 		t.Fatalf("event %s decoded into %d objects, at most one expected", ev.ID, objects)
 	}
-	eff, err := policy.Apply(ev, fuzzMerchant, fuzzNow)
+	var rec domain.InvoiceRecord
+	if fact, ok := domain.FactOf(ev, fuzzNow); ok {
+		rec = rec.Apply(fact)
+	}
+	d, err := domain.Decide(ev, rec, policy, fuzzMerchant, fuzzNow)
 	if err != nil {
 		if !errors.Is(err, domain.ErrInvalid) {
 			t.Fatalf("policy error does not wrap ErrInvalid: %v", err)
 		}
 		return
 	}
-	if eff.Action == "" {
+	if d.Action == "" {
 		t.Fatalf("policy returned no action for %s", ev.Type)
 	}
-	for _, task := range eff.Schedule {
+	for _, task := range d.Schedule {
 		if task.MerchantID != fuzzMerchant || task.StripeEventID != ev.ID || task.Status != domain.StatusPending {
 			t.Fatalf("scheduled task not of this merchant and event, or not pending: %+v", task)
 		}
 		if _, err := domain.ParseTaskID(string(task.ID)); err != nil {
 			t.Fatalf("scheduled task has a bad id %q: %v", task.ID, err)
 		}
-		if task.RunAt.Before(fuzzNow) {
-			t.Fatalf("task %s due %s, before the event was handled", task.Type, task.RunAt)
+		// Emails are due from now; a retry or an end follows the
+		// invoice's last failure, whenever the event says it was.
+		due := fuzzNow
+		if task.Type == domain.TypeRetryPayment || task.Type == domain.TypeEndDunning {
+			due = rec.LastFailedAt
+		}
+		if task.RunAt.Before(due) {
+			t.Fatalf("task %s due %s, before %s", task.Type, task.RunAt, due)
 		}
 	}
 }

@@ -102,11 +102,76 @@ func (g *Gateway) Invoice(ctx context.Context, account, invoiceID string) (domai
 	params := &stripego.InvoiceParams{}
 	params.Context = ctx
 	params.SetStripeAccount(account)
+	// The latest charge and the payment intent tell why the last payment
+	// failed, in the same request.
+	params.AddExpand("charge")
+	params.AddExpand("payment_intent")
 	inv, err := g.api.Invoices.Get(invoiceID, params)
 	if err != nil {
 		return domain.Invoice{}, g.classify(ctx, err, *status, "read invoice "+invoiceID)
 	}
-	return invoiceFromStripe(inv), nil
+	d := invoiceFromStripe(inv)
+	d.DeclineCode, d.DeclinedAt = lastDecline(inv)
+	return d, nil
+}
+
+// lastDecline is the decline code of the invoice's latest failed payment
+// and when it happened: the payment intent's last error (its decline
+// code, else its code), else the failed latest charge's; "" if neither
+// failed.
+func lastDecline(inv *stripego.Invoice) (string, time.Time) {
+	var at time.Time
+	ch := inv.Charge
+	failedCharge := ch != nil && ch.Status == stripego.ChargeStatusFailed
+	if failedCharge && ch.Created > 0 {
+		at = time.Unix(ch.Created, 0).UTC()
+	}
+	if pi := inv.PaymentIntent; pi != nil && pi.LastPaymentError != nil {
+		if c := string(pi.LastPaymentError.DeclineCode); domain.ValidDeclineCode(c) {
+			return c, at
+		}
+		if c := string(pi.LastPaymentError.Code); domain.ValidDeclineCode(c) {
+			return c, at
+		}
+	}
+	if failedCharge {
+		return chargeDeclineCode(ch), at
+	}
+	return "", time.Time{}
+}
+
+// CancelSubscription cancels the subscription at once on the connected
+// account.
+func (g *Gateway) CancelSubscription(ctx context.Context, account, subscriptionID, idempotencyKey string) error {
+	if err := g.checkKeyed(account, subscriptionID, idempotencyKey); err != nil {
+		return err
+	}
+	ctx, status := withStatus(ctx)
+	params := &stripego.SubscriptionCancelParams{}
+	params.Context = ctx
+	params.SetStripeAccount(account)
+	params.SetIdempotencyKey(idempotencyKey)
+	if _, err := g.api.Subscriptions.Cancel(subscriptionID, params); err != nil {
+		return g.classify(ctx, err, *status, "cancel subscription "+subscriptionID)
+	}
+	return nil
+}
+
+// MarkUncollectible marks the invoice uncollectible on the connected
+// account.
+func (g *Gateway) MarkUncollectible(ctx context.Context, account, invoiceID, idempotencyKey string) error {
+	if err := g.checkKeyed(account, invoiceID, idempotencyKey); err != nil {
+		return err
+	}
+	ctx, status := withStatus(ctx)
+	params := &stripego.InvoiceMarkUncollectibleParams{}
+	params.Context = ctx
+	params.SetStripeAccount(account)
+	params.SetIdempotencyKey(idempotencyKey)
+	if _, err := g.api.Invoices.MarkUncollectible(invoiceID, params); err != nil {
+		return g.classify(ctx, err, *status, "mark invoice "+invoiceID+" uncollectible")
+	}
+	return nil
 }
 
 // PayInvoice asks Stripe to pay the invoice now with the customer's default
@@ -117,8 +182,8 @@ func (g *Gateway) PayInvoice(ctx context.Context, account, invoiceID, idempotenc
 	if err := g.check(account, invoiceID); err != nil {
 		return err
 	}
-	if idempotencyKey == "" {
-		return &domain.PaymentError{Kind: domain.PaymentPermanent, Op: "pay invoice " + invoiceID, Message: "an idempotency key is required", Err: domain.ErrInvalid}
+	if err := g.checkKeyed(account, invoiceID, idempotencyKey); err != nil {
+		return err
 	}
 	ctx, status := withStatus(ctx)
 	params := &stripego.InvoicePayParams{}
@@ -131,12 +196,24 @@ func (g *Gateway) PayInvoice(ctx context.Context, account, invoiceID, idempotenc
 	return nil
 }
 
-func (g *Gateway) check(account, invoiceID string) error {
+func (g *Gateway) check(account, id string) error {
 	if g.api == nil {
 		return errNoAPIKey
 	}
-	if account == "" || invoiceID == "" {
-		return &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "a connected account and an invoice id are required", Err: domain.ErrInvalid}
+	if account == "" || id == "" {
+		return &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "a connected account and an object id are required", Err: domain.ErrInvalid}
+	}
+	return nil
+}
+
+// checkKeyed is check for a call that changes something, which needs an
+// idempotency key.
+func (g *Gateway) checkKeyed(account, id, idempotencyKey string) error {
+	if err := g.check(account, id); err != nil {
+		return err
+	}
+	if idempotencyKey == "" {
+		return &domain.PaymentError{Kind: domain.PaymentPermanent, Message: "an idempotency key is required", Err: domain.ErrInvalid}
 	}
 	return nil
 }

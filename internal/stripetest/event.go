@@ -297,7 +297,11 @@ type Charge struct {
 	Currency     string // "" → usd
 	Status       string // "" → failed
 	FailureCode  string // "" → card_declined when Status is failed
-	Livemode     bool
+	// DeclineCode is the issuer's reason, outcome.reason ("" →
+	// generic_decline) when Status is failed.
+	DeclineCode string
+	Created     time.Time // zero → a minute ago
+	Livemode    bool
 }
 
 // Map renders the charge object as a map.
@@ -311,15 +315,21 @@ func (c Charge) Map() map[string]any {
 	if c.Status == "" {
 		c.Status = "failed"
 	}
+	if c.Created.IsZero() {
+		c.Created = time.Now().Add(-time.Minute)
+	}
 	var failureCode, failureMessage, outcome any
 	if c.Status == "failed" {
 		if c.FailureCode == "" {
 			c.FailureCode = "card_declined"
 		}
+		if c.DeclineCode == "" {
+			c.DeclineCode = "generic_decline"
+		}
 		failureCode, failureMessage = c.FailureCode, "Your card was declined."
 		outcome = map[string]any{
 			"network_status": "declined_by_network",
-			"reason":         "generic_decline",
+			"reason":         c.DeclineCode,
 			"risk_level":     "normal",
 			"risk_score":     32,
 			"seller_message": "The bank did not return any further details with this decline.",
@@ -340,7 +350,7 @@ func (c Charge) Map() map[string]any {
 			"phone":   nil,
 		},
 		"captured":                        false,
-		"created":                         time.Now().Add(-time.Minute).Unix(),
+		"created":                         c.Created.Unix(),
 		"currency":                        c.Currency,
 		"customer":                        nullable(c.Customer),
 		"description":                     nil,
