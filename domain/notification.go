@@ -22,6 +22,15 @@ type Notification struct {
 	// NewCardNeeded: the payment was declined for good (a hard decline),
 	// so the email asks for another card rather than a new try.
 	NewCardNeeded bool
+	// UpdateURL, when set, is the customer's link to update their payment
+	// method (and pay): the email's one call to action, in place of the
+	// hosted invoice.
+	UpdateURL string
+	// The card of a card_expiring email.
+	CardBrand    string
+	CardLast4    string
+	CardExpMonth int
+	CardExpYear  int
 	// IdempotencyKey names this task attempt's email: a resend of the same
 	// attempt carries the same key (and so the same Message-ID), which lets
 	// a mail system or a reader recognise the repeat.

@@ -40,6 +40,8 @@ func templateStems() map[domain.TaskType]string {
 		domain.TypeNotifyPaymentFailed:  "payment_failed",
 		domain.TypeNotifyActionRequired: "action_required",
 		domain.TypeNotifyChargeFailed:   "charge_failed",
+		domain.TypeNotifyReminder:       "reminder",
+		domain.TypeNotifyCardExpiring:   "card_expiring",
 	}
 }
 
@@ -74,12 +76,17 @@ func mustRenderer() *Renderer {
 
 // view is what the templates see.
 type view struct {
-	Subject    string
-	Merchant   string
-	Amount     string
-	InvoiceURL string
-	InvoiceID  string
-	ChargeID   string
+	Subject  string
+	Merchant string
+	Amount   string
+	// Link is the email's one call to action: the update link when there
+	// is one, else the hosted invoice.
+	Link      string
+	InvoiceID string
+	ChargeID  string
+	NewCard   bool   // the card was declined for good
+	Card      string // "Visa card ending in 4242", for card_expiring
+	Expiry    string // "08/2027"
 }
 
 // Render renders n. ErrInvalid if its type sends no email.
@@ -89,11 +96,19 @@ func (r *Renderer) Render(n domain.Notification) (Message, error) {
 		return Message{}, fmt.Errorf("%w: no email for task type %q", domain.ErrInvalid, n.Type)
 	}
 	v := view{
-		Merchant:   oneLine(n.MerchantName),
-		Amount:     FormatAmount(n.Amount, n.Currency),
-		InvoiceURL: n.HostedInvoiceURL,
-		InvoiceID:  n.InvoiceID,
-		ChargeID:   n.ChargeID,
+		Merchant:  oneLine(n.MerchantName),
+		Amount:    FormatAmount(n.Amount, n.Currency),
+		Link:      n.UpdateURL,
+		InvoiceID: n.InvoiceID,
+		ChargeID:  n.ChargeID,
+		NewCard:   n.NewCardNeeded,
+		Card:      cardName(n.CardBrand, n.CardLast4),
+	}
+	if v.Link == "" {
+		v.Link = n.HostedInvoiceURL
+	}
+	if n.CardExpMonth >= 1 && n.CardExpMonth <= 12 {
+		v.Expiry = fmt.Sprintf("%02d/%d", n.CardExpMonth, n.CardExpYear)
 	}
 	var subject, text, html bytes.Buffer
 	if err := tp.text.ExecuteTemplate(&subject, "subject", v); err != nil {
@@ -107,6 +122,19 @@ func (r *Renderer) Render(n domain.Notification) (Message, error) {
 		return Message{}, fmt.Errorf("render %s html: %w", n.Type, err)
 	}
 	return Message{To: n.To, Subject: v.Subject, Text: text.String(), HTML: html.String()}, nil
+}
+
+// cardName is how an email names a card: "Visa card ending in 4242", or
+// just "card" when nothing is known of it.
+func cardName(brand, last4 string) string {
+	name := "card"
+	if b := oneLine(brand); b != "" && b != "unknown" {
+		name = strings.ToUpper(b[:1]) + b[1:] + " card"
+	}
+	if l := oneLine(last4); l != "" {
+		name += " ending in " + l
+	}
+	return name
 }
 
 // oneLine keeps a value that ends up in a header on one line.

@@ -62,6 +62,7 @@ func TestRender(t *testing.T) {
 		{domain.TypeNotifyPaymentFailed, "Your payment of $20.00 to Acme Books did not go through"},
 		{domain.TypeNotifyActionRequired, "Action required: confirm your payment of $20.00 to Acme Books"},
 		{domain.TypeNotifyChargeFailed, "Your payment of $20.00 to Acme Books was declined"},
+		{domain.TypeNotifyReminder, "Reminder: your payment of $20.00 to Acme Books is still due"},
 	}
 	for _, c := range cases {
 		t.Run(string(c.typ), func(t *testing.T) {
@@ -109,6 +110,51 @@ func TestRender(t *testing.T) {
 		msg, err := r.Render(n)
 		is.NoErr(err)                                      // render
 		is.True(!strings.ContainsAny(msg.Subject, "\r\n")) // no header injection
+	})
+
+	t.Run("the update link is the one call to action", func(t *testing.T) {
+		is := is.New(t)
+		for _, typ := range []domain.TaskType{domain.TypeNotifyPaymentFailed, domain.TypeNotifyReminder, domain.TypeNotifyActionRequired, domain.TypeNotifyCardExpiring} {
+			n := notification(typ)
+			n.UpdateURL = "https://recoup.example/update/tok_123"
+			msg, err := r.Render(n)
+			is.NoErr(err)
+			is.True(strings.Contains(msg.Text, n.UpdateURL))              // in the text
+			is.Equal(strings.Count(msg.HTML, "href="), 1)                 // one link in the HTML
+			is.True(strings.Contains(msg.HTML, `href="`+n.UpdateURL+`"`)) // and it is the update link
+			is.True(!strings.Contains(msg.Text, n.HostedInvoiceURL))      // instead of the invoice
+		}
+	})
+
+	t.Run("a hard decline asks for a new card", func(t *testing.T) {
+		is := is.New(t)
+		n := notification(domain.TypeNotifyPaymentFailed)
+		n.NewCardNeeded = true
+		msg, err := r.Render(n)
+		is.NoErr(err)
+		is.Equal(msg.Subject, "Please update your card for Acme Books")
+		is.True(strings.Contains(msg.Text, "add another card"))
+		is.True(strings.Contains(msg.HTML, "Add a new card"))
+	})
+
+	t.Run("an expiring card", func(t *testing.T) {
+		is := is.New(t)
+		n := notification(domain.TypeNotifyCardExpiring)
+		n.CardBrand, n.CardLast4, n.CardExpMonth, n.CardExpYear = "visa", "4242", 8, 2027
+		msg, err := r.Render(n)
+		is.NoErr(err)
+		is.Equal(msg.Subject, "Your card for Acme Books expires soon")
+		is.True(strings.Contains(msg.Text, "Visa card ending in 4242"))
+		is.True(strings.Contains(msg.Text, "08/2027"))
+	})
+
+	t.Run("amounts in the currency's own format", func(t *testing.T) {
+		is := is.New(t)
+		n := notification(domain.TypeNotifyPaymentFailed)
+		n.Amount, n.Currency = 5000, "jpy"
+		msg, err := r.Render(n)
+		is.NoErr(err)
+		is.True(strings.Contains(msg.Subject, "¥5,000")) // a zero-decimal currency
 	})
 
 	t.Run("not an email task", func(t *testing.T) {
