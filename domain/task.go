@@ -86,14 +86,17 @@ type Task struct {
 	StripeInvoiceID      string
 	StripeSubscriptionID string
 	StripeChargeID       string
-	CustomerEmail        string
-	AmountDue            int64 // minor units
-	Currency             string
-	HostedInvoiceURL     string
+	// StripePaymentMethodID is the card of a notify_card_expiring.
+	StripePaymentMethodID string
+	CustomerEmail         string
+	AmountDue             int64 // minor units
+	Currency              string
+	HostedInvoiceURL      string
 	// InvoiceAttempt keys the "at most one" rules of some types: the
 	// invoice's attempt_count for a notify_payment_failed or
 	// notify_action_required, the invoice's attempts so far for a
-	// retry_payment, the reminder's number for a notify_reminder.
+	// retry_payment, the reminder's number for a notify_reminder, the
+	// card's expiry month (yyyymm) for a notify_card_expiring.
 	InvoiceAttempt int
 	Attempts       int // executions so far
 	RunAt          time.Time
@@ -171,6 +174,9 @@ type TaskResult struct {
 	// DeclineCode, when set, replaces the task's.
 	DeclineCode string
 	At          time.Time
+	// Messages report the outcome to the merchant's webhook endpoints
+	// (task.succeeded, …): stored with it, or not at all.
+	Messages []OutboundMessage
 }
 
 // StorableText reports whether every string can be kept as text by any
@@ -190,7 +196,7 @@ func StorableText(ss ...string) bool {
 // StorableText.
 func (t Task) CheckText() error {
 	if !StorableText(string(t.ID), string(t.MerchantID), string(t.Type), string(t.Status), t.StripeEventID,
-		t.StripeCustomerID, t.StripeInvoiceID, t.StripeSubscriptionID, t.StripeChargeID, t.CustomerEmail,
+		t.StripeCustomerID, t.StripeInvoiceID, t.StripeSubscriptionID, t.StripeChargeID, t.StripePaymentMethodID, t.CustomerEmail,
 		t.Currency, t.HostedInvoiceURL, t.LastError, t.DeclineCode, t.Reason) {
 		return fmt.Errorf("%w: task %s: text holds a NUL character", ErrInvalid, t.ID)
 	}

@@ -35,6 +35,8 @@ type TenantTaskRepository interface {
 	//     of its type is not stored again;
 	//   - a notify_charge_failed whose charge (when it names one) already
 	//     has one is not stored again;
+	//   - a notify_card_expiring whose (payment method, InvoiceAttempt,
+	//     the expiry month as yyyymm) already has one is not stored again;
 	//   - a retry_payment for an invoice that has a pending retry_payment
 	//     is not stored: that one takes its schedule, event, attempt and
 	//     decline code, keeps its id, and is returned instead;
@@ -102,6 +104,32 @@ type PolicyStore interface {
 	SetPolicy(ctx context.Context, merchant domain.MerchantID, p domain.DunningPolicy) error
 }
 
+// EmailLog counts the emails each merchant sends each customer, for the
+// weekly cap of a merchant's policy.
+type EmailLog interface {
+	// ReserveEmail records an email of the merchant to customer (the
+	// customer's id, or its address when it has none) at `at`, if fewer
+	// than max were recorded in the window before (after at-window, up to
+	// at), and reports whether it did. Concurrent reservations for one
+	// customer never exceed max, also across processes.
+	ReserveEmail(ctx context.Context, merchant domain.MerchantID, customer string, at time.Time, window time.Duration, max int) (bool, error)
+	// ReleaseEmail removes one reservation made at `at` (its email could
+	// not be sent); with none it does nothing.
+	ReleaseEmail(ctx context.Context, merchant domain.MerchantID, customer string, at time.Time) error
+}
+
+// Leases let one process at a time do a named piece of work (a merchant's
+// reconciliation), across processes.
+type Leases interface {
+	// AcquireLease gives the lease named name to holder until `until`,
+	// unless another holder has it unexpired at now, and reports whether
+	// holder has it. A holder may renew its own lease.
+	AcquireLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
+	// ReleaseLease gives up holder's lease of name; if holder does not
+	// hold it, nothing changes.
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
 // Tx is what a unit of work may touch: everything it does commits or rolls
 // back together.
 type Tx interface {
@@ -116,6 +144,8 @@ type Tx interface {
 	// Queue records task runs in this unit of work, with the changes
 	// their outcome makes (a worker's Finish and its re-plan together).
 	Queue() TaskQueue
+	// Outbox enqueues outbound messages with the change they report.
+	Outbox() Outbox
 }
 
 // UnitOfWork runs work atomically.
@@ -145,6 +175,9 @@ type MerchantDirectory interface {
 	// AddAPIKey stores another key for key.MerchantID; ErrNotFound if there
 	// is no such merchant, ErrConflict if the prefix is taken.
 	AddAPIKey(ctx context.Context, key domain.APIKey) error
+	// ListMerchants returns up to limit merchants whose ids sort after
+	// `after` (all from the start when it is empty), in id order.
+	ListMerchants(ctx context.Context, after domain.MerchantID, limit int) ([]domain.Merchant, error)
 	// RevokeAPIKey revokes the merchant's key with this prefix; ErrNotFound
 	// if the merchant has no such unrevoked key.
 	RevokeAPIKey(ctx context.Context, merchant domain.MerchantID, prefix string, at time.Time) error
@@ -166,7 +199,8 @@ type TaskQueue interface {
 	// that claim no longer holds (the lease expired and another worker
 	// claimed it, or it was changed), or if a retry_payment would go back
 	// to pending beside another pending retry_payment of its invoice.
-	// Nothing changes on ErrConflict.
+	// Nothing changes on ErrConflict. When it records the outcome, it
+	// enqueues res.Messages with it, as Outbox.Enqueue does.
 	Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error
 	// Backlog reports how many tasks are due at now and the oldest due
 	// RunAt (zero if none).
@@ -190,6 +224,15 @@ type Storage interface {
 	Ledger() InvoiceLedger
 	// Policies reads and stores merchants' policies.
 	Policies() PolicyStore
+	// Emails counts the emails sent to each customer.
+	Emails() EmailLog
+	// Leases hands out named leases.
+	Leases() Leases
+	// Endpoints stores merchants' webhook endpoints.
+	Endpoints() WebhookEndpoints
+	// Outbox enqueues outbound messages outside any unit of work, and
+	// hands them out for delivery.
+	Outbox() Outbox
 	// Merchants is the merchant directory.
 	Merchants() MerchantDirectory
 	// Queue is the worker's view of tasks, across merchants.

@@ -2,6 +2,7 @@ package porttest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,6 +90,36 @@ func RunMerchantDirectoryContract(t *testing.T, newStorage func(t *testing.T) po
 		got, err := dir.MerchantByStripeAccount(ctx, m.StripeAccountID)
 		is.NoErr(err)
 		same(is, got, m) // the account still names the first merchant
+	})
+
+	t.Run("merchants are listed in pages by id", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		dir := newStorage(t).Merchants()
+		var want []domain.MerchantID
+		for range 7 {
+			m, key := newMerchantWithKey(t)
+			is.NoErr(dir.CreateMerchant(ctx, m, key))
+			want = append(want, m.ID)
+		}
+		slices.Sort(want)
+		var got []domain.MerchantID
+		after := domain.MerchantID("")
+		for {
+			page, err := dir.ListMerchants(ctx, after, 3)
+			is.NoErr(err)
+			is.True(len(page) <= 3) // at most the limit
+			for _, m := range page {
+				got = append(got, m.ID)
+				is.True(m.Name != "" && m.StripeAccountID != "") // whole merchants
+			}
+			if len(page) < 3 {
+				break
+			}
+			after = page[len(page)-1].ID
+		}
+		is.Equal(got, want) // every merchant once, in id order
 	})
 
 	t.Run("a name with a NUL is refused", func(t *testing.T) {

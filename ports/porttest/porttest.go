@@ -24,6 +24,9 @@ func RunStorageContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		{"MerchantDirectory", RunMerchantDirectoryContract},
 		{"Ledger", RunLedgerContract},
 		{"Policy", RunPolicyContract},
+		{"EmailLog", RunEmailLogContract},
+		{"Leases", RunLeasesContract},
+		{"Outbound", RunOutboundContract},
 		{"Queue", RunQueueContract},
 		{"EventRetention", RunEventRetentionContract},
 		{"Volume", RunVolumeContract},
@@ -83,7 +86,7 @@ func newTask(m domain.MerchantID, typ domain.TaskType, invoice string, attempt i
 	return domain.Task{
 		ID: domain.TaskID(domain.NewID()), MerchantID: m, Type: typ, Status: domain.StatusPending,
 		StripeEventID: newEventID(), StripeCustomerID: "cus_" + token(), StripeInvoiceID: invoice,
-		StripeSubscriptionID: "sub_" + token(), StripeChargeID: "ch_" + token(),
+		StripeSubscriptionID: "sub_" + token(), StripeChargeID: "ch_" + token(), StripePaymentMethodID: "card_" + token(),
 		CustomerEmail: "jenny@example.com", AmountDue: 2000, Currency: "usd",
 		HostedInvoiceURL: "https://invoice.example/" + token(), InvoiceAttempt: attempt, DeclineCode: "generic_decline",
 		RunAt: created.Add(time.Hour), CreatedAt: created, UpdatedAt: created,

@@ -348,6 +348,28 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		is.Equal(ids(schedule(t, st, b, other)), []domain.TaskID{other.ID}) // the rule is per merchant
 	})
 
+	t.Run("notify_card_expiring is stored once per card and month", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		card := "card_" + token()
+		expiring := func(m domain.MerchantID, card string, month int) domain.Task {
+			t := newTask(m, domain.TypeNotifyCardExpiring, "", month, now())
+			t.StripePaymentMethodID = card
+			return t
+		}
+		first := expiring(a, card, 202708)
+		is.Equal(ids(schedule(t, st, a, first)), []domain.TaskID{first.ID}) // the first is stored
+		is.Equal(len(schedule(t, st, a, expiring(a, card, 202708))), 0)     // the same card and month again is not
+		next := expiring(a, card, 202709)
+		is.Equal(ids(schedule(t, st, a, next)), []domain.TaskID{next.ID}) // another month is
+		other := expiring(a, "card_"+token(), 202708)
+		is.Equal(ids(schedule(t, st, a, other)), []domain.TaskID{other.ID}) // another card is
+		theirs := expiring(b, card, 202708)
+		is.Equal(ids(schedule(t, st, b, theirs)), []domain.TaskID{theirs.ID}) // the rule is per merchant
+	})
+
 	t.Run("end_dunning is stored once per invoice", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)

@@ -1,0 +1,53 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/recoupdev/recoup/domain"
+)
+
+// WebhookEndpoints stores merchants' outbound webhook endpoints and shows
+// their deliveries. Every method but EndpointExists takes the merchant and
+// reaches that merchant's endpoints only; an empty merchant is ErrInvalid.
+type WebhookEndpoints interface {
+	// CreateEndpoint stores a new endpoint of the merchant (its MerchantID
+	// must be merchant); ErrConflict if the merchant has
+	// domain.MaxEndpointsPerShop already.
+	CreateEndpoint(ctx context.Context, merchant domain.MerchantID, e domain.WebhookEndpoint) error
+	// ListEndpoints returns the merchant's endpoints, oldest first.
+	ListEndpoints(ctx context.Context, merchant domain.MerchantID) ([]domain.WebhookEndpoint, error)
+	// DeleteEndpoint removes the merchant's endpoint and its deliveries;
+	// ErrNotFound if the merchant has no such endpoint.
+	DeleteEndpoint(ctx context.Context, merchant domain.MerchantID, id domain.EndpointID) error
+	// EndpointExists reports whether an endpoint with this id exists for
+	// any merchant: the one unscoped read, used only after a scoped one
+	// found nothing, to tell 403 from 404.
+	EndpointExists(ctx context.Context, id domain.EndpointID) (bool, error)
+	// Deliveries returns one page of the merchant's endpoint's
+	// deliveries, newest first (CreatedAt, then ID, descending), without
+	// their payloads; ErrNotFound if the merchant has no such endpoint.
+	Deliveries(ctx context.Context, merchant domain.MerchantID, id domain.EndpointID, f domain.DeliveryFilter) (domain.DeliveryPage, error)
+}
+
+// Outbox holds outbound messages from the change they report until they
+// are delivered: enqueued in the unit of work of the change (no change
+// without its message, no message without its change), then handed out
+// to delivery workers like tasks.
+type Outbox interface {
+	// Enqueue stores msg once for each of the merchant's endpoints that
+	// is subscribed to msg.Type and not disabled, as a pending delivery
+	// due at msg.At with a fresh id, and returns how many it stored.
+	Enqueue(ctx context.Context, merchant domain.MerchantID, msg domain.OutboundMessage) (int, error)
+	// ClaimDeliveries marks up to limit due deliveries in flight until
+	// now+lease and returns them with Attempts incremented and the
+	// endpoint's URL and secret. Due means pending with NextAttemptAt <=
+	// now and not in flight, or in flight with a lease expired before
+	// now. No delivery is handed to two callers at once, also across
+	// processes; deliveries of a disabled endpoint are not handed out.
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Delivery, error)
+	// FinishDelivery records how the attempt of the claim with this
+	// attempt number ended; res.DisableEndpoint disables its endpoint.
+	// ErrConflict if the claim no longer holds (nothing changes then).
+	FinishDelivery(ctx context.Context, id domain.DeliveryID, attempt int, res domain.DeliveryResult) error
+}
