@@ -82,7 +82,10 @@ func TestTxAfterItsUnitOfWorkFails(t *testing.T) {
 	is.True(errors.Is(err, domain.ErrInvalid)) // the Tx of an ended unit of work
 	_, err = kept.Events().AttemptEventLock(t.Context(), "evt_late")
 	is.True(errors.Is(err, domain.ErrInvalid))
-	err = kept.Ledger().RecordFailure(t.Context(), m, domain.InvoiceAmount{InvoiceID: "in_late", Amount: 1, Currency: "usd"}, time.Now())
+	_, err = kept.Ledger().Record(t.Context(), m, domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: "in_late", At: time.Now()})
+	is.True(errors.Is(err, domain.ErrInvalid))
+	is.True(errors.Is(kept.Policies().SetPolicy(t.Context(), m, domain.DefaultDunningPolicy()), domain.ErrInvalid))
+	_, err = kept.Queue().ClaimDue(t.Context(), time.Now(), time.Minute, 1)
 	is.True(errors.Is(err, domain.ErrInvalid))
 	counts, err := st.Tasks().CountByStatus(t.Context(), m)
 	is.NoErr(err)

@@ -11,42 +11,50 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-// tenant is one merchant's indexes and recovery ledger.
+// tenant is one merchant's indexes, invoice records and policy.
 type tenant struct {
 	id        domain.MerchantID
 	list      []*domain.Task // by age: the task list's order, reversed
 	byInvoice map[string][]*domain.Task
 	bySub     map[string][]*domain.Task
-	// The "at most one" rules, as PostgreSQL's partial unique indexes
-	// keep them.
-	once         map[onceKey]struct{}
-	pendingRetry map[string]*domain.Task // by invoice
-	ledger       map[string]ledgerRow    // by invoice
+	// held keeps the "at most one" rules, as PostgreSQL's partial unique
+	// indexes do: the task that holds each key.
+	held       map[ruleKey]*domain.Task
+	invoices   map[string]domain.InvoiceRecord // by invoice
+	byCustomer map[string][]string             // invoice ids, by customer
+	policy     *domain.DunningPolicy           // nil: the default
 }
 
-// onceKey is what a notify task is the only one of its type for: an
-// invoice's attempt, or a charge.
-type onceKey struct {
+// ruleKey is what an "at most one" rule allows one task of.
+type ruleKey struct {
 	typ     domain.TaskType
-	ref     string
+	ref     string // an invoice, or a charge
 	attempt int
 }
 
-func onceKeyOf(t *domain.Task) (onceKey, bool) {
-	switch {
-	case t.Type == domain.TypeNotifyPaymentFailed, t.Type == domain.TypeNotifyActionRequired:
-		return onceKey{t.Type, t.StripeInvoiceID, t.InvoiceAttempt}, true
-	case t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "":
-		return onceKey{t.Type, t.StripeChargeID, 0}, true
+// ruleKeyOf returns the key t holds in its present status, if any: a
+// notify task's invoice attempt or charge, whatever its status; an
+// invoice's retry_payment while pending; an invoice's end_dunning until it
+// is cancelled.
+func ruleKeyOf(t *domain.Task) (ruleKey, bool) {
+	switch t.Type {
+	case domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyReminder:
+		return ruleKey{t.Type, t.StripeInvoiceID, t.InvoiceAttempt}, true
+	case domain.TypeNotifyChargeFailed:
+		return ruleKey{t.Type, t.StripeChargeID, 0}, t.StripeChargeID != ""
+	case domain.TypeRetryPayment:
+		return ruleKey{t.Type, t.StripeInvoiceID, 0}, t.Status == domain.StatusPending
+	case domain.TypeEndDunning:
+		return ruleKey{t.Type, t.StripeInvoiceID, 0}, t.Status != domain.StatusCancelled
 	}
-	return onceKey{}, false
+	return ruleKey{}, false
 }
 
 func (s *Store) tenant(m domain.MerchantID) *tenant {
 	t := s.tenants[m]
 	if t == nil {
 		t = &tenant{id: m, byInvoice: map[string][]*domain.Task{}, bySub: map[string][]*domain.Task{},
-			once: map[onceKey]struct{}{}, pendingRetry: map[string]*domain.Task{}, ledger: map[string]ledgerRow{}}
+			held: map[ruleKey]*domain.Task{}, invoices: map[string]domain.InvoiceRecord{}, byCustomer: map[string][]string{}}
 		s.tenants[m] = t
 	}
 	return t
@@ -86,18 +94,12 @@ func (s *Store) index(t *domain.Task) {
 	ten.list = slices.Insert(ten.list, i, t)
 	addTo(ten.byInvoice, t.StripeInvoiceID, t)
 	addTo(ten.bySub, t.StripeSubscriptionID, t)
-	if k, ok := onceKeyOf(t); ok {
-		ten.once[k] = struct{}{}
-	}
 	s.file(ten, t, time.Time{}) // stored as running, it has no worker: its lease has expired
 }
 
 func (s *Store) unindex(t *domain.Task) {
 	ten := s.tenants[t.MerchantID]
 	s.unfile(ten, t)
-	if k, ok := onceKeyOf(t); ok {
-		delete(ten.once, k)
-	}
 	dropFrom(ten.bySub, t.StripeSubscriptionID, t)
 	dropFrom(ten.byInvoice, t.StripeInvoiceID, t)
 	i, _ := slices.BinarySearchFunc(ten.list, t, byAge)
@@ -105,14 +107,14 @@ func (s *Store) unindex(t *domain.Task) {
 	delete(s.tasks, t.ID)
 }
 
-func addTo(index map[string][]*domain.Task, key string, t *domain.Task) {
+func addTo[V comparable](index map[string][]V, key string, v V) {
 	if key != "" {
-		index[key] = append(index[key], t)
+		index[key] = append(index[key], v)
 	}
 }
 
-func dropFrom(index map[string][]*domain.Task, key string, t *domain.Task) {
-	if rest := slices.DeleteFunc(index[key], func(x *domain.Task) bool { return x == t }); len(rest) > 0 {
+func dropFrom[V comparable](index map[string][]V, key string, v V) {
+	if rest := slices.DeleteFunc(index[key], func(x V) bool { return x == v }); len(rest) > 0 {
 		index[key] = rest
 	} else {
 		delete(index, key)
@@ -133,26 +135,26 @@ func (s *Store) file(ten *tenant, t *domain.Task, lease time.Time) {
 		s.running[t] = lease
 	case domain.StatusPending:
 		s.pending[t] = struct{}{}
-		if t.Type == domain.TypeRetryPayment {
-			ten.pendingRetry[t.StripeInvoiceID] = t
-		}
+	}
+	if k, ok := ruleKeyOf(t); ok {
+		ten.held[k] = t
 	}
 }
 
 func (s *Store) unfile(ten *tenant, t *domain.Task) {
 	delete(s.pending, t)
 	delete(s.running, t)
-	if ten.pendingRetry[t.StripeInvoiceID] == t {
-		delete(ten.pendingRetry, t.StripeInvoiceID)
+	if k, ok := ruleKeyOf(t); ok && ten.held[k] == t {
+		delete(ten.held, k)
 	}
 }
 
-// change stores next in place of t unless that makes a second pending
-// retry_payment of the invoice, which PostgreSQL's unique index refuses.
+// change stores next in place of t unless that breaks an "at most one"
+// rule (a second pending retry_payment or end_dunning not cancelled of the
+// invoice), as PostgreSQL's unique indexes refuse it.
 func (u *unit) change(ten *tenant, t *domain.Task, next domain.Task) error {
-	if other := ten.pendingRetry[t.StripeInvoiceID]; other != nil && other != t &&
-		next.Type == domain.TypeRetryPayment && next.Status == domain.StatusPending {
-		return fmt.Errorf("task %s: %w: invoice %s has a pending retry already", t.ID, domain.ErrConflict, t.StripeInvoiceID)
+	if k, ok := ruleKeyOf(&next); ok && ten.held[k] != nil && ten.held[k] != t {
+		return fmt.Errorf("task %s: %w: invoice %s has a %s already", t.ID, domain.ErrConflict, t.StripeInvoiceID, t.Type)
 	}
 	u.update(t, next, time.Time{})
 	return nil
@@ -184,16 +186,17 @@ func (c scope) Schedule(ctx context.Context, merchant domain.MerchantID, tasks [
 	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		for _, t := range checked {
 			t.MerchantID = ten.id
-			if k, ok := onceKeyOf(&t); ok {
-				if _, taken := ten.once[k]; taken {
-					continue
-				}
-			}
-			if cur := ten.pendingRetry[t.StripeInvoiceID]; cur != nil && t.Type == domain.TypeRetryPayment && t.Status == domain.StatusPending {
-				// A newer attempt moves the pending retry, which keeps its id.
-				if t.InvoiceAttempt > cur.InvoiceAttempt {
+			if k, ok := ruleKeyOf(&t); ok && ten.held[k] != nil {
+				// The task that holds the key stays. A retry_payment (held
+				// only while pending) takes the new plan, a pending
+				// end_dunning the new schedule; any other is left as it is.
+				cur := ten.held[k]
+				if t.Type == domain.TypeRetryPayment || t.Type == domain.TypeEndDunning && cur.Status == domain.StatusPending {
 					next := *cur
-					next.RunAt, next.StripeEventID, next.InvoiceAttempt, next.UpdatedAt = t.RunAt, t.StripeEventID, t.InvoiceAttempt, t.UpdatedAt
+					next.RunAt, next.UpdatedAt = t.RunAt, t.UpdatedAt
+					if t.Type == domain.TypeRetryPayment {
+						next.StripeEventID, next.InvoiceAttempt, next.DeclineCode = t.StripeEventID, t.InvoiceAttempt, t.DeclineCode
+					}
 					u.update(cur, next, time.Time{})
 					stored = append(stored, next)
 				}
@@ -222,8 +225,7 @@ func checkNewTask(t domain.Task, merchant domain.MerchantID) (domain.Task, error
 		return t, fmt.Errorf("%w: task belongs to merchant %q, not %q", domain.ErrInvalid, t.MerchantID, merchant)
 	case err != nil:
 		return t, err
-	case !slices.Contains([]domain.TaskType{domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed,
-		domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed}, t.Type) || !t.Status.Valid():
+	case !t.Type.Valid() || !t.Status.Valid():
 		return t, fmt.Errorf("%w: task type %q or status %q", domain.ErrInvalid, t.Type, t.Status)
 	}
 	t.ID, t.RunAt, t.CreatedAt, t.UpdatedAt = id, norm(t.RunAt), norm(t.CreatedAt), norm(t.UpdatedAt)
@@ -231,8 +233,8 @@ func checkNewTask(t domain.Task, merchant domain.MerchantID) (domain.Task, error
 }
 
 func (c scope) CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error) {
-	if (sel.InvoiceID == "") == (sel.SubscriptionID == "") {
-		return nil, fmt.Errorf("cancel tasks: %w: name exactly one of invoice and subscription", domain.ErrInvalid)
+	if (sel.InvoiceID == "") == (sel.SubscriptionID == "") || !domain.StorableText(sel.Reason) {
+		return nil, fmt.Errorf("cancel tasks: %w: name exactly one of invoice and subscription, and a reason without a NUL character", domain.ErrInvalid)
 	}
 	ids := []domain.TaskID{}
 	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
@@ -241,9 +243,9 @@ func (c scope) CancelPending(ctx context.Context, merchant domain.MerchantID, se
 			matched = ten.bySub[sel.SubscriptionID]
 		}
 		for _, t := range matched {
-			if t.Status == domain.StatusPending {
+			if t.Status == domain.StatusPending && (len(sel.Types) == 0 || slices.Contains(sel.Types, t.Type)) {
 				next := *t
-				next.Status, next.UpdatedAt = domain.StatusCancelled, norm(now)
+				next.Status, next.Reason, next.UpdatedAt = domain.StatusCancelled, sel.Reason, norm(now)
 				u.update(t, next, time.Time{})
 				ids = append(ids, t.ID)
 			}
@@ -315,7 +317,7 @@ func (c scope) Retry(ctx context.Context, merchant domain.MerchantID, id domain.
 			return fmt.Errorf("retry task %s: %w: it is %s", id, domain.ErrConflict, t.Status)
 		}
 		next := *t
-		next.Status, next.RunAt, next.UpdatedAt = domain.StatusPending, norm(now), norm(now)
+		next.Status, next.RunAt, next.UpdatedAt, next.Reason = domain.StatusPending, norm(now), norm(now), ""
 		out = next
 		return u.change(ten, t, next)
 	})
