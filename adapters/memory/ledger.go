@@ -10,24 +10,51 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
+// customerInvoice is an entry of tenant.open, which lists each open
+// failed invoice under its customer: a map of lists, most of one
+// invoice, would cost about four times the memory. Most invoices close,
+// so it stays as small as what OpenFailed can return.
+type customerInvoice struct{ customer, invoice string }
+
+func (a customerInvoice) compare(b customerInvoice) int {
+	return cmp.Or(strings.Compare(a.customer, b.customer), strings.Compare(a.invoice, b.invoice))
+}
+
+// openOf is r's entry in tenant.open, if it is open and failed.
+func openOf(r domain.InvoiceRecord) (customerInvoice, bool) {
+	return customerInvoice{r.CustomerID, r.InvoiceID}, r.Failed() && r.Status == ""
+}
+
 // setRecord stores r, logging how to restore the record it replaces.
 func (u *unit) setRecord(ten *tenant, r domain.InvoiceRecord) {
 	old, had := ten.invoices[r.InvoiceID]
-	ten.putRecord(old, r, true)
-	u.onUndo(func() { ten.putRecord(r, old, had) })
+	ten.invoices[r.InvoiceID] = r
+	ten.reopen(old, r)
+	u.onUndo(func() {
+		ten.reopen(r, old)
+		if had {
+			ten.invoices[r.InvoiceID] = old
+		} else {
+			delete(ten.invoices, r.InvoiceID)
+		}
+	})
 }
 
-// putRecord stores to in place of from, or, unless keep, deletes from;
-// either way byCustomer follows.
-func (ten *tenant) putRecord(from, to domain.InvoiceRecord, keep bool) {
-	if from.CustomerID != to.CustomerID {
-		dropFrom(ten.byCustomer, from.CustomerID, from.InvoiceID)
-		addTo(ten.byCustomer, to.CustomerID, to.InvoiceID)
+// reopen moves the invoice's entry in tenant.open as its record changes
+// from from to to.
+func (ten *tenant) reopen(from, to domain.InvoiceRecord) {
+	a, wasOpen := openOf(from)
+	b, isOpen := openOf(to)
+	if a == b && wasOpen == isOpen {
+		return
 	}
-	if keep {
-		ten.invoices[to.InvoiceID] = to
-	} else {
-		delete(ten.invoices, from.InvoiceID)
+	if wasOpen {
+		i, _ := slices.BinarySearchFunc(ten.open, a, customerInvoice.compare)
+		ten.open = slices.Delete(ten.open, i, i+1)
+	}
+	if isOpen {
+		i, _ := slices.BinarySearchFunc(ten.open, b, customerInvoice.compare)
+		ten.open = slices.Insert(ten.open, i, b)
 	}
 }
 
@@ -83,10 +110,9 @@ func (c scope) Invoice(ctx context.Context, merchant domain.MerchantID, invoiceI
 func (c scope) OpenFailed(ctx context.Context, merchant domain.MerchantID, customerID string) ([]domain.InvoiceRecord, error) {
 	var out []domain.InvoiceRecord
 	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
-		for _, id := range ten.byCustomer[customerID] {
-			if r := ten.invoices[id]; r.Failed() && r.Status == "" {
-				out = append(out, detached(r))
-			}
+		i, _ := slices.BinarySearchFunc(ten.open, customerInvoice{customer: customerID}, customerInvoice.compare)
+		for ; i < len(ten.open) && ten.open[i].customer == customerID; i++ {
+			out = append(out, detached(ten.invoices[ten.open[i].invoice]))
 		}
 		return nil
 	})

@@ -17,44 +17,59 @@ type tenant struct {
 	list      []*domain.Task // by age: the task list's order, reversed
 	byInvoice map[string][]*domain.Task
 	bySub     map[string][]*domain.Task
-	// held keeps the "at most one" rules, as PostgreSQL's partial unique
-	// indexes do: the task that holds each key.
-	held       map[ruleKey]*domain.Task
-	invoices   map[string]domain.InvoiceRecord // by invoice
-	byCustomer map[string][]string             // invoice ids, by customer
-	policy     *domain.DunningPolicy           // nil: the default
+	byCharge  map[string]*domain.Task         // notify_charge_failed tasks, by charge
+	invoices  map[string]domain.InvoiceRecord // by invoice
+	open      []customerInvoice               // the open failed invoices, sorted
+	policy    *domain.DunningPolicy           // nil: the default
 }
 
-// ruleKey is what an "at most one" rule allows one task of.
-type ruleKey struct {
-	typ     domain.TaskType
-	ref     string // an invoice, or a charge
-	attempt int
-}
-
-// ruleKeyOf returns the key t holds in its present status, if any: a
-// notify task's invoice attempt or charge, whatever its status; an
-// invoice's retry_payment while pending; an invoice's end_dunning until it
-// is cancelled.
-func ruleKeyOf(t *domain.Task) (ruleKey, bool) {
+// ruled reports whether t, in its present status, counts for an "at most
+// one" rule, and what the rule keys it by besides its type and invoice (or
+// charge): a notify task's invoice attempt or charge, whatever its status;
+// an invoice's retry_payment while pending; an invoice's end_dunning until
+// it is cancelled.
+func ruled(t *domain.Task) (attempt int, ok bool) {
 	switch t.Type {
 	case domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyReminder:
-		return ruleKey{t.Type, t.StripeInvoiceID, t.InvoiceAttempt}, true
+		return t.InvoiceAttempt, true
 	case domain.TypeNotifyChargeFailed:
-		return ruleKey{t.Type, t.StripeChargeID, 0}, t.StripeChargeID != ""
+		return 0, t.StripeChargeID != ""
 	case domain.TypeRetryPayment:
-		return ruleKey{t.Type, t.StripeInvoiceID, 0}, t.Status == domain.StatusPending
+		return 0, t.Status == domain.StatusPending
 	case domain.TypeEndDunning:
-		return ruleKey{t.Type, t.StripeInvoiceID, 0}, t.Status != domain.StatusCancelled
+		return 0, t.Status != domain.StatusCancelled
 	}
-	return ruleKey{}, false
+	return 0, false
+}
+
+// rival returns the stored task beside which the "at most one" rules do
+// not let t be, if any, as PostgreSQL's partial unique indexes find it. An
+// invoice has few tasks, so they are searched; a charge's are indexed.
+func (ten *tenant) rival(t *domain.Task) *domain.Task {
+	attempt, ok := ruled(t)
+	switch {
+	case !ok:
+		return nil
+	case t.Type == domain.TypeNotifyChargeFailed:
+		return ten.byCharge[t.StripeChargeID]
+	}
+	among := ten.byInvoice[t.StripeInvoiceID]
+	if t.StripeInvoiceID == "" { // not indexed, but a key to PostgreSQL; no plan makes such tasks
+		among = ten.list
+	}
+	for _, o := range among {
+		if a, ok := ruled(o); ok && o.Type == t.Type && a == attempt && o.StripeInvoiceID == t.StripeInvoiceID {
+			return o
+		}
+	}
+	return nil
 }
 
 func (s *Store) tenant(m domain.MerchantID) *tenant {
 	t := s.tenants[m]
 	if t == nil {
 		t = &tenant{id: m, byInvoice: map[string][]*domain.Task{}, bySub: map[string][]*domain.Task{},
-			held: map[ruleKey]*domain.Task{}, invoices: map[string]domain.InvoiceRecord{}, byCustomer: map[string][]string{}}
+			byCharge: map[string]*domain.Task{}, invoices: map[string]domain.InvoiceRecord{}}
 		s.tenants[m] = t
 	}
 	return t
@@ -67,8 +82,9 @@ func byAge(a, b *domain.Task) int {
 }
 
 // add, remove and update are the only changes made to tasks; each logs its
-// inverse. A stored task changes only in its status, schedule and outcome,
-// so update leaves the indexes on its other fields alone.
+// inverse. A stored task never changes in what the indexes are keyed by
+// (its id, invoice, subscription, charge and CreatedAt), so update leaves
+// them alone.
 
 func (u *unit) add(t *domain.Task) {
 	u.s.index(t)
@@ -94,12 +110,18 @@ func (s *Store) index(t *domain.Task) {
 	ten.list = slices.Insert(ten.list, i, t)
 	addTo(ten.byInvoice, t.StripeInvoiceID, t)
 	addTo(ten.bySub, t.StripeSubscriptionID, t)
-	s.file(ten, t, time.Time{}) // stored as running, it has no worker: its lease has expired
+	if t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "" {
+		ten.byCharge[t.StripeChargeID] = t
+	}
+	s.file(t, time.Time{}) // stored as running, it has no worker: its lease has expired
 }
 
 func (s *Store) unindex(t *domain.Task) {
 	ten := s.tenants[t.MerchantID]
-	s.unfile(ten, t)
+	s.unfile(t)
+	if ten.byCharge[t.StripeChargeID] == t {
+		delete(ten.byCharge, t.StripeChargeID)
+	}
 	dropFrom(ten.bySub, t.StripeSubscriptionID, t)
 	dropFrom(ten.byInvoice, t.StripeInvoiceID, t)
 	i, _ := slices.BinarySearchFunc(ten.list, t, byAge)
@@ -107,14 +129,14 @@ func (s *Store) unindex(t *domain.Task) {
 	delete(s.tasks, t.ID)
 }
 
-func addTo[V comparable](index map[string][]V, key string, v V) {
+func addTo(index map[string][]*domain.Task, key string, t *domain.Task) {
 	if key != "" {
-		index[key] = append(index[key], v)
+		index[key] = append(index[key], t)
 	}
 }
 
-func dropFrom[V comparable](index map[string][]V, key string, v V) {
-	if rest := slices.DeleteFunc(index[key], func(x V) bool { return x == v }); len(rest) > 0 {
+func dropFrom(index map[string][]*domain.Task, key string, t *domain.Task) {
+	if rest := slices.DeleteFunc(index[key], func(x *domain.Task) bool { return x == t }); len(rest) > 0 {
 		index[key] = rest
 	} else {
 		delete(index, key)
@@ -122,38 +144,31 @@ func dropFrom[V comparable](index map[string][]V, key string, v V) {
 }
 
 func (s *Store) setState(t *domain.Task, next domain.Task, lease time.Time) {
-	ten := s.tenants[t.MerchantID]
-	s.unfile(ten, t)
+	s.unfile(t)
 	*t = next
-	s.file(ten, t, lease)
+	s.file(t, lease)
 }
 
-// file puts t in the indexes its status calls for.
-func (s *Store) file(ten *tenant, t *domain.Task, lease time.Time) {
+// file puts t in the queue its status calls for.
+func (s *Store) file(t *domain.Task, lease time.Time) {
 	switch t.Status {
 	case domain.StatusRunning:
 		s.running[t] = lease
 	case domain.StatusPending:
 		s.pending[t] = struct{}{}
 	}
-	if k, ok := ruleKeyOf(t); ok {
-		ten.held[k] = t
-	}
 }
 
-func (s *Store) unfile(ten *tenant, t *domain.Task) {
+func (s *Store) unfile(t *domain.Task) {
 	delete(s.pending, t)
 	delete(s.running, t)
-	if k, ok := ruleKeyOf(t); ok && ten.held[k] == t {
-		delete(ten.held, k)
-	}
 }
 
 // change stores next in place of t unless that breaks an "at most one"
 // rule (a second pending retry_payment or end_dunning not cancelled of the
 // invoice), as PostgreSQL's unique indexes refuse it.
 func (u *unit) change(ten *tenant, t *domain.Task, next domain.Task) error {
-	if k, ok := ruleKeyOf(&next); ok && ten.held[k] != nil && ten.held[k] != t {
+	if r := ten.rival(&next); r != nil && r != t {
 		return fmt.Errorf("task %s: %w: invoice %s has a %s already", t.ID, domain.ErrConflict, t.StripeInvoiceID, t.Type)
 	}
 	u.update(t, next, time.Time{})
@@ -186,11 +201,10 @@ func (c scope) Schedule(ctx context.Context, merchant domain.MerchantID, tasks [
 	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		for _, t := range checked {
 			t.MerchantID = ten.id
-			if k, ok := ruleKeyOf(&t); ok && ten.held[k] != nil {
-				// The task that holds the key stays. A retry_payment (held
-				// only while pending) takes the new plan, a pending
-				// end_dunning the new schedule; any other is left as it is.
-				cur := ten.held[k]
+			if cur := ten.rival(&t); cur != nil {
+				// The stored task stays. A retry_payment (a rival only
+				// while pending) takes the new plan, a pending end_dunning
+				// the new schedule; any other is left as it is.
 				if t.Type == domain.TypeRetryPayment || t.Type == domain.TypeEndDunning && cur.Status == domain.StatusPending {
 					next := *cur
 					next.RunAt, next.UpdatedAt = t.RunAt, t.UpdatedAt
