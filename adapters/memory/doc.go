@@ -12,8 +12,8 @@
 //
 // Whoever holds the store's lock reads and writes as it likes. A unit of
 // work (InTx) holds it from before fn runs until fn's work is committed or
-// rolled back; a call outside one (Tasks, Ledger, Queue, Merchants,
-// PruneEvents) holds it for that call. A wait for it ends with the
+// rolled back; a call outside one (Tasks, Ledger, Policies, Queue,
+// Merchants, PruneEvents) holds it for that call. A wait for it ends with the
 // caller's context. Units of work thus run one at a time, which gives the
 // ports' guarantees without more machinery: nobody sees uncommitted work;
 // a duplicate delivery of an event waits in InTx for the unit of work that
@@ -44,5 +44,7 @@
 // columns, and a task or merchant is found by any spelling of its id.
 // Times are kept in UTC at microsecond precision, without a monotonic
 // reading. Text holding a NUL character, which PostgreSQL's text cannot
-// store, is refused with domain.ErrInvalid.
+// store, is refused with domain.ErrInvalid. What goes in or comes out is
+// a copy, as a row is: a caller that changes a policy or an invoice record
+// it stored or read changes nothing stored.
 package memory

@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -82,7 +83,10 @@ func TestTxAfterItsUnitOfWorkFails(t *testing.T) {
 	is.True(errors.Is(err, domain.ErrInvalid)) // the Tx of an ended unit of work
 	_, err = kept.Events().AttemptEventLock(t.Context(), "evt_late")
 	is.True(errors.Is(err, domain.ErrInvalid))
-	err = kept.Ledger().RecordFailure(t.Context(), m, domain.InvoiceAmount{InvoiceID: "in_late", Amount: 1, Currency: "usd"}, time.Now())
+	_, err = kept.Ledger().Record(t.Context(), m, domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: "in_late", At: time.Now()})
+	is.True(errors.Is(err, domain.ErrInvalid))
+	is.True(errors.Is(kept.Policies().SetPolicy(t.Context(), m, domain.DefaultDunningPolicy()), domain.ErrInvalid))
+	_, err = kept.Queue().ClaimDue(t.Context(), time.Now(), time.Minute, 1)
 	is.True(errors.Is(err, domain.ErrInvalid))
 	counts, err := st.Tasks().CountByStatus(t.Context(), m)
 	is.NoErr(err)
@@ -116,4 +120,125 @@ func TestTxSharedByGoroutines(t *testing.T) {
 	counts, err := st.Tasks().CountByStatus(t.Context(), m)
 	is.NoErr(err)
 	is.Equal(len(counts), 0) // every goroutine's task was rolled back
+}
+
+// The cases below are about what the ports promise but the contract suite
+// does not check yet.
+
+func TestPoliciesAndRecordsAreCopies(t *testing.T) {
+	is := is.New(t)
+	ctx := t.Context()
+	st := memory.New(nil)
+	m := domain.MerchantID(domain.NewID())
+	p := domain.DefaultDunningPolicy()
+	is.NoErr(st.Policies().SetPolicy(ctx, m, p))
+	p.RetryDelaysHours[0], p.DelaysByDeclineCode["insufficient_funds"][0], p.HardDeclineCodes[0] = 1, 1, "x"
+	p.DelaysByDeclineCode["new_code"], p.Emails.ReminderHours[0] = []int{1}, 1
+	got, err := st.Policies().Policy(ctx, m)
+	is.NoErr(err)
+	is.Equal(got, domain.DefaultDunningPolicy()) // the caller's changes after SetPolicy change nothing stored
+	got.RetryDelaysHours[0], got.DelaysByDeclineCode["insufficient_funds"][0] = 2, 2
+	again, err := st.Policies().Policy(ctx, m)
+	is.NoErr(err)
+	is.Equal(again, domain.DefaultDunningPolicy()) // nor do changes to what Policy returned
+
+	retryAt := time.Now()
+	rec, err := st.Ledger().Record(ctx, m, domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: "in_1", At: time.Now(), AttemptCount: 1, StripeRetryAt: &retryAt})
+	is.NoErr(err)
+	*rec.StripeRetryAt = time.Time{}
+	retryAt = time.Time{}
+	stored, err := st.Ledger().Invoice(ctx, m, "in_1")
+	is.NoErr(err)
+	is.True(!stored.StripeRetryAt.IsZero()) // neither the fact's pointer nor the answer's is the store's
+}
+
+func TestRolledBackPolicyAndRecordLeaveNoTrace(t *testing.T) {
+	is := is.New(t)
+	ctx := t.Context()
+	st := memory.New(nil)
+	m := domain.MerchantID(domain.NewID())
+	failed := func(inv, cus string, at time.Time) domain.InvoiceFact {
+		return domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: inv, CustomerID: cus, At: at, AttemptCount: 1}
+	}
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	for _, inv := range []string{"in_b", "in_a"} { // the same first failure: ordered by id
+		_, err := st.Ledger().Record(ctx, m, failed(inv, "cus_1", t0))
+		is.NoErr(err)
+	}
+	changed := domain.DefaultDunningPolicy()
+	changed.MaxAttempts = 2
+	err := st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+		if err := tx.Policies().SetPolicy(ctx, m, changed); err != nil {
+			return err
+		}
+		if _, err := tx.Ledger().Record(ctx, m, failed("in_c", "cus_1", t0.Add(-time.Hour))); err != nil {
+			return err
+		}
+		_, err := tx.Ledger().Record(ctx, m, domain.InvoiceFact{Kind: domain.FactPaid, InvoiceID: "in_a", At: t0.Add(time.Hour)})
+		if err != nil {
+			return err
+		}
+		open, err := tx.Ledger().OpenFailed(ctx, m, "cus_1")
+		if err != nil || len(open) != 2 || open[0].InvoiceID != "in_c" || open[1].InvoiceID != "in_b" {
+			return fmt.Errorf("open in the unit of work: %v, %v", open, err)
+		}
+		return errors.New("roll back")
+	})
+	is.Equal(err.Error(), "roll back") // the unit of work saw its own changes
+	p, err := st.Policies().Policy(ctx, m)
+	is.NoErr(err)
+	is.Equal(p, domain.DefaultDunningPolicy()) // the policy it set is gone
+	_, err = st.Ledger().Invoice(ctx, m, "in_c")
+	is.True(errors.Is(err, domain.ErrNotFound)) // and the record it made
+	open, err := st.Ledger().OpenFailed(ctx, m, "cus_1")
+	is.NoErr(err)
+	is.Equal(len(open), 2)
+	is.Equal(open[0].InvoiceID, "in_a") // and the one it closed is open again, in its place
+	is.Equal(open[1].InvoiceID, "in_b")
+}
+
+func TestEndDunningKeyAcrossCancelUndoAndRetry(t *testing.T) {
+	is := is.New(t)
+	ctx := t.Context()
+	st := memory.New(nil)
+	m := domain.MerchantID(domain.NewID())
+	end := func() domain.Task {
+		task := notifyTask(m)
+		task.Type, task.StripeInvoiceID, task.RunAt = domain.TypeEndDunning, "in_1", task.RunAt.Add(time.Hour)
+		return task
+	}
+	first := end()
+	_, err := st.Tasks().Schedule(ctx, m, []domain.Task{first})
+	is.NoErr(err)
+	err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+		if _, err := tx.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: "in_1", Reason: domain.ReasonPaid}, time.Now()); err != nil {
+			return err
+		}
+		if stored, err := tx.Tasks().Schedule(ctx, m, []domain.Task{end()}); err != nil || len(stored) != 1 || stored[0].ID == first.ID {
+			return fmt.Errorf("a cancelled end_dunning frees its invoice: %v, %v", stored, err)
+		}
+		return errors.New("roll back")
+	})
+	is.Equal(err.Error(), "roll back")
+	stored, err := st.Tasks().Schedule(ctx, m, []domain.Task{end()})
+	is.NoErr(err)
+	is.Equal(len(stored), 1)
+	is.Equal(stored[0].ID, first.ID) // rolled back, the first is pending and holds its invoice again
+
+	_, err = st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: "in_1"}, time.Now())
+	is.NoErr(err)
+	second := end()
+	_, err = st.Tasks().Schedule(ctx, m, []domain.Task{second})
+	is.NoErr(err)
+	_, err = st.Tasks().Retry(ctx, m, first.ID, time.Now())
+	is.True(errors.Is(err, domain.ErrConflict)) // a cancelled end_dunning cannot come back beside another
+
+	noInvoice := func() domain.Task {
+		task := notifyTask(m)
+		task.Type, task.InvoiceAttempt = domain.TypeNotifyPaymentFailed, 1
+		return task
+	}
+	stored, err = st.Tasks().Schedule(ctx, m, []domain.Task{noInvoice(), noInvoice()})
+	is.NoErr(err)
+	is.Equal(len(stored), 1) // the rules hold for tasks of no invoice too, as "" is a key to PostgreSQL
 }

@@ -66,8 +66,8 @@ func (c scope) ClaimDue(ctx context.Context, now time.Time, lease time.Duration,
 // task is running, and no later claim took it over.
 func (c scope) Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error {
 	if !slices.Contains([]domain.TaskStatus{domain.StatusPending, domain.StatusSucceeded, domain.StatusFailed, domain.StatusCancelled}, res.Status) ||
-		!domain.StorableText(res.LastError) {
-		return fmt.Errorf("finish task %s: %w: a run cannot end %q, nor with a NUL character in its error", id, domain.ErrInvalid, res.Status)
+		!domain.StorableText(res.LastError, res.Reason, res.DeclineCode) {
+		return fmt.Errorf("finish task %s: %w: a run cannot end %q, nor with a NUL character in its text", id, domain.ErrInvalid, res.Status)
 	}
 	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		t, err := u.s.find(ten, id)
@@ -78,7 +78,8 @@ func (c scope) Finish(ctx context.Context, merchant domain.MerchantID, id domain
 			return fmt.Errorf("finish task %s: %w: the claim of attempt %d no longer holds", id, domain.ErrConflict, attempt)
 		}
 		next := *t
-		next.Status, next.LastError = res.Status, res.LastError
+		next.Status, next.LastError, next.Reason = res.Status, res.LastError, res.Reason
+		next.DeclineCode = cmp.Or(res.DeclineCode, next.DeclineCode)
 		if !res.RunAt.IsZero() { // a zero time leaves the task's as it is
 			next.RunAt = norm(res.RunAt)
 		}

@@ -56,8 +56,11 @@ func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
 // Tasks returns the task repository; each call commits on its own.
 func (s *Store) Tasks() ports.TenantTaskRepository { return scope{s, nil} }
 
-// Ledger returns the recovery ledger; each call commits on its own.
-func (s *Store) Ledger() ports.RecoveryLedger { return scope{s, nil} }
+// Ledger returns the invoice ledger; each call commits on its own.
+func (s *Store) Ledger() ports.InvoiceLedger { return scope{s, nil} }
+
+// Policies returns the policy store; each call commits on its own.
+func (s *Store) Policies() ports.PolicyStore { return scope{s, nil} }
 
 // Queue returns the worker's view of tasks; each call commits on its own.
 func (s *Store) Queue() ports.TaskQueue { return scope{s, nil} }
@@ -85,7 +88,9 @@ type unit struct {
 
 func (u *unit) Events() ports.EventLocker         { return scope{u.s, u} }
 func (u *unit) Tasks() ports.TenantTaskRepository { return scope{u.s, u} }
-func (u *unit) Ledger() ports.RecoveryLedger      { return scope{u.s, u} }
+func (u *unit) Ledger() ports.InvoiceLedger       { return scope{u.s, u} }
+func (u *unit) Policies() ports.PolicyStore       { return scope{u.s, u} }
+func (u *unit) Queue() ports.TaskQueue            { return scope{u.s, u} }
 
 // scope is where a call runs: in the unit of work u, or, if u is nil, in
 // one of its own. The methods of the ports whose changes log their

@@ -11,42 +11,65 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-// tenant is one merchant's indexes and recovery ledger.
+// tenant is one merchant's indexes, invoice records and policy.
 type tenant struct {
 	id        domain.MerchantID
 	list      []*domain.Task // by age: the task list's order, reversed
 	byInvoice map[string][]*domain.Task
 	bySub     map[string][]*domain.Task
-	// The "at most one" rules, as PostgreSQL's partial unique indexes
-	// keep them.
-	once         map[onceKey]struct{}
-	pendingRetry map[string]*domain.Task // by invoice
-	ledger       map[string]ledgerRow    // by invoice
+	byCharge  map[string]*domain.Task         // notify_charge_failed tasks, by charge
+	invoices  map[string]domain.InvoiceRecord // by invoice
+	open      []customerInvoice               // the open failed invoices, sorted
+	policy    *domain.DunningPolicy           // nil: the default
 }
 
-// onceKey is what a notify task is the only one of its type for: an
-// invoice's attempt, or a charge.
-type onceKey struct {
-	typ     domain.TaskType
-	ref     string
-	attempt int
-}
-
-func onceKeyOf(t *domain.Task) (onceKey, bool) {
-	switch {
-	case t.Type == domain.TypeNotifyPaymentFailed, t.Type == domain.TypeNotifyActionRequired:
-		return onceKey{t.Type, t.StripeInvoiceID, t.InvoiceAttempt}, true
-	case t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "":
-		return onceKey{t.Type, t.StripeChargeID, 0}, true
+// ruled reports whether t, in its present status, counts for an "at most
+// one" rule, and what the rule keys it by besides its type and invoice (or
+// charge): a notify task's invoice attempt or charge, whatever its status;
+// an invoice's retry_payment while pending; an invoice's end_dunning until
+// it is cancelled.
+func ruled(t *domain.Task) (attempt int, ok bool) {
+	switch t.Type {
+	case domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyReminder:
+		return t.InvoiceAttempt, true
+	case domain.TypeNotifyChargeFailed:
+		return 0, t.StripeChargeID != ""
+	case domain.TypeRetryPayment:
+		return 0, t.Status == domain.StatusPending
+	case domain.TypeEndDunning:
+		return 0, t.Status != domain.StatusCancelled
 	}
-	return onceKey{}, false
+	return 0, false
+}
+
+// rival returns the stored task beside which the "at most one" rules do
+// not let t be, if any, as PostgreSQL's partial unique indexes find it. An
+// invoice has few tasks, so they are searched; a charge's are indexed.
+func (ten *tenant) rival(t *domain.Task) *domain.Task {
+	attempt, ok := ruled(t)
+	switch {
+	case !ok:
+		return nil
+	case t.Type == domain.TypeNotifyChargeFailed:
+		return ten.byCharge[t.StripeChargeID]
+	}
+	among := ten.byInvoice[t.StripeInvoiceID]
+	if t.StripeInvoiceID == "" { // not indexed, but a key to PostgreSQL; no plan makes such tasks
+		among = ten.list
+	}
+	for _, o := range among {
+		if a, ok := ruled(o); ok && o.Type == t.Type && a == attempt && o.StripeInvoiceID == t.StripeInvoiceID {
+			return o
+		}
+	}
+	return nil
 }
 
 func (s *Store) tenant(m domain.MerchantID) *tenant {
 	t := s.tenants[m]
 	if t == nil {
 		t = &tenant{id: m, byInvoice: map[string][]*domain.Task{}, bySub: map[string][]*domain.Task{},
-			once: map[onceKey]struct{}{}, pendingRetry: map[string]*domain.Task{}, ledger: map[string]ledgerRow{}}
+			byCharge: map[string]*domain.Task{}, invoices: map[string]domain.InvoiceRecord{}}
 		s.tenants[m] = t
 	}
 	return t
@@ -59,8 +82,9 @@ func byAge(a, b *domain.Task) int {
 }
 
 // add, remove and update are the only changes made to tasks; each logs its
-// inverse. A stored task changes only in its status, schedule and outcome,
-// so update leaves the indexes on its other fields alone.
+// inverse. A stored task never changes in what the indexes are keyed by
+// (its id, invoice, subscription, charge and CreatedAt), so update leaves
+// them alone.
 
 func (u *unit) add(t *domain.Task) {
 	u.s.index(t)
@@ -86,17 +110,17 @@ func (s *Store) index(t *domain.Task) {
 	ten.list = slices.Insert(ten.list, i, t)
 	addTo(ten.byInvoice, t.StripeInvoiceID, t)
 	addTo(ten.bySub, t.StripeSubscriptionID, t)
-	if k, ok := onceKeyOf(t); ok {
-		ten.once[k] = struct{}{}
+	if t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "" {
+		ten.byCharge[t.StripeChargeID] = t
 	}
-	s.file(ten, t, time.Time{}) // stored as running, it has no worker: its lease has expired
+	s.file(t, time.Time{}) // stored as running, it has no worker: its lease has expired
 }
 
 func (s *Store) unindex(t *domain.Task) {
 	ten := s.tenants[t.MerchantID]
-	s.unfile(ten, t)
-	if k, ok := onceKeyOf(t); ok {
-		delete(ten.once, k)
+	s.unfile(t)
+	if ten.byCharge[t.StripeChargeID] == t {
+		delete(ten.byCharge, t.StripeChargeID)
 	}
 	dropFrom(ten.bySub, t.StripeSubscriptionID, t)
 	dropFrom(ten.byInvoice, t.StripeInvoiceID, t)
@@ -120,39 +144,32 @@ func dropFrom(index map[string][]*domain.Task, key string, t *domain.Task) {
 }
 
 func (s *Store) setState(t *domain.Task, next domain.Task, lease time.Time) {
-	ten := s.tenants[t.MerchantID]
-	s.unfile(ten, t)
+	s.unfile(t)
 	*t = next
-	s.file(ten, t, lease)
+	s.file(t, lease)
 }
 
-// file puts t in the indexes its status calls for.
-func (s *Store) file(ten *tenant, t *domain.Task, lease time.Time) {
+// file puts t in the queue its status calls for.
+func (s *Store) file(t *domain.Task, lease time.Time) {
 	switch t.Status {
 	case domain.StatusRunning:
 		s.running[t] = lease
 	case domain.StatusPending:
 		s.pending[t] = struct{}{}
-		if t.Type == domain.TypeRetryPayment {
-			ten.pendingRetry[t.StripeInvoiceID] = t
-		}
 	}
 }
 
-func (s *Store) unfile(ten *tenant, t *domain.Task) {
+func (s *Store) unfile(t *domain.Task) {
 	delete(s.pending, t)
 	delete(s.running, t)
-	if ten.pendingRetry[t.StripeInvoiceID] == t {
-		delete(ten.pendingRetry, t.StripeInvoiceID)
-	}
 }
 
-// change stores next in place of t unless that makes a second pending
-// retry_payment of the invoice, which PostgreSQL's unique index refuses.
+// change stores next in place of t unless that breaks an "at most one"
+// rule (a second pending retry_payment or end_dunning not cancelled of the
+// invoice), as PostgreSQL's unique indexes refuse it.
 func (u *unit) change(ten *tenant, t *domain.Task, next domain.Task) error {
-	if other := ten.pendingRetry[t.StripeInvoiceID]; other != nil && other != t &&
-		next.Type == domain.TypeRetryPayment && next.Status == domain.StatusPending {
-		return fmt.Errorf("task %s: %w: invoice %s has a pending retry already", t.ID, domain.ErrConflict, t.StripeInvoiceID)
+	if r := ten.rival(&next); r != nil && r != t {
+		return fmt.Errorf("task %s: %w: invoice %s has a %s already", t.ID, domain.ErrConflict, t.StripeInvoiceID, t.Type)
 	}
 	u.update(t, next, time.Time{})
 	return nil
@@ -184,16 +201,16 @@ func (c scope) Schedule(ctx context.Context, merchant domain.MerchantID, tasks [
 	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		for _, t := range checked {
 			t.MerchantID = ten.id
-			if k, ok := onceKeyOf(&t); ok {
-				if _, taken := ten.once[k]; taken {
-					continue
-				}
-			}
-			if cur := ten.pendingRetry[t.StripeInvoiceID]; cur != nil && t.Type == domain.TypeRetryPayment && t.Status == domain.StatusPending {
-				// A newer attempt moves the pending retry, which keeps its id.
-				if t.InvoiceAttempt > cur.InvoiceAttempt {
+			if cur := ten.rival(&t); cur != nil {
+				// The stored task stays. A retry_payment (a rival only
+				// while pending) takes the new plan, a pending end_dunning
+				// the new schedule; any other is left as it is.
+				if t.Type == domain.TypeRetryPayment || t.Type == domain.TypeEndDunning && cur.Status == domain.StatusPending {
 					next := *cur
-					next.RunAt, next.StripeEventID, next.InvoiceAttempt, next.UpdatedAt = t.RunAt, t.StripeEventID, t.InvoiceAttempt, t.UpdatedAt
+					next.RunAt, next.UpdatedAt = t.RunAt, t.UpdatedAt
+					if t.Type == domain.TypeRetryPayment {
+						next.StripeEventID, next.InvoiceAttempt, next.DeclineCode = t.StripeEventID, t.InvoiceAttempt, t.DeclineCode
+					}
 					u.update(cur, next, time.Time{})
 					stored = append(stored, next)
 				}
@@ -222,8 +239,7 @@ func checkNewTask(t domain.Task, merchant domain.MerchantID) (domain.Task, error
 		return t, fmt.Errorf("%w: task belongs to merchant %q, not %q", domain.ErrInvalid, t.MerchantID, merchant)
 	case err != nil:
 		return t, err
-	case !slices.Contains([]domain.TaskType{domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed,
-		domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed}, t.Type) || !t.Status.Valid():
+	case !t.Type.Valid() || !t.Status.Valid():
 		return t, fmt.Errorf("%w: task type %q or status %q", domain.ErrInvalid, t.Type, t.Status)
 	}
 	t.ID, t.RunAt, t.CreatedAt, t.UpdatedAt = id, norm(t.RunAt), norm(t.CreatedAt), norm(t.UpdatedAt)
@@ -231,8 +247,8 @@ func checkNewTask(t domain.Task, merchant domain.MerchantID) (domain.Task, error
 }
 
 func (c scope) CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error) {
-	if (sel.InvoiceID == "") == (sel.SubscriptionID == "") {
-		return nil, fmt.Errorf("cancel tasks: %w: name exactly one of invoice and subscription", domain.ErrInvalid)
+	if (sel.InvoiceID == "") == (sel.SubscriptionID == "") || !domain.StorableText(sel.Reason) {
+		return nil, fmt.Errorf("cancel tasks: %w: name exactly one of invoice and subscription, and a reason without a NUL character", domain.ErrInvalid)
 	}
 	ids := []domain.TaskID{}
 	err := c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
@@ -241,9 +257,9 @@ func (c scope) CancelPending(ctx context.Context, merchant domain.MerchantID, se
 			matched = ten.bySub[sel.SubscriptionID]
 		}
 		for _, t := range matched {
-			if t.Status == domain.StatusPending {
+			if t.Status == domain.StatusPending && (len(sel.Types) == 0 || slices.Contains(sel.Types, t.Type)) {
 				next := *t
-				next.Status, next.UpdatedAt = domain.StatusCancelled, norm(now)
+				next.Status, next.Reason, next.UpdatedAt = domain.StatusCancelled, sel.Reason, norm(now)
 				u.update(t, next, time.Time{})
 				ids = append(ids, t.ID)
 			}
@@ -315,7 +331,7 @@ func (c scope) Retry(ctx context.Context, merchant domain.MerchantID, id domain.
 			return fmt.Errorf("retry task %s: %w: it is %s", id, domain.ErrConflict, t.Status)
 		}
 		next := *t
-		next.Status, next.RunAt, next.UpdatedAt = domain.StatusPending, norm(now), norm(now)
+		next.Status, next.RunAt, next.UpdatedAt, next.Reason = domain.StatusPending, norm(now), norm(now), ""
 		out = next
 		return u.change(ten, t, next)
 	})
