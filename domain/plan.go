@@ -3,6 +3,8 @@ package domain
 import "time"
 
 // Reasons say how a task ended (Task.Reason), in one short machine word.
+// An end_dunning that ran has the action it took as its reason: none,
+// cancel_subscription or mark_uncollectible (ExhaustedAction).
 const (
 	// A task that did its work.
 	ReasonSent          = "sent"          // an email went out

@@ -57,8 +57,9 @@ type TenantTaskRepository interface {
 	Get(ctx context.Context, merchant domain.MerchantID, id domain.TaskID) (domain.Task, error)
 	// Retry makes the merchant's failed or cancelled task pending again, due
 	// at now, with no reason, and returns it; ErrNotFound if the merchant
-	// has no such task, ErrConflict if it is in another status (or if it
-	// would be a second pending retry_payment of its invoice).
+	// has no such task, ErrConflict if it is in another status, or if it
+	// would break an "at most one" rule (a second pending retry_payment of
+	// its invoice, a second end_dunning not cancelled).
 	Retry(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, now time.Time) (domain.Task, error)
 	// Delete removes the merchant's task; ErrNotFound if the merchant has no
 	// such task, ErrConflict while it is running.

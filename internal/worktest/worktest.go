@@ -43,6 +43,12 @@ func (g *InstantGateway) PayInvoice(context.Context, string, string, string) err
 	return nil
 }
 
+// CancelSubscription succeeds.
+func (g *InstantGateway) CancelSubscription(context.Context, string, string, string) error { return nil }
+
+// MarkUncollectible succeeds.
+func (g *InstantGateway) MarkUncollectible(context.Context, string, string, string) error { return nil }
+
 // DiscardNotifier sends nothing.
 type DiscardNotifier struct{}
 
