@@ -134,15 +134,21 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 				return fmt.Errorf("read policy: %w", err)
 			}
 		}
-		var rec domain.InvoiceRecord
-		if hasFact {
-			if rec, err = tx.Ledger().Record(ctx, merchant.ID, fact); err != nil {
-				return fmt.Errorf("record invoice %s: %w", fact.InvoiceID, err)
+		var d domain.Decision
+		if customer, ok := domain.CardUpdate(ev); ok {
+			if d, err = cardUpdate(ctx, tx, merchant.ID, customer, ev, policy, now); err != nil {
+				return err
 			}
-		}
-		d, err := domain.Decide(ev, rec, policy, merchant.ID, now)
-		if err != nil {
-			return err
+		} else {
+			var rec domain.InvoiceRecord
+			if hasFact {
+				if rec, err = tx.Ledger().Record(ctx, merchant.ID, fact); err != nil {
+					return fmt.Errorf("record invoice %s: %w", fact.InvoiceID, err)
+				}
+			}
+			if d, err = domain.Decide(ev, rec, policy, merchant.ID, now); err != nil {
+				return err
+			}
 		}
 		ids, err := apply(ctx, tx, merchant.ID, d, now)
 		if err != nil {
@@ -157,12 +163,37 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 	return res, nil
 }
 
+// cardUpdate records a change of the customer's payment method on each of
+// their open failed invoices at the merchant, and decides the retries it
+// brings.
+func cardUpdate(ctx context.Context, tx ports.Tx, merchant domain.MerchantID, customer string, ev domain.Event,
+	policy domain.DunningPolicy, now time.Time) (domain.Decision, error) {
+	open, err := tx.Ledger().OpenFailed(ctx, merchant, customer)
+	if err != nil {
+		return domain.Decision{}, fmt.Errorf("open invoices of %s: %w", customer, err)
+	}
+	at := ev.Created
+	if at.IsZero() {
+		at = now
+	}
+	recs := make([]domain.InvoiceRecord, 0, len(open))
+	for _, r := range open {
+		rec, err := tx.Ledger().Record(ctx, merchant, domain.InvoiceFact{Kind: domain.FactCardUpdated, InvoiceID: r.InvoiceID, At: at})
+		if err != nil {
+			return domain.Decision{}, fmt.Errorf("record invoice %s: %w", r.InvoiceID, err)
+		}
+		recs = append(recs, rec)
+	}
+	return domain.DecideCardUpdate(ev, recs, policy, merchant, now), nil
+}
+
 // needsPolicy reports whether events of this type are decided by the
 // merchant's policy; the others (payments, closings, deleted
 // subscriptions) only cancel, whatever it says.
 func needsPolicy(eventType string) bool {
 	switch eventType {
-	case domain.EventInvoicePaymentFailed, domain.EventInvoicePaymentActionRequired, domain.EventChargeFailed:
+	case domain.EventInvoicePaymentFailed, domain.EventInvoicePaymentActionRequired, domain.EventChargeFailed,
+		domain.EventCustomerUpdated, domain.EventPaymentMethodAttached, domain.EventCustomerSourceExpiring:
 		return true
 	}
 	return false

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,9 @@ type WorkerConfig struct {
 	// MaxAttempts is how many executions a task gets before a retryable
 	// failure makes it failed.
 	MaxAttempts int
+	// UpdateLinks, when its BaseURL is set, puts in every customer email a
+	// link to update the payment method (see domain.UpdateLink).
+	UpdateLinks UpdateLinkConfig
 	// BackoffBase is the delay after the first failed attempt; it doubles
 	// with each attempt up to BackoffCap. The actual delay is drawn between
 	// half of that and all of it, so that tasks failed together (an outage)
@@ -40,6 +44,17 @@ type WorkerConfig struct {
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
 }
+
+// UpdateLinkConfig says how the worker makes customers' update links:
+// BaseURL/update/<token>, each token signed with Keys (see
+// domain.LinkKeys).
+type UpdateLinkConfig struct {
+	BaseURL string // the deployment's public URL; empty: no links
+	Keys    domain.LinkKeys
+}
+
+// emailWindow is the span of the weekly email cap.
+const emailWindow = 7 * 24 * time.Hour
 
 // DefaultWorkerConfig returns the defaults: 4 tasks at once, due work
 // noticed within 1 s, 5 min lease, 5 attempts with backoff from 5 min
@@ -90,6 +105,8 @@ func (c WorkerConfig) withDefaults() (WorkerConfig, error) {
 		return c, fmt.Errorf("%w: worker max attempts must be at least 1", domain.ErrInvalid)
 	case c.BackoffCap < c.BackoffBase:
 		return c, fmt.Errorf("%w: worker backoff cap %s is below its base %s", domain.ErrInvalid, c.BackoffCap, c.BackoffBase)
+	case c.UpdateLinks.BaseURL != "" && len(c.UpdateLinks.Keys) == 0:
+		return c, fmt.Errorf("%w: update links need a key", domain.ErrInvalid)
 	}
 	return c, nil
 }
@@ -534,23 +551,71 @@ func (w *Worker) notify(ctx context.Context, t domain.Task, m domain.Merchant, p
 		}
 		return r
 	}
-	if !emailOn(policy, t.Type) {
+	if !emailOn(policy, t) {
 		return with(cancelled(domain.ReasonPolicyOff, "the policy does not send this email"))
 	}
 	n := notificationFor(t, m, inv)
 	n.NewCardNeeded = policy.HardDecline(code)
+	if n.To == "" && t.StripeCustomerID != "" && w.gateway != nil {
+		// Some events name the customer only (an expiring card).
+		c, err := w.gateway.Customer(ctx, m.StripeAccountID, t.StripeCustomerID)
+		if err != nil {
+			return with(w.outcome(t, err))
+		}
+		n.To = c.Email
+	}
 	if n.To == "" {
 		return with(failed(merchantError("no customer email address to notify")))
 	}
+	link, err := w.updateLink(t)
+	if err != nil {
+		return with(failed(err))
+	}
+	n.UpdateURL = link
+
+	// The weekly cap counts every email to the customer: a place is taken
+	// before sending, and given back if the email does not go out.
+	customer := t.StripeCustomerID
+	if customer == "" {
+		customer = n.To
+	}
+	at := w.clock.Now()
+	ok, err := w.store.Emails().ReserveEmail(ctx, t.MerchantID, customer, at, emailWindow, policy.MaxEmailsPerCustomerPerWeek)
+	if err != nil {
+		return with(w.retryLater(t, fmt.Errorf("reserve email: %w", err)))
+	}
+	if !ok {
+		return with(cancelled(domain.ReasonEmailCap,
+			fmt.Sprintf("the customer had %d emails from this merchant in the last 7 days", policy.MaxEmailsPerCustomerPerWeek)))
+	}
 	if err := w.notifier.Notify(ctx, n); err != nil {
+		if rerr := w.store.Emails().ReleaseEmail(ctx, t.MerchantID, customer, at); rerr != nil {
+			w.log.LogAttrs(ctx, slog.LevelWarn, "worker: release email reservation",
+				slog.String("task_id", string(t.ID)), slog.String("error", rerr.Error()))
+		}
 		return with(w.outcome(t, &emailError{err: fmt.Errorf("send %s email: %w", t.Type, err)}))
 	}
 	return with(succeeded(t, domain.ReasonSent))
 }
 
-// emailOn reports whether the policy sends emails of this type now.
-func emailOn(p domain.DunningPolicy, typ domain.TaskType) bool {
-	switch typ {
+// updateLink is the customer's update link for t's email, or "" when the
+// worker makes none (no public URL) or the task names no customer.
+func (w *Worker) updateLink(t domain.Task) (string, error) {
+	cfg := w.cfg.UpdateLinks
+	if cfg.BaseURL == "" || t.StripeCustomerID == "" {
+		return "", nil
+	}
+	tok, err := cfg.Keys.Sign(domain.UpdateLink{Merchant: t.MerchantID, Customer: t.StripeCustomerID,
+		Invoice: t.StripeInvoiceID, Expires: w.clock.Now().Add(domain.UpdateLinkLifetime)})
+	if err != nil {
+		return "", fmt.Errorf("sign update link: %w", err)
+	}
+	return strings.TrimRight(cfg.BaseURL, "/") + "/update/" + tok, nil
+}
+
+// emailOn reports whether the policy sends t's email now.
+func emailOn(p domain.DunningPolicy, t domain.Task) bool {
+	switch t.Type {
 	case domain.TypeNotifyPaymentFailed:
 		return p.Emails.PaymentFailed
 	case domain.TypeNotifyActionRequired:
@@ -560,7 +625,7 @@ func emailOn(p domain.DunningPolicy, typ domain.TaskType) bool {
 	case domain.TypeNotifyCardExpiring:
 		return p.Emails.CardExpiring
 	case domain.TypeNotifyReminder:
-		return len(p.Emails.ReminderHours) > 0
+		return t.InvoiceAttempt >= 1 && t.InvoiceAttempt <= len(p.Emails.ReminderHours)
 	}
 	return false
 }

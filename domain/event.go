@@ -13,9 +13,12 @@ type Event struct {
 	Created    time.Time
 
 	// The event's data object, decoded by type; at most one is set.
-	Invoice      *Invoice
-	Charge       *Charge
-	Subscription *Subscription
+	Invoice       *Invoice
+	Charge        *Charge
+	Subscription  *Subscription
+	Customer      *Customer
+	PaymentMethod *PaymentMethod
+	Card          *Card
 }
 
 // Invoice is the part of a Stripe invoice the policy reads.
@@ -70,7 +73,31 @@ type Subscription struct {
 	CustomerID string
 }
 
-// The event types the default policy acts on.
+// Customer is the part of a Stripe customer the policy reads.
+type Customer struct {
+	ID    string
+	Email string
+	// DefaultPaymentMethodChanged: a customer.updated event says its
+	// default payment method changed (its previous_attributes name
+	// invoice_settings.default_payment_method).
+	DefaultPaymentMethodChanged bool
+}
+
+// PaymentMethod is the part of a Stripe payment method the policy reads.
+type PaymentMethod struct {
+	ID         string
+	CustomerID string // empty: attached to no customer
+}
+
+// Card is a customer's card, as customer.source.expiring tells of it.
+type Card struct {
+	ID         string
+	CustomerID string
+	ExpMonth   int
+	ExpYear    int
+}
+
+// The event types the policy acts on.
 const (
 	EventInvoicePaymentFailed         = "invoice.payment_failed"
 	EventInvoicePaymentActionRequired = "invoice.payment_action_required"
@@ -79,14 +106,31 @@ const (
 	EventInvoicePaid                  = "invoice.paid"
 	EventInvoiceVoided                = "invoice.voided"
 	EventInvoiceMarkedUncollectible   = "invoice.marked_uncollectible"
+	EventCustomerUpdated              = "customer.updated"
+	EventPaymentMethodAttached        = "payment_method.attached"
+	EventCustomerSourceExpiring       = "customer.source.expiring"
 )
 
 // Handles reports whether the policy acts on events of this type.
 func Handles(eventType string) bool {
 	switch eventType {
 	case EventInvoicePaymentFailed, EventInvoicePaymentActionRequired, EventCustomerSubscriptionDeleted,
-		EventChargeFailed, EventInvoicePaid, EventInvoiceVoided, EventInvoiceMarkedUncollectible:
+		EventChargeFailed, EventInvoicePaid, EventInvoiceVoided, EventInvoiceMarkedUncollectible,
+		EventCustomerUpdated, EventPaymentMethodAttached, EventCustomerSourceExpiring:
 		return true
 	}
 	return false
+}
+
+// CardUpdate returns the customer whose default payment method an event
+// says changed (customer.updated with the change, or payment_method.attached
+// to a customer), and false for any other event.
+func CardUpdate(ev Event) (customerID string, ok bool) {
+	switch {
+	case ev.Type == EventCustomerUpdated && ev.Customer != nil && ev.Customer.DefaultPaymentMethodChanged:
+		return ev.Customer.ID, ev.Customer.ID != ""
+	case ev.Type == EventPaymentMethodAttached && ev.PaymentMethod != nil:
+		return ev.PaymentMethod.CustomerID, ev.PaymentMethod.CustomerID != ""
+	}
+	return "", false
 }

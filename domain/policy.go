@@ -155,6 +155,27 @@ func Decide(ev Event, rec InvoiceRecord, p DunningPolicy, merchant MerchantID, n
 		}
 		return Decision{Action: ActionCancelled, Cancel: []CancelSelector{{SubscriptionID: sub.ID, Reason: ReasonSubscriptionDeleted}}}, nil
 
+	case EventCustomerSourceExpiring:
+		card := ev.Card
+		if card == nil || card.ID == "" {
+			return Decision{}, fmt.Errorf("%w: %s without a card", ErrInvalid, ev.Type)
+		}
+		if !p.Emails.CardExpiring || card.CustomerID == "" || card.ExpMonth < 1 || card.ExpMonth > 12 {
+			return Decision{Action: ActionNothingToDo}, nil
+		}
+		t := newTask(TypeNotifyCardExpiring, now)
+		t.StripeCustomerID, t.StripePaymentMethodID = card.CustomerID, card.ID
+		t.InvoiceAttempt = card.ExpYear*100 + card.ExpMonth // once per card and month
+		return Decision{Action: ActionScheduled, Schedule: []Task{t}}, nil
+
+	case EventCustomerUpdated, EventPaymentMethodAttached:
+		// A card update acts on every open failed invoice of the customer:
+		// see DecideCardUpdate. Other changes of a customer do nothing.
+		if ev.Customer == nil && ev.PaymentMethod == nil {
+			return Decision{}, fmt.Errorf("%w: %s without its object", ErrInvalid, ev.Type)
+		}
+		return Decision{Action: ActionNothingToDo}, nil
+
 	case EventInvoicePaid, EventInvoiceVoided, EventInvoiceMarkedUncollectible:
 		inv := ev.Invoice
 		if inv == nil || inv.ID == "" {
@@ -165,6 +186,29 @@ func Decide(ev Event, rec InvoiceRecord, p DunningPolicy, merchant MerchantID, n
 		return Decision{Action: ActionCancelled, Cancel: []CancelSelector{{InvoiceID: inv.ID, Reason: reason}}}, nil
 	}
 	return Decision{Action: ActionIgnored}, nil
+}
+
+// DecideCardUpdate returns what a change of the customer's payment method
+// (CardUpdate) does: for each of the customer's open failed invoices,
+// whose records are given with the card update merged, the plan made
+// again, which retries it at once within the attempt budget and the
+// window, a hard decline's block lifted.
+func DecideCardUpdate(ev Event, recs []InvoiceRecord, p DunningPolicy, merchant MerchantID, now time.Time) Decision {
+	d := Decision{Action: ActionNothingToDo}
+	email := ""
+	if ev.Customer != nil {
+		email = ev.Customer.Email
+	}
+	for _, rec := range recs {
+		like := Task{MerchantID: merchant, StripeEventID: ev.ID, CustomerEmail: email,
+			AmountDue: rec.AmountDue, Currency: rec.Currency}
+		plan := Replan(rec, p, like, now)
+		d.Cancel, d.Schedule = append(d.Cancel, plan.Cancel...), append(d.Schedule, plan.Schedule...)
+	}
+	if len(d.Schedule) > 0 {
+		d.Action = ActionScheduled
+	}
+	return d
 }
 
 // Replan returns the tasks that carry out p.Plan(rec) for the invoice: its

@@ -26,4 +26,10 @@ type PaymentGateway interface {
 	// MarkUncollectible marks the invoice uncollectible; idempotencyKey
 	// makes a repeat of the same request a no-op at Stripe.
 	MarkUncollectible(ctx context.Context, account, invoiceID, idempotencyKey string) error
+	// Customer reads a customer of the connected account (its email).
+	Customer(ctx context.Context, account, customerID string) (domain.Customer, error)
+	// PortalSession creates a Stripe Billing customer portal session for
+	// the customer on the connected account and returns its URL; the
+	// portal sends the customer back to returnURL (none when empty).
+	PortalSession(ctx context.Context, account, customerID, returnURL string) (string, error)
 }

@@ -17,6 +17,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("/admin/", s.admin)            // 404 unless an admin token is set
 	mux.Handle("GET /healthz", limitBody(MaxRequestBody, NewHealthHandler()))
 	mux.Handle("GET /readyz", limitBody(MaxRequestBody, NewReadyHandler(s.cfg.Ready, s.log)))
+	if s.cfg.UpdateLinks != nil {
+		mux.Handle("GET /update/{token}", limitBody(MaxRequestBody, NewUpdateLinkHandler(s.cfg.UpdateLinks, s.log)))
+	}
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", limitBody(MaxRequestBody, s.cfg.Metrics))
 	}

@@ -31,6 +31,9 @@ type Config struct {
 	// Requests, when set, is told about every request (route, status,
 	// latency).
 	Requests RequestObserver
+	// UpdateLinks, when set, serves GET /update/{token}, the customers'
+	// update links.
+	UpdateLinks *app.UpdateLinkService
 	// Observer is told about the webhook deliveries refused before the use
 	// case (bad signature, too large): give it the use case's observer, so
 	// that one place sees every delivery. nil: nobody.

@@ -41,6 +41,10 @@ type envelope struct {
 type eventData struct {
 	payload []byte // the whole body, to look ahead in; nil: keep the object raw
 	object  eventObject
+	// paymentMethodChanged: previous_attributes names
+	// invoice_settings.default_payment_method (a customer.updated that
+	// changed it).
+	paymentMethodChanged bool
 }
 
 // eventObject is data.object: decoded into the stripe-go type of its kind,
@@ -48,10 +52,13 @@ type eventData struct {
 type eventObject struct {
 	present      bool   // data.object was there, and not null
 	kind         string // its "object" member, once known
-	invoice      *stripego.Invoice
-	charge       *stripego.Charge
-	subscription *stripego.Subscription
-	raw          jsontext.Value
+	invoice       *stripego.Invoice
+	charge        *stripego.Charge
+	subscription  *stripego.Subscription
+	customer      *stripego.Customer
+	paymentMethod *stripego.PaymentMethod
+	card          *stripego.Card
+	raw           jsontext.Value
 }
 
 // decodeAs decodes the object dec is at into the stripe-go type of kind and
@@ -71,6 +78,18 @@ func (o *eventObject) decodeAs(kind string, dec *jsontext.Decoder) (bool, error)
 		o.subscription = new(stripego.Subscription)
 		err = json.UnmarshalDecode(dec, (*subscriptionObject)(o.subscription))
 		o.kind = o.subscription.Object
+	case "customer":
+		o.customer = new(stripego.Customer)
+		err = json.UnmarshalDecode(dec, (*customerObject)(o.customer))
+		o.kind = o.customer.Object
+	case "payment_method":
+		o.paymentMethod = new(stripego.PaymentMethod)
+		err = json.UnmarshalDecode(dec, (*paymentMethodObject)(o.paymentMethod))
+		o.kind = o.paymentMethod.Object
+	case "card":
+		o.card = new(stripego.Card)
+		err = json.UnmarshalDecode(dec, (*cardObject)(o.card))
+		o.kind = o.card.Object
 	default:
 		return false, nil
 	}
@@ -94,9 +113,12 @@ func releaseInvoice(inv *stripego.Invoice) {
 // read the object twice. data.object is always an object, so it is
 // decoded through these conversions, which drop that method, in one pass.
 type (
-	invoiceObject      stripego.Invoice
-	chargeObject       stripego.Charge
-	subscriptionObject stripego.Subscription
+	invoiceObject       stripego.Invoice
+	chargeObject        stripego.Charge
+	subscriptionObject  stripego.Subscription
+	customerObject      stripego.Customer
+	paymentMethodObject stripego.PaymentMethod
+	cardObject          stripego.Card
 )
 
 // UnmarshalJSONFrom reads data, decoding or keeping its object.
@@ -110,6 +132,16 @@ func (d *eventData) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		name, err := dec.ReadToken()
 		if err != nil {
 			return err
+		}
+		if name.String() == "previous_attributes" && dec.PeekKind() == '{' {
+			var prev struct {
+				InvoiceSettings map[string]jsontext.Value `json:"invoice_settings"`
+			}
+			if err := json.UnmarshalDecode(dec, &prev); err != nil {
+				return err
+			}
+			_, d.paymentMethodChanged = prev.InvoiceSettings["default_payment_method"]
+			continue
 		}
 		if name.String() != "object" || dec.PeekKind() == 'n' {
 			if err := dec.SkipValue(); err != nil {
@@ -266,6 +298,14 @@ func decode(payload []byte, onePass bool) (domain.Event, error) {
 		out.Charge = chargeFromStripe(o.charge)
 	case "subscription":
 		out.Subscription = &domain.Subscription{ID: o.subscription.ID, CustomerID: customerID(o.subscription.Customer)}
+	case "customer":
+		out.Customer = &domain.Customer{ID: o.customer.ID, Email: freeText(o.customer.Email),
+			DefaultPaymentMethodChanged: env.Data.paymentMethodChanged}
+	case "payment_method":
+		out.PaymentMethod = &domain.PaymentMethod{ID: o.paymentMethod.ID, CustomerID: customerID(o.paymentMethod.Customer)}
+	case "card":
+		out.Card = &domain.Card{ID: o.card.ID, CustomerID: customerID(o.card.Customer),
+			ExpMonth: int(o.card.ExpMonth), ExpYear: int(o.card.ExpYear)}
 	default:
 		d := invoiceFromStripe(o.invoice)
 		out.Invoice = &d
@@ -292,6 +332,12 @@ func checkIDs(ev domain.Event) error {
 		ids = append(ids, ev.Charge.ID, ev.Charge.CustomerID, ev.Charge.InvoiceID)
 	case ev.Subscription != nil:
 		ids = append(ids, ev.Subscription.ID, ev.Subscription.CustomerID)
+	case ev.Customer != nil:
+		ids = append(ids, ev.Customer.ID)
+	case ev.PaymentMethod != nil:
+		ids = append(ids, ev.PaymentMethod.ID, ev.PaymentMethod.CustomerID)
+	case ev.Card != nil:
+		ids = append(ids, ev.Card.ID, ev.Card.CustomerID)
 	}
 	for _, id := range ids {
 		if !plainID(id) {
@@ -333,6 +379,12 @@ func objectKind(eventType string) string {
 		return "charge"
 	case domain.EventCustomerSubscriptionDeleted:
 		return "subscription"
+	case domain.EventCustomerUpdated:
+		return "customer"
+	case domain.EventPaymentMethodAttached:
+		return "payment_method"
+	case domain.EventCustomerSourceExpiring:
+		return "card"
 	}
 	return "invoice"
 }

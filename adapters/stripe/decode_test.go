@@ -170,3 +170,40 @@ func TestDecodeOtherTypes(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeCardEvents(t *testing.T) {
+	customer := map[string]any{"id": "cus_1", "object": "customer", "email": "jenny@example.com",
+		"invoice_settings": map[string]any{"default_payment_method": "pm_new"}}
+	t.Run("customer.updated with a new default payment method", func(t *testing.T) {
+		is := is.New(t)
+		ev := verify(t, stripetest.Event{Type: domain.EventCustomerUpdated, Account: "acct_1", Object: customer,
+			PreviousAttributes: map[string]any{"invoice_settings": map[string]any{"default_payment_method": nil}}})
+		is.Equal(*ev.Customer, domain.Customer{ID: "cus_1", Email: "jenny@example.com", DefaultPaymentMethodChanged: true})
+		id, ok := domain.CardUpdate(ev)
+		is.True(ok) // a card update
+		is.Equal(id, "cus_1")
+	})
+	t.Run("customer.updated changing something else", func(t *testing.T) {
+		is := is.New(t)
+		ev := verify(t, stripetest.Event{Type: domain.EventCustomerUpdated, Account: "acct_1", Object: customer,
+			PreviousAttributes: map[string]any{"email": "old@example.com"}})
+		is.True(!ev.Customer.DefaultPaymentMethodChanged)
+		_, ok := domain.CardUpdate(ev)
+		is.True(!ok) // no card update
+	})
+	t.Run("payment_method.attached", func(t *testing.T) {
+		is := is.New(t)
+		ev := verify(t, stripetest.Event{Type: domain.EventPaymentMethodAttached, Account: "acct_1",
+			Object: map[string]any{"id": "pm_1", "object": "payment_method", "type": "card", "customer": "cus_1"}})
+		is.Equal(*ev.PaymentMethod, domain.PaymentMethod{ID: "pm_1", CustomerID: "cus_1"})
+		id, ok := domain.CardUpdate(ev)
+		is.True(ok)
+		is.Equal(id, "cus_1")
+	})
+	t.Run("customer.source.expiring", func(t *testing.T) {
+		is := is.New(t)
+		ev := verify(t, stripetest.Event{Type: domain.EventCustomerSourceExpiring, Account: "acct_1",
+			Object: map[string]any{"id": "card_1", "object": "card", "customer": "cus_1", "brand": "Visa", "last4": "4242", "exp_month": 8, "exp_year": 2027}})
+		is.Equal(*ev.Card, domain.Card{ID: "card_1", CustomerID: "cus_1", ExpMonth: 8, ExpYear: 2027})
+	})
+}

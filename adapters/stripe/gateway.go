@@ -115,6 +115,41 @@ func (g *Gateway) Invoice(ctx context.Context, account, invoiceID string) (domai
 	return d, nil
 }
 
+// Customer reads a customer of the connected account.
+func (g *Gateway) Customer(ctx context.Context, account, customerID string) (domain.Customer, error) {
+	if err := g.check(account, customerID); err != nil {
+		return domain.Customer{}, err
+	}
+	ctx, status := withStatus(ctx)
+	params := &stripego.CustomerParams{}
+	params.Context = ctx
+	params.SetStripeAccount(account)
+	c, err := g.api.Customers.Get(customerID, params)
+	if err != nil {
+		return domain.Customer{}, g.classify(ctx, err, *status, "read customer "+customerID)
+	}
+	return domain.Customer{ID: c.ID, Email: freeText(c.Email)}, nil
+}
+
+// PortalSession creates a customer portal session on the connected account.
+func (g *Gateway) PortalSession(ctx context.Context, account, customerID, returnURL string) (string, error) {
+	if err := g.check(account, customerID); err != nil {
+		return "", err
+	}
+	ctx, status := withStatus(ctx)
+	params := &stripego.BillingPortalSessionParams{Customer: stripego.String(customerID)}
+	if returnURL != "" {
+		params.ReturnURL = stripego.String(returnURL)
+	}
+	params.Context = ctx
+	params.SetStripeAccount(account)
+	sess, err := g.api.BillingPortalSessions.New(params)
+	if err != nil {
+		return "", g.classify(ctx, err, *status, "create portal session for "+customerID)
+	}
+	return sess.URL, nil
+}
+
 // lastDecline is the decline code of the invoice's latest failed payment
 // and when it happened: the payment intent's last error (its decline
 // code, else its code), else the failed latest charge's; "" if neither

@@ -23,6 +23,9 @@ type Event struct {
 	// Object is data.object: an Invoice, Charge or Subscription, a
 	// map[string]any, a json.RawMessage, or anything json.Marshal renders.
 	Object any
+	// PreviousAttributes, when set, is data.previous_attributes: the
+	// values an *.updated event's object had before the change.
+	PreviousAttributes map[string]any
 }
 
 // JSON renders the event as Stripe sends it to a webhook endpoint: members
@@ -89,7 +92,7 @@ func (e Event) compact() []byte {
 		"object":           "event",
 		"api_version":      e.APIVersion,
 		"created":          e.Created.Unix(),
-		"data":             map[string]any{"object": obj},
+		"data":             e.data(obj),
 		"livemode":         e.Livemode,
 		"pending_webhooks": 1,
 		"request":          map[string]any{"id": nil, "idempotency_key": nil},
@@ -103,6 +106,15 @@ func (e Event) compact() []byte {
 		panic(fmt.Sprintf("stripetest: render event %s: %v", e.Type, err))
 	}
 	return b
+}
+
+// data is the event's data member around obj.
+func (e Event) data(obj any) map[string]any {
+	d := map[string]any{"object": obj}
+	if e.PreviousAttributes != nil {
+		d["previous_attributes"] = e.PreviousAttributes
+	}
+	return d
 }
 
 // NewID returns a random Stripe-like id with the prefix (evt_, in_, ch_…).

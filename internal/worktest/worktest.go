@@ -49,6 +49,16 @@ func (g *InstantGateway) CancelSubscription(context.Context, string, string, str
 // MarkUncollectible succeeds.
 func (g *InstantGateway) MarkUncollectible(context.Context, string, string, string) error { return nil }
 
+// Customer answers a customer without an email.
+func (g *InstantGateway) Customer(_ context.Context, _, id string) (domain.Customer, error) {
+	return domain.Customer{ID: id}, nil
+}
+
+// PortalSession answers a fixed URL.
+func (g *InstantGateway) PortalSession(context.Context, string, string, string) (string, error) {
+	return "https://billing.stripe.com/p/session/test", nil
+}
+
 // DiscardNotifier sends nothing.
 type DiscardNotifier struct{}
 
