@@ -69,6 +69,12 @@ type Options struct {
 	// WebhookSecrets, which those processes share anyway (the recoup
 	// binary is built by New too, so its cursors and an embedder's agree).
 	CursorKey []byte
+	// PublicURL is the deployment's external base URL (https://…). When
+	// set, every customer email carries an update link PublicURL/update/…
+	// that opens the Stripe customer portal (served by Handler and
+	// Mount), signed with keys derived from WebhookSecrets; when empty,
+	// emails link the hosted invoice.
+	PublicURL string
 	// EventRetention is how long RunWorker keeps idempotency locks before
 	// pruning them; zero is DefaultEventRetention, negative never prunes.
 	EventRetention time.Duration
@@ -88,6 +94,7 @@ type Service struct {
 	tasks     *app.TaskService
 	merchants *app.MerchantService
 	policies  *app.PolicyService
+	links     *app.UpdateLinkService
 	worker    *app.Worker
 	cursorKey []byte
 	pruner    *app.EventPruner
@@ -135,7 +142,12 @@ func New(opts Options) (*Service, error) {
 	if obs == nil {
 		obs = ports.NopObserver{}
 	}
-	worker, err := app.NewWorker(opts.Worker, app.WorkerPorts{
+	linkKeys := domain.LinkKeysFromSecrets(opts.WebhookSecrets)
+	workerCfg := opts.Worker
+	if opts.PublicURL != "" {
+		workerCfg.UpdateLinks = app.UpdateLinkConfig{BaseURL: opts.PublicURL, Keys: linkKeys}
+	}
+	worker, err := app.NewWorker(workerCfg, app.WorkerPorts{
 		Storage: storage, Gateway: opts.Gateway, Notifier: notifier, Clock: clock, Logger: log, Observer: obs,
 	})
 	if err != nil {
@@ -151,6 +163,7 @@ func New(opts Options) (*Service, error) {
 			Livemode: opts.Livemode, Clock: clock, Logger: log, Observer: obs,
 		}),
 		policies:  app.NewPolicyService(storage.Policies()),
+		links:     app.NewUpdateLinkService(linkKeys, storage.Merchants(), opts.Gateway, clock),
 		tasks:     app.NewTaskService(storage.Tasks(), storage.Ledger(), clock),
 		merchants: app.NewMerchantService(storage.Merchants(), clock),
 		worker:    worker,
@@ -282,7 +295,7 @@ func (s *Service) Handler(opts HandlerOptions) http.Handler {
 	return s.wakeOnSuccess(httpapi.NewServer(httpapi.Config{
 		Verifier: s.needVerifier(), Webhooks: s.webhooks, Tasks: s.tasks, Merchants: s.merchants, Policies: s.policies,
 		Resolver: s.resolver(opts.Resolver), AdminToken: opts.AdminToken, CursorKey: s.cursorKey,
-		Ready: s.storage.Ping, Metrics: opts.Metrics, Requests: opts.Requests, Observer: s.obs,
+		Ready: s.storage.Ping, Metrics: opts.Metrics, Requests: opts.Requests, Observer: s.obs, UpdateLinks: s.links,
 		AuthLimiter: opts.AuthLimiter, Logger: s.log,
 	}))
 }

@@ -50,8 +50,8 @@ type eventData struct {
 // eventObject is data.object: decoded into the stripe-go type of its kind,
 // or kept raw.
 type eventObject struct {
-	present      bool   // data.object was there, and not null
-	kind         string // its "object" member, once known
+	present       bool   // data.object was there, and not null
+	kind          string // its "object" member, once known
 	invoice       *stripego.Invoice
 	charge        *stripego.Charge
 	subscription  *stripego.Subscription
