@@ -1,6 +1,7 @@
 package recoup
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,14 @@ type Options struct {
 	// WebhookSecrets, which those processes share anyway (the recoup
 	// binary is built by New too, so its cursors and an embedder's agree).
 	CursorKey []byte
+	// ReconcileInterval is how often RunWorker reconciles: it lists, for
+	// every merchant, the events Stripe could not deliver in the last
+	// ReconcileWindow and puts them through the webhook's path. Zero is
+	// an hour, negative never; it needs a Gateway.
+	ReconcileInterval time.Duration
+	// ReconcileWindow is how far back a periodic reconciliation looks;
+	// zero is 72 hours (Stripe retries a delivery for three days).
+	ReconcileWindow time.Duration
 	// PublicURL is the deployment's external base URL (https://…). When
 	// set, every customer email carries an update link PublicURL/update/…
 	// that opens the Stripe customer portal (served by Handler and
@@ -85,19 +94,22 @@ type Options struct {
 // several Services may live in one process (on different storage, or on
 // the same storage as several processes would).
 type Service struct {
-	storage   ports.Storage
-	log       *slog.Logger
-	clock     ports.Clock
-	obs       ports.Observer
-	verifier  ports.WebhookVerifier // nil without webhook secrets
-	webhooks  *app.WebhookService
-	tasks     *app.TaskService
-	merchants *app.MerchantService
-	policies  *app.PolicyService
-	links     *app.UpdateLinkService
-	worker    *app.Worker
-	cursorKey []byte
-	pruner    *app.EventPruner
+	storage         ports.Storage
+	log             *slog.Logger
+	clock           ports.Clock
+	obs             ports.Observer
+	verifier        ports.WebhookVerifier // nil without webhook secrets
+	webhooks        *app.WebhookService
+	tasks           *app.TaskService
+	merchants       *app.MerchantService
+	policies        *app.PolicyService
+	links           *app.UpdateLinkService
+	reconcile       *app.Reconciler // nil without a gateway
+	reconcileEvery  time.Duration
+	reconcileWindow time.Duration
+	worker          *app.Worker
+	cursorKey       []byte
+	pruner          *app.EventPruner
 }
 
 // New composes recoup from opts: it is the one composition, which the
@@ -153,7 +165,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recoup: worker: %w", err)
 	}
-	return &Service{
+	svc := &Service{
 		storage:  storage,
 		log:      log,
 		clock:    clock,
@@ -162,14 +174,40 @@ func New(opts Options) (*Service, error) {
 		webhooks: app.NewWebhookService(storage, app.WebhookConfig{
 			Livemode: opts.Livemode, Clock: clock, Logger: log, Observer: obs,
 		}),
-		policies:  app.NewPolicyService(storage.Policies()),
-		links:     app.NewUpdateLinkService(linkKeys, storage.Merchants(), opts.Gateway, clock),
-		tasks:     app.NewTaskService(storage.Tasks(), storage.Ledger(), clock),
-		merchants: app.NewMerchantService(storage.Merchants(), clock),
-		worker:    worker,
-		cursorKey: cursorKey,
-		pruner:    app.NewEventPruner(storage, retention, clock, log),
-	}, nil
+		policies:        app.NewPolicyService(storage.Policies()),
+		links:           app.NewUpdateLinkService(linkKeys, storage.Merchants(), opts.Gateway, clock),
+		tasks:           app.NewTaskService(storage.Tasks(), storage.Ledger(), clock),
+		merchants:       app.NewMerchantService(storage.Merchants(), clock),
+		worker:          worker,
+		cursorKey:       cursorKey,
+		pruner:          app.NewEventPruner(storage, retention, clock, log),
+		reconcileEvery:  cmp.Or(opts.ReconcileInterval, time.Hour),
+		reconcileWindow: cmp.Or(opts.ReconcileWindow, DefaultReconcileWindow),
+	}
+	if opts.Gateway != nil {
+		svc.reconcile, err = app.NewReconciler(app.ReconcileConfig{}, storage, opts.Gateway, stripe.Decoder{},
+			svc.webhooks, clock, log, obs)
+		if err != nil {
+			return nil, fmt.Errorf("recoup: reconciler: %w", err)
+		}
+	}
+	return svc, nil
+}
+
+// DefaultReconcileWindow is how far back RunWorker's reconciliation looks:
+// Stripe retries a delivery for three days.
+const DefaultReconcileWindow = 72 * time.Hour
+
+// Reconcile lists, for every merchant, the events of the handled types
+// that Stripe could not deliver in the last `since` (at most 30 days),
+// and puts each through the webhook's own path (lock, then dispatch): an
+// event already processed is a duplicate, and a webhook that arrives
+// after it is one too. Needs Options.Gateway (ErrInvalid without).
+func (s *Service) Reconcile(ctx context.Context, since time.Duration) (app.ReconcileResult, error) {
+	if s.reconcile == nil {
+		return app.ReconcileResult{}, fmt.Errorf("%w: reconciliation needs a Stripe gateway (Options.Gateway)", domain.ErrInvalid)
+	}
+	return s.reconcile.Run(ctx, since)
 }
 
 func hasSecret(secrets []string) bool {
@@ -207,14 +245,41 @@ func (s *Service) Webhooks() *app.WebhookService { return s.webhooks }
 func (s *Service) Worker() *app.Worker { return s.worker }
 
 // RunWorker runs the task worker until ctx ends, and meanwhile prunes
-// idempotency locks older than Options.EventRetention every hour. Tasks in
+// idempotency locks older than Options.EventRetention every hour and, with
+// a gateway, reconciles every Options.ReconcileInterval. Tasks in
 // flight when ctx ends are finished and recorded before it returns.
 func (s *Service) RunWorker(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.pruner.Run(ctx) })
+	if s.reconcile != nil && s.reconcileEvery > 0 {
+		wg.Go(func() { s.reconcileEach(ctx) })
+	}
 	err := s.worker.Run(ctx)
 	wg.Wait()
 	return err
+}
+
+// reconcileEach reconciles every reconcileEvery until ctx ends. Several
+// workers may do so at once: each merchant's lease lets one at a time
+// list its account.
+func (s *Service) reconcileEach(ctx context.Context) {
+	tick := time.NewTicker(s.reconcileEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		res, err := s.reconcile.Run(ctx, s.reconcileWindow)
+		if err != nil && ctx.Err() == nil {
+			s.log.LogAttrs(ctx, slog.LevelError, "reconcile", slog.String("error", err.Error()))
+			continue
+		}
+		s.log.LogAttrs(ctx, slog.LevelInfo, "reconcile: run", slog.Int("merchants", res.Merchants), slog.Int("listed", res.Listed),
+			slog.Int("processed", res.Processed), slog.Int("duplicates", res.Duplicates), slog.Int("ignored", res.Ignored),
+			slog.Int("failed", res.Failed))
+	}
 }
 
 // PruneEvents deletes the idempotency locks older than

@@ -85,29 +85,44 @@ func duplicateReason(eventID string) string {
 // a duplicate changes nothing, and an error rolls back the lock with the
 // effects so that Stripe's redelivery can succeed. An error means the
 // delivery must be answered as failed (nothing of it was kept).
-func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res WebhookResult, err error) {
+func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (WebhookResult, error) {
+	res, _, err := s.handle(ctx, ev, sourceWebhook)
+	return res, err
+}
+
+// The sources of an event, in its log line.
+const (
+	sourceWebhook   = "webhook"
+	sourceReconcile = "reconcile"
+)
+
+// handle is Handle for an event from source, saying whether it was a
+// duplicate. Only webhook deliveries are reported to the Observer as such;
+// a reconciled event is counted by the reconciler.
+func (s *WebhookService) handle(ctx context.Context, ev domain.Event, source string) (res WebhookResult, duplicate bool, err error) {
 	start := time.Now()
-	duplicate := false
 	defer func() {
-		s.logDelivery(ctx, ev, res, err)
-		s.obs.WebhookDelivery(observedEventType(ev.Type), deliveryOutcome(res, err, duplicate), time.Since(start))
+		s.logDelivery(ctx, ev, source, res, err)
+		if source == sourceWebhook {
+			s.obs.WebhookDelivery(observedEventType(ev.Type), deliveryOutcome(res, err, duplicate), time.Since(start))
+		}
 	}()
 
 	if ev.Livemode != s.livemode {
-		return WebhookResult{Action: domain.ActionIgnored, Reason: fmt.Sprintf("Event livemode=%t does not match this endpoint's livemode=%t", ev.Livemode, s.livemode)}, nil
+		return WebhookResult{Action: domain.ActionIgnored, Reason: fmt.Sprintf("Event livemode=%t does not match this endpoint's livemode=%t", ev.Livemode, s.livemode)}, duplicate, nil
 	}
 	if !domain.Handles(ev.Type) {
-		return WebhookResult{Processed: true, Action: domain.ActionIgnored, Reason: fmt.Sprintf("Event type %s not handled", ev.Type)}, nil
+		return WebhookResult{Processed: true, Action: domain.ActionIgnored, Reason: fmt.Sprintf("Event type %s not handled", ev.Type)}, duplicate, nil
 	}
 	if ev.Account == "" {
-		return WebhookResult{Action: domain.ActionIgnored, Reason: "Event has no connected account"}, nil
+		return WebhookResult{Action: domain.ActionIgnored, Reason: "Event has no connected account"}, duplicate, nil
 	}
 	merchant, err := s.merchants.byStripeAccount(ctx, ev.Account)
 	if errors.Is(err, domain.ErrNotFound) {
-		return WebhookResult{Action: domain.ActionIgnored, Reason: fmt.Sprintf("No merchant for account %s", ev.Account)}, nil
+		return WebhookResult{Action: domain.ActionIgnored, Reason: fmt.Sprintf("No merchant for account %s", ev.Account)}, duplicate, nil
 	}
 	if err != nil {
-		return WebhookResult{}, fmt.Errorf("find merchant: %w", err)
+		return WebhookResult{}, false, fmt.Errorf("find merchant: %w", err)
 	}
 	res.MerchantID = merchant.ID
 
@@ -158,9 +173,9 @@ func (s *WebhookService) Handle(ctx context.Context, ev domain.Event) (res Webho
 		return nil
 	})
 	if err != nil {
-		return WebhookResult{MerchantID: merchant.ID}, err
+		return WebhookResult{MerchantID: merchant.ID}, duplicate, err
 	}
-	return res, nil
+	return res, duplicate, nil
 }
 
 // cardUpdate records a change of the customer's payment method on each of
@@ -237,9 +252,12 @@ func apply(ctx context.Context, tx ports.Tx, merchant domain.MerchantID, d domai
 	return ids, nil
 }
 
-func (s *WebhookService) logDelivery(ctx context.Context, ev domain.Event, res WebhookResult, err error) {
-	attrs := make([]slog.Attr, 0, 8) // on the stack: the most a line has
+func (s *WebhookService) logDelivery(ctx context.Context, ev domain.Event, source string, res WebhookResult, err error) {
+	attrs := make([]slog.Attr, 0, 9) // on the stack: the most a line has
 	attrs = append(attrs, slog.String("event_id", ev.ID), slog.String("event_type", ev.Type))
+	if source != sourceWebhook {
+		attrs = append(attrs, slog.String("source", source))
+	}
 	if res.MerchantID != "" {
 		attrs = append(attrs, slog.String("merchant_id", string(res.MerchantID)))
 	}

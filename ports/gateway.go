@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"time"
 
 	"github.com/recoupdev/recoup/domain"
 )
@@ -32,4 +33,27 @@ type PaymentGateway interface {
 	// the customer on the connected account and returns its URL; the
 	// portal sends the customer back to returnURL (none when empty).
 	PortalSession(ctx context.Context, account, customerID, returnURL string) (string, error)
+	// Events lists one page of the connected account's events, newest
+	// first, as their raw JSON bodies (each decodes as a webhook body
+	// does). A rate limit (429) is a transient PaymentError.
+	Events(ctx context.Context, account string, q EventQuery) (EventPage, error)
+}
+
+// EventQuery selects events to list: those of Types created at Since or
+// later, only those Stripe could not deliver when Undelivered, after the
+// event StartingAfter (a previous page's last), Limit at most per page.
+type EventQuery struct {
+	Types         []string
+	Since         time.Time
+	Undelivered   bool
+	StartingAfter string
+	Limit         int
+}
+
+// EventPage is one page of events: their raw JSON bodies, the last one's
+// id (for the next page), and whether more follow.
+type EventPage struct {
+	Payloads [][]byte
+	LastID   string
+	HasMore  bool
 }

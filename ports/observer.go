@@ -60,7 +60,26 @@ type Observer interface {
 	LockWait(took time.Duration)
 	// TaskRun reports one execution of a task by the worker.
 	TaskRun(taskType, outcome string, took time.Duration)
+	// ReconciledEvent reports one event reconciliation listed and put
+	// through the webhook's path, with its outcome (a Delivery…
+	// constant: processed, duplicate, ignored, failed).
+	ReconciledEvent(outcome string)
+	// OutboundEnqueued reports n messages of an outbound event type
+	// enqueued for a merchant's endpoints.
+	OutboundEnqueued(eventType string, n int)
+	// OutboundAttempt reports one attempt to deliver an outbound message
+	// and how it ended (an Outbound… constant), with its duration.
+	OutboundAttempt(eventType, outcome string, took time.Duration)
 }
+
+// Outcomes of one attempt to deliver an outbound message.
+const (
+	OutboundDelivered = "delivered"
+	// OutboundRetry: the attempt failed; the message is tried again later.
+	OutboundRetry = "retry"
+	// OutboundFailed: the attempt failed and it was the last.
+	OutboundFailed = "failed"
+)
 
 var _ Observer = NopObserver{}
 
@@ -75,3 +94,12 @@ func (NopObserver) LockWait(time.Duration) {}
 
 // TaskRun does nothing.
 func (NopObserver) TaskRun(string, string, time.Duration) {}
+
+// ReconciledEvent does nothing.
+func (NopObserver) ReconciledEvent(string) {}
+
+// OutboundEnqueued does nothing.
+func (NopObserver) OutboundEnqueued(string, int) {}
+
+// OutboundAttempt does nothing.
+func (NopObserver) OutboundAttempt(string, string, time.Duration) {}

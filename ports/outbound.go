@@ -51,3 +51,20 @@ type Outbox interface {
 	// ErrConflict if the claim no longer holds (nothing changes then).
 	FinishDelivery(ctx context.Context, id domain.DeliveryID, attempt int, res domain.DeliveryResult) error
 }
+
+// WebhookSender sends outbound messages to merchants' endpoints, signed
+// per the Standard Webhooks specification, and guards the network: an
+// endpoint may not reach loopback, private, link-local or multicast
+// addresses unless the deployment allows it.
+type WebhookSender interface {
+	// CheckURL says whether an endpoint URL may be used: https (or http
+	// where private addresses are allowed), and a host whose every
+	// address is allowed. Every refusal is ErrInvalid with a message for
+	// the merchant.
+	CheckURL(ctx context.Context, rawURL string) error
+	// Send posts d's payload to d.URL once, signed with d.Secret, with
+	// d.ID as the webhook-id and at as the webhook-timestamp, without
+	// following redirects. It returns the answer's status (0 when none
+	// came) and an error for anything but a 2xx.
+	Send(ctx context.Context, d domain.Delivery, at time.Time) (status int, err error)
+}

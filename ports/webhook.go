@@ -16,3 +16,10 @@ type WebhookVerifier interface {
 	// that shares its memory, after it returns: the caller reuses it.
 	VerifyEvent(payload []byte, signatureHeader string) (domain.Event, error)
 }
+
+// EventDecoder decodes an event's JSON body exactly as a webhook delivery's
+// is decoded, without a signature: for events recoup fetched from Stripe
+// itself (reconciliation). Every rejection is ErrInvalid.
+type EventDecoder interface {
+	DecodeEvent(payload []byte) (domain.Event, error)
+}

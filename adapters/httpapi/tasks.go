@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
@@ -88,10 +87,7 @@ func (a *taskAPI) handleList(w http.ResponseWriter, r *http.Request, m domain.Me
 		writeError(w, r, a.log, err)
 		return
 	}
-	out := taskListJSON{Tasks: make([]taskJSON, 0, len(page.Tasks))}
-	for _, t := range page.Tasks {
-		out.Tasks = append(out.Tasks, newTaskJSON(t))
-	}
+	out := taskListJSON{Tasks: page.Tasks}
 	if page.Next != nil {
 		c, err := a.cursors.encode(*page.Next, m.ID)
 		if err != nil {
@@ -165,7 +161,7 @@ func (a *taskAPI) handleGet(w http.ResponseWriter, r *http.Request, m domain.Mer
 		writeError(w, r, a.log, explainTaskError(err, id, ""))
 		return
 	}
-	writeJSON(w, http.StatusOK, newTaskJSON(t))
+	writeJSON(w, http.StatusOK, t)
 }
 
 func (a *taskAPI) handleRetry(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
@@ -179,7 +175,7 @@ func (a *taskAPI) handleRetry(w http.ResponseWriter, r *http.Request, m domain.M
 		writeError(w, r, a.log, explainTaskError(err, id, "only a failed or cancelled task can be retried"))
 		return
 	}
-	writeJSON(w, http.StatusOK, newTaskJSON(t))
+	writeJSON(w, http.StatusOK, t)
 }
 
 func (a *taskAPI) handleDelete(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
@@ -216,49 +212,9 @@ func (a *taskAPI) handleStats(w http.ResponseWriter, r *http.Request, m domain.M
 	writeJSON(w, http.StatusOK, newStatsJSON(st))
 }
 
-// taskJSON is a task as the API shows it.
-type taskJSON struct {
-	ID                   domain.TaskID     `json:"id"`
-	MerchantID           domain.MerchantID `json:"merchant_id"`
-	Type                 domain.TaskType   `json:"type"`
-	Status               domain.TaskStatus `json:"status"`
-	StripeEventID        string            `json:"stripe_event_id"`
-	StripeCustomerID     string            `json:"stripe_customer_id"`
-	StripeInvoiceID      string            `json:"stripe_invoice_id"`
-	StripeSubscriptionID string            `json:"stripe_subscription_id"`
-	StripeChargeID       string            `json:"stripe_charge_id"`
-	CustomerEmail        string            `json:"customer_email"`
-	AmountDue            int64             `json:"amount_due"`
-	Currency             string            `json:"currency"`
-	HostedInvoiceURL     string            `json:"hosted_invoice_url"`
-	Attempts             int               `json:"attempts"`
-	RunAt                string            `json:"run_at"`
-	LastError            string            `json:"last_error"`
-	DeclineCode          string            `json:"decline_code"`
-	Reason               string            `json:"reason"`
-	CreatedAt            string            `json:"created_at"`
-	UpdatedAt            string            `json:"updated_at"`
-}
-
-func newTaskJSON(t domain.Task) taskJSON {
-	return taskJSON{
-		ID: t.ID, MerchantID: t.MerchantID, Type: t.Type, Status: t.Status,
-		StripeEventID: t.StripeEventID, StripeCustomerID: t.StripeCustomerID,
-		StripeInvoiceID: t.StripeInvoiceID, StripeSubscriptionID: t.StripeSubscriptionID,
-		StripeChargeID: t.StripeChargeID, CustomerEmail: t.CustomerEmail,
-		AmountDue: t.AmountDue, Currency: t.Currency, HostedInvoiceURL: t.HostedInvoiceURL,
-		Attempts: t.Attempts, RunAt: formatTime(t.RunAt), LastError: t.LastError, DeclineCode: t.DeclineCode, Reason: t.Reason,
-		CreatedAt: formatTime(t.CreatedAt), UpdatedAt: formatTime(t.UpdatedAt),
-	}
-}
-
-// formatTime writes RFC 3339 in UTC, with fractional seconds only when
-// there are any.
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
 type taskListJSON struct {
-	Tasks      []taskJSON `json:"tasks"`
-	NextCursor *string    `json:"next_cursor"`
+	Tasks      []domain.Task `json:"tasks"` // in their own JSON form
+	NextCursor *string       `json:"next_cursor"`
 }
 
 type currencyJSON struct {

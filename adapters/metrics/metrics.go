@@ -50,6 +50,7 @@ type Metrics struct {
 	deliveryTime *prometheus.HistogramVec
 	lockWait     prometheus.Histogram
 	taskRuns     *prometheus.CounterVec
+	reconciled   *prometheus.CounterVec
 	taskTime     *prometheus.HistogramVec
 	requests     *prometheus.CounterVec
 	requestTime  *prometheus.HistogramVec
@@ -77,6 +78,10 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Namespace: Namespace, Name: "task_runs_total",
 			Help: "Task executions by type and outcome (succeeded, retry, failed, cancelled, conflict, unrecorded).",
 		}, []string{"type", "outcome"}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "reconcile_events_total",
+			Help: "Undelivered Stripe events that reconciliation listed and put through the webhook's path, by outcome (processed, duplicate, ignored, failed).",
+		}, []string{"outcome"}),
 		taskTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "task_run_duration_seconds",
 			Help:    "Time of one task execution (Stripe and email calls included), by type.",
@@ -92,7 +97,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 	}
-	cs := []prometheus.Collector{m.deliveries, m.deliveryTime, m.lockWait, m.taskRuns, m.taskTime, m.requests, m.requestTime}
+	cs := []prometheus.Collector{m.deliveries, m.deliveryTime, m.lockWait, m.taskRuns, m.reconciled, m.taskTime, m.requests, m.requestTime}
 	if opts.Queue != nil {
 		cs = append(cs, newBacklogCollector(opts.Queue, opts.Clock, opts.BacklogTimeout))
 	}
@@ -126,18 +131,25 @@ func (m *Metrics) initSeries() {
 			m.taskRuns.WithLabelValues(t, o)
 		}
 	}
+	for _, o := range []string{ports.DeliveryProcessed, ports.DeliveryDuplicate, ports.DeliveryIgnored, ports.DeliveryFailed} {
+		m.reconciled.WithLabelValues(o)
+	}
 }
 
 var handledEventTypes = []string{
 	domain.EventInvoicePaymentFailed, domain.EventInvoicePaymentActionRequired,
 	domain.EventCustomerSubscriptionDeleted, domain.EventChargeFailed,
 	domain.EventInvoicePaid, domain.EventInvoiceVoided, domain.EventInvoiceMarkedUncollectible,
+	domain.EventCustomerUpdated, domain.EventPaymentMethodAttached, domain.EventCustomerSourceExpiring,
 }
 
-var taskTypes = []string{
-	string(domain.TypeRetryPayment), string(domain.TypeNotifyPaymentFailed),
-	string(domain.TypeNotifyActionRequired), string(domain.TypeNotifyChargeFailed),
-}
+var taskTypes = func() []string {
+	out := make([]string, len(domain.TaskTypes))
+	for i, t := range domain.TaskTypes {
+		out[i] = string(t)
+	}
+	return out
+}()
 
 var deliveryOutcomes = set(ports.DeliveryProcessed, ports.DeliveryDuplicate, ports.DeliveryIgnored, ports.DeliveryRejected, ports.DeliveryFailed)
 
@@ -179,6 +191,11 @@ func (m *Metrics) TaskRun(taskType, outcome string, took time.Duration) {
 	taskType = bounded(taskType, taskTypeLabels)
 	m.taskRuns.WithLabelValues(taskType, bounded(outcome, taskOutcomes)).Inc()
 	m.taskTime.WithLabelValues(taskType).Observe(took.Seconds())
+}
+
+// ReconciledEvent counts one reconciled event by outcome.
+func (m *Metrics) ReconciledEvent(outcome string) {
+	m.reconciled.WithLabelValues(bounded(outcome, deliveryOutcomes)).Inc()
 }
 
 // ObserveRequest counts one HTTP request answered by route with status.

@@ -2,6 +2,7 @@ package stripe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -148,6 +149,55 @@ func (g *Gateway) PortalSession(ctx context.Context, account, customerID, return
 		return "", g.classify(ctx, err, *status, "create portal session for "+customerID)
 	}
 	return sess.URL, nil
+}
+
+// Events lists one page of the connected account's events.
+func (g *Gateway) Events(ctx context.Context, account string, q ports.EventQuery) (ports.EventPage, error) {
+	if err := g.check(account, "events"); err != nil {
+		return ports.EventPage{}, err
+	}
+	ctx, status := withStatus(ctx)
+	params := &stripego.EventListParams{CreatedRange: &stripego.RangeQueryParams{GreaterThanOrEqual: q.Since.Unix()}}
+	for _, t := range q.Types {
+		params.Types = append(params.Types, stripego.String(t))
+	}
+	if q.Undelivered {
+		params.DeliverySuccess = stripego.Bool(false)
+	}
+	if q.StartingAfter != "" {
+		params.StartingAfter = stripego.String(q.StartingAfter)
+	}
+	if q.Limit > 0 {
+		params.Limit = stripego.Int64(int64(q.Limit))
+	}
+	params.Single = true // one page: the caller pages, with its own back-off
+	params.Context = ctx
+	params.SetStripeAccount(account)
+	it := g.api.Events.List(params)
+	if err := it.Err(); err != nil {
+		return ports.EventPage{}, g.classify(ctx, err, *status, "list events of "+account)
+	}
+	// The page as Stripe sent it: each event's body, raw, so that it is
+	// decoded exactly as a webhook body is.
+	var page struct {
+		Data []json.RawMessage `json:"data"`
+		More bool              `json:"has_more"`
+	}
+	list := it.EventList()
+	if list == nil || list.LastResponse == nil {
+		return ports.EventPage{}, &domain.PaymentError{Kind: domain.PaymentTransient, Op: "list events of " + account, Message: "no answer from Stripe"}
+	}
+	if err := json.Unmarshal(list.LastResponse.RawJSON, &page); err != nil {
+		return ports.EventPage{}, &domain.PaymentError{Kind: domain.PaymentTransient, Op: "list events of " + account, Message: "unreadable answer from Stripe", Err: err}
+	}
+	out := ports.EventPage{HasMore: page.More}
+	for _, raw := range page.Data {
+		out.Payloads = append(out.Payloads, []byte(raw))
+	}
+	if n := len(list.Data); n > 0 {
+		out.LastID = list.Data[n-1].ID
+	}
+	return out, nil
 }
 
 // lastDecline is the decline code of the invoice's latest failed payment

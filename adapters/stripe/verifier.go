@@ -122,3 +122,13 @@ func (v *Verifier) VerifyEvent(payload []byte, signatureHeader string) (domain.E
 	}
 	return ev, nil
 }
+
+// Decoder decodes events that recoup read from the Stripe API itself
+// (reconciliation), exactly as a webhook delivery's body is decoded after
+// its signature. It needs no secret; the zero value is ready to use.
+type Decoder struct{}
+
+var _ ports.EventDecoder = Decoder{}
+
+// DecodeEvent decodes an event's JSON body; ErrInvalid as VerifyEvent.
+func (Decoder) DecodeEvent(payload []byte) (domain.Event, error) { return decodeEvent(payload) }

@@ -59,6 +59,11 @@ func (g *InstantGateway) PortalSession(context.Context, string, string, string) 
 	return "https://billing.stripe.com/p/session/test", nil
 }
 
+// Events lists none.
+func (g *InstantGateway) Events(context.Context, string, ports.EventQuery) (ports.EventPage, error) {
+	return ports.EventPage{}, nil
+}
+
 // DiscardNotifier sends nothing.
 type DiscardNotifier struct{}
 
