@@ -15,11 +15,11 @@
 //	}.JSON()
 //	header := stripetest.Sign(payload, "whsec_test", time.Now())
 //
-// The object builders (Invoice, Charge, Subscription) render the fields
-// recoup reads plus the usual fields around them, with Stripe's names and
-// nesting, and null where Stripe sends null; their Map method gives the
-// object as a map for a test that wants to change it (expand a field, drop
-// one). The shapes are checked against stripe-mock's OpenAPI spec by this
+// The object builders (Invoice, Charge, Subscription, PaymentIntent)
+// render the fields recoup reads plus the usual fields around them, with
+// Stripe's names and nesting, and null where Stripe sends null; their Map
+// method gives the object as a map for a test that wants to change it
+// (expand a field, drop one). The shapes are checked against stripe-mock's OpenAPI spec by this
 // package's tests.
 //
 // For the Stripe API itself, StartMock(t) runs stripe-mock v0.180.0 on a

@@ -191,6 +191,14 @@ func TestShapesMatchStripeSpec(t *testing.T) {
 		{"charge, succeeded", "charge", stripetest.Event{Type: "charge.succeeded", Object: stripetest.Charge{Status: "succeeded"}}},
 		{"subscription, deleted", "subscription", stripetest.Event{Type: "customer.subscription.deleted", Account: "acct_1", Object: stripetest.Subscription{ID: "sub_1", Customer: "cus_1"}}},
 		{"subscription, active", "subscription", stripetest.Event{Type: "customer.subscription.updated", Account: "acct_1", Object: stripetest.Subscription{Status: "active"}}},
+		{"charge, of a payment intent", "charge", stripetest.Event{Type: "charge.succeeded", Account: "acct_1", Object: stripetest.Charge{Status: "succeeded", Amount: 2000, Invoice: "in_1", PaymentIntent: "pi_1"}}},
+		{"payment intent, succeeded", "payment_intent", stripetest.Event{Type: "payment_intent.succeeded", Account: "acct_1", Object: stripetest.PaymentIntent{
+			Customer: "cus_1", Invoice: "in_1", Amount: 2000, LatestCharge: "ch_1",
+		}}},
+		{"payment intent, declined", "payment_intent", stripetest.Event{Type: "payment_intent.payment_failed", Account: "acct_1", Object: stripetest.PaymentIntent{
+			Customer: "cus_1", Invoice: "in_1", Amount: 2000, LatestCharge: "ch_1", DeclineCode: "insufficient_funds",
+		}}},
+		{"payment intent, expired card", "payment_intent", stripetest.Event{Type: "payment_intent.payment_failed", Object: stripetest.PaymentIntent{DeclineCode: "expired_card"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,6 +230,7 @@ func TestShapesAreComplete(t *testing.T) {
 		{"invoice", stripetest.Invoice{Customer: "cus_1", AmountDue: 2000}},
 		{"charge", stripetest.Charge{Customer: "cus_1", Invoice: "in_1", Amount: 2000}},
 		{"subscription", stripetest.Subscription{}},
+		{"payment_intent", stripetest.PaymentIntent{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {
