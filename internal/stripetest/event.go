@@ -311,9 +311,10 @@ type Charge struct {
 	FailureCode  string // "" → card_declined when Status is failed
 	// DeclineCode is the issuer's reason, outcome.reason ("" →
 	// generic_decline) when Status is failed.
-	DeclineCode string
-	Created     time.Time // zero → a minute ago
-	Livemode    bool
+	DeclineCode   string
+	PaymentIntent string    // pi_…; "" → null: a charge made without one
+	Created       time.Time // zero → a minute ago
+	Livemode      bool
 }
 
 // Map renders the charge object as a map.
@@ -330,15 +331,29 @@ func (c Charge) Map() map[string]any {
 	if c.Created.IsZero() {
 		c.Created = time.Now().Add(-time.Minute)
 	}
-	var failureCode, failureMessage, outcome any
-	if c.Status == "failed" {
+	var failureCode, failureMessage, outcome, balanceTransaction any
+	var captured int64
+	switch c.Status {
+	case "succeeded":
+		// A card charge that succeeded is captured at once (invoices
+		// capture automatically) and moved money.
+		captured, balanceTransaction = c.Amount, NewID("txn_")
+		outcome = map[string]any{
+			"network_status": "approved_by_network",
+			"reason":         nil,
+			"risk_level":     "normal",
+			"risk_score":     32,
+			"seller_message": "Payment complete.",
+			"type":           "authorized",
+		}
+	case "failed":
 		if c.FailureCode == "" {
 			c.FailureCode = "card_declined"
 		}
 		if c.DeclineCode == "" {
 			c.DeclineCode = "generic_decline"
 		}
-		failureCode, failureMessage = c.FailureCode, "Your card was declined."
+		failureCode, failureMessage = c.FailureCode, decline(c.DeclineCode).message
 		outcome = map[string]any{
 			"network_status": "declined_by_network",
 			"reason":         c.DeclineCode,
@@ -352,16 +367,16 @@ func (c Charge) Map() map[string]any {
 		"id":                  c.ID,
 		"object":              "charge",
 		"amount":              c.Amount,
-		"amount_captured":     0,
+		"amount_captured":     captured,
 		"amount_refunded":     0,
-		"balance_transaction": nil,
+		"balance_transaction": balanceTransaction,
 		"billing_details": map[string]any{
 			"address": map[string]any{"city": nil, "country": nil, "line1": nil, "line2": nil, "postal_code": nil, "state": nil},
 			"email":   nullable(c.BillingEmail),
 			"name":    nil,
 			"phone":   nil,
 		},
-		"captured":                        false,
+		"captured":                        c.Status == "succeeded",
 		"created":                         c.Created.Unix(),
 		"currency":                        c.Currency,
 		"customer":                        nullable(c.Customer),
@@ -375,7 +390,7 @@ func (c Charge) Map() map[string]any {
 		"metadata":                        map[string]any{},
 		"outcome":                         outcome,
 		"paid":                            c.Status == "succeeded",
-		"payment_intent":                  nil,
+		"payment_intent":                  nullable(c.PaymentIntent),
 		"receipt_email":                   nullable(c.ReceiptEmail),
 		"refunded":                        false,
 		"status":                          c.Status,

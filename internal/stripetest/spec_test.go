@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,20 @@ type openAPI struct {
 	Components struct {
 		Schemas map[string]map[string]any `json:"schemas"`
 	} `json:"components"`
+	// Paths holds each operation's answers, for the schemas that have
+	// no name of their own (a list's).
+	Paths map[string]map[string]struct {
+		Responses map[string]struct {
+			Content map[string]struct {
+				Schema map[string]any `json:"schema"`
+			} `json:"content"`
+		} `json:"responses"`
+	} `json:"paths"`
+}
+
+// response is the schema of the operation's 200 answer.
+func (o *openAPI) response(method, path string) map[string]any {
+	return o.Paths[path][method].Responses["200"].Content["application/json"].Schema
 }
 
 // stripeMockFile decodes into v one of the files of Stripe API 2023-10-16
@@ -191,6 +206,14 @@ func TestShapesMatchStripeSpec(t *testing.T) {
 		{"charge, succeeded", "charge", stripetest.Event{Type: "charge.succeeded", Object: stripetest.Charge{Status: "succeeded"}}},
 		{"subscription, deleted", "subscription", stripetest.Event{Type: "customer.subscription.deleted", Account: "acct_1", Object: stripetest.Subscription{ID: "sub_1", Customer: "cus_1"}}},
 		{"subscription, active", "subscription", stripetest.Event{Type: "customer.subscription.updated", Account: "acct_1", Object: stripetest.Subscription{Status: "active"}}},
+		{"charge, of a payment intent", "charge", stripetest.Event{Type: "charge.succeeded", Account: "acct_1", Object: stripetest.Charge{Status: "succeeded", Amount: 2000, Invoice: "in_1", PaymentIntent: "pi_1"}}},
+		{"payment intent, succeeded", "payment_intent", stripetest.Event{Type: "payment_intent.succeeded", Account: "acct_1", Object: stripetest.PaymentIntent{
+			Customer: "cus_1", Invoice: "in_1", Amount: 2000, LatestCharge: "ch_1",
+		}}},
+		{"payment intent, declined", "payment_intent", stripetest.Event{Type: "payment_intent.payment_failed", Account: "acct_1", Object: stripetest.PaymentIntent{
+			Customer: "cus_1", Invoice: "in_1", Amount: 2000, LatestCharge: "ch_1", DeclineCode: "insufficient_funds",
+		}}},
+		{"payment intent, expired card", "payment_intent", stripetest.Event{Type: "payment_intent.payment_failed", Object: stripetest.PaymentIntent{DeclineCode: "expired_card"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,6 +245,7 @@ func TestShapesAreComplete(t *testing.T) {
 		{"invoice", stripetest.Invoice{Customer: "cus_1", AmountDue: 2000}},
 		{"charge", stripetest.Charge{Customer: "cus_1", Invoice: "in_1", Amount: 2000}},
 		{"subscription", stripetest.Subscription{}},
+		{"payment_intent", stripetest.PaymentIntent{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {
@@ -295,4 +319,63 @@ func TestShapeCheckCatchesMistakes(t *testing.T) {
 	is.True(len(bad(func(m map[string]any) { m["status"] = "failed" })) > 0)                                               // value outside the enum caught
 	is.True(len(bad(func(m map[string]any) { m["customer"] = map[string]any{"id": "cus_1", "no_such_field": true} })) > 0) // an expanded object that fits no anyOf alternative caught
 	is.Equal(len(bad(func(map[string]any) {})), 0)                                                                         // the unedited invoice passes
+}
+
+// TestAPIAnswersMatchStripeSpec checks the API's answers, objects and
+// errors, against Stripe's spec of 2023-10-16, as the builders' shapes
+// are: an expanded invoice after a decline and after a payment, a
+// canceled subscription, a billing portal session, a page of events, and
+// each error the API gives.
+func TestAPIAnswersMatchStripeSpec(t *testing.T) {
+	o := loadSpec(t)
+	api := stripetest.NewAPI(t)
+	api.PutInvoice("acct_1", stripetest.Invoice{ID: "in_1", Customer: "cus_1", CustomerEmail: "jenny@example.com", AmountDue: 2000, AttemptCount: 1, Subscription: "sub_1"})
+	api.PutInvoice("acct_1", stripetest.Invoice{ID: "in_2", Customer: "cus_1", AmountDue: 500, Charge: "ch_old", AttemptCount: 2})
+	api.PutSubscription("acct_1", stripetest.Subscription{ID: "sub_1", Customer: "cus_1", Status: "past_due"})
+	api.DeclinePays("acct_1", "in_1", "stolen_card")
+	api.AddEvent("acct_1", stripetest.Event{Type: "invoice.payment_failed", Account: "acct_1", Object: stripetest.Invoice{ID: "in_1"}}.JSON(), false)
+	api.AddEvent("acct_1", stripetest.Event{Type: "charge.failed", Account: "acct_1", Object: stripetest.Charge{Invoice: "in_1"}}.JSON(), true)
+	api.FailNext("GET", "/v1/events", 429, 1)
+	api.FailNext("GET", "/v1/events", 500, 1)
+
+	schema := func(name string) map[string]any { return o.Components.Schemas[name] }
+	noKey := []string{"Authorization", ""}
+	cases := []struct {
+		name         string
+		schema       map[string]any
+		method, path string
+		key          string // Idempotency-Key
+		form         url.Values
+		header       []string
+		status       int
+	}{
+		{"declined pay", schema("error"), "POST", "/v1/invoices/in_1/pay", "k1", nil, nil, 402},
+		{"invoice after a decline, expanded", schema("invoice"), "GET", "/v1/invoices/in_1", "", expandBoth, nil, 200},
+		{"invoice with a charge put, expanded", schema("invoice"), "GET", "/v1/invoices/in_2", "", expandBoth, nil, 200},
+		{"pay", schema("invoice"), "POST", "/v1/invoices/in_1/pay", "k2", nil, nil, 200},
+		{"invoice after a payment, expanded", schema("invoice"), "GET", "/v1/invoices/in_1", "", expandBoth, nil, 200},
+		{"paying a paid invoice", schema("error"), "POST", "/v1/invoices/in_1/pay", "k3", nil, nil, 400},
+		{"mark uncollectible", schema("invoice"), "POST", "/v1/invoices/in_2/mark_uncollectible", "k4", nil, nil, 200},
+		{"cancel", schema("subscription"), "DELETE", "/v1/subscriptions/sub_1", "", nil, nil, 200},
+		{"cancel again", schema("error"), "DELETE", "/v1/subscriptions/sub_1", "", nil, nil, 404},
+		{"portal session", schema("billing_portal.session"), "POST", "/v1/billing_portal/sessions", "", url.Values{"customer": {"cus_1"}, "return_url": {"https://merchant.example/"}}, nil, 200},
+		{"rate limited", schema("error"), "GET", "/v1/events", "", nil, nil, 429},
+		{"server error", schema("error"), "GET", "/v1/events", "", nil, nil, 500},
+		{"events", o.response("get", "/v1/events"), "GET", "/v1/events", "", nil, nil, 200},
+		{"bad limit", schema("error"), "GET", "/v1/events", "", url.Values{"limit": {"0"}}, nil, 400},
+		{"idempotency error", schema("error"), "POST", "/v1/invoices/in_2/pay", "k1", nil, nil, 400},
+		{"no key", schema("error"), "GET", "/v1/events", "", nil, noKey, 401},
+		{"unknown route", schema("error"), "GET", "/v1/nothing", "", nil, nil, 404},
+	}
+	for _, tc := range cases { // in order: each answer depends on the ones before
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			r := call(t, api, tc.method, tc.path, "acct_1", tc.key, tc.form, tc.header...)
+			is.Equal(r.status, tc.status) // the status
+			var v any
+			is.NoErr(json.Unmarshal(r.body, &v))
+			is.True(tc.schema != nil)                                        // the spec has the schema
+			is.Equal(strings.Join(o.check(tc.name, tc.schema, v), "\n"), "") // the answer fits the spec
+		})
+	}
 }

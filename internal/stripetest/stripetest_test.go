@@ -110,6 +110,35 @@ func TestEventDecodesWithStripeGo(t *testing.T) {
 		is.Equal(string(sub.Status), "canceled")
 	})
 
+	t.Run("payment intent", func(t *testing.T) {
+		is := is.New(t)
+		payload := stripetest.Event{Type: "payment_intent.payment_failed", Account: "acct_1", Object: stripetest.PaymentIntent{
+			ID: "pi_1", Customer: "cus_1", Invoice: "in_1", Amount: 2000, LatestCharge: "ch_1", DeclineCode: "stolen_card", Created: created,
+		}}.JSON()
+		var ev stripego.Event
+		is.NoErr(json.Unmarshal(payload, &ev))
+		var pi stripego.PaymentIntent
+		is.NoErr(json.Unmarshal(ev.Data.Raw, &pi)) // a payment intent
+		is.Equal(pi.ID, "pi_1")
+		is.Equal(pi.Customer.ID, "cus_1")
+		is.Equal(pi.Invoice.ID, "in_1")
+		is.Equal(pi.LatestCharge.ID, "ch_1")
+		is.Equal(pi.Created, created.Unix())
+		is.Equal(string(pi.Status), "requires_payment_method") // a declined payment leaves it waiting for another method
+		is.True(pi.LastPaymentError != nil)
+		is.Equal(string(pi.LastPaymentError.Type), "card_error")
+		is.Equal(string(pi.LastPaymentError.Code), "card_declined")
+		is.Equal(string(pi.LastPaymentError.DeclineCode), "stolen_card")
+		is.Equal(pi.LastPaymentError.ChargeID, "ch_1")
+
+		var expired stripego.PaymentIntent
+		b, err := json.Marshal(stripetest.PaymentIntent{DeclineCode: "expired_card"})
+		is.NoErr(err)
+		is.NoErr(json.Unmarshal(b, &expired))
+		is.Equal(string(expired.LastPaymentError.Code), "expired_card") // its own code…
+		is.Equal(string(expired.LastPaymentError.DeclineCode), "")      // …and no decline code, as Stripe reports it
+	})
+
 	t.Run("platform event has no account", func(t *testing.T) {
 		is := is.New(t)
 		var m map[string]any
