@@ -236,10 +236,33 @@ func (g *Gateway) CancelSubscription(ctx context.Context, account, subscriptionI
 	params.Context = ctx
 	params.SetStripeAccount(account)
 	params.SetIdempotencyKey(idempotencyKey)
-	if _, err := g.api.Subscriptions.Cancel(subscriptionID, params); err != nil {
-		return g.classify(ctx, err, *status, "cancel subscription "+subscriptionID)
+	_, err := g.api.Subscriptions.Cancel(subscriptionID, params)
+	if err == nil {
+		return nil
 	}
-	return nil
+	pe := g.classify(ctx, err, *status, "cancel subscription "+subscriptionID)
+	if pe.Kind != domain.PaymentPermanent {
+		return pe
+	}
+	// A DELETE is not idempotent at Stripe: a repeat after a crash finds
+	// the subscription gone (a 404) or already canceled. That is done.
+	if canceled, rerr := g.subscriptionCanceled(ctx, account, subscriptionID); rerr == nil && canceled {
+		return nil
+	}
+	return pe
+}
+
+// subscriptionCanceled reports whether the subscription is canceled.
+func (g *Gateway) subscriptionCanceled(ctx context.Context, account, subscriptionID string) (bool, error) {
+	ctx, status := withStatus(ctx)
+	params := &stripego.SubscriptionParams{}
+	params.Context = ctx
+	params.SetStripeAccount(account)
+	sub, err := g.api.Subscriptions.Get(subscriptionID, params)
+	if err != nil {
+		return false, g.classify(ctx, err, *status, "read subscription "+subscriptionID)
+	}
+	return sub.Status == stripego.SubscriptionStatusCanceled, nil
 }
 
 // MarkUncollectible marks the invoice uncollectible on the connected
@@ -372,7 +395,7 @@ func classify(ctx context.Context, err error, status int, op string) *domain.Pay
 		switch {
 		case se.HTTPStatusCode == http.StatusTooManyRequests || se.HTTPStatusCode >= 500 ||
 			se.Type == stripego.ErrorTypeAPI || se.Code == stripego.ErrorCodeLockTimeout:
-			pe.Kind, pe.Err = domain.PaymentTransient, fmt.Errorf("Stripe answered %d", se.HTTPStatusCode)
+			pe.Kind, pe.Err = domain.PaymentTransient, fmt.Errorf("answer %d from Stripe", se.HTTPStatusCode)
 		case se.Type == stripego.ErrorTypeCard:
 			pe.Kind = domain.PaymentSoftDecline
 			if IsHardDecline(code) || IsHardDecline(string(se.Code)) {
@@ -384,7 +407,7 @@ func classify(ctx context.Context, err error, status int, op string) *domain.Pay
 			pe.Kind, pe.Message = domain.PaymentPermanent, "Stripe refused the platform's API key or its permissions"
 			pe.Err = errors.New(se.Msg)
 		default:
-			pe.Kind, pe.Err = domain.PaymentPermanent, fmt.Errorf("Stripe answered %d", se.HTTPStatusCode)
+			pe.Kind, pe.Err = domain.PaymentPermanent, fmt.Errorf("answer %d from Stripe", se.HTTPStatusCode)
 		}
 		return pe
 	}

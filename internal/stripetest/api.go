@@ -30,6 +30,8 @@ import (
 //	POST   /v1/invoices/{id}/pay
 //	POST   /v1/invoices/{id}/mark_uncollectible
 //	DELETE /v1/subscriptions/{id}
+//	GET    /v1/subscriptions/{id}
+//	GET    /v1/customers/{id}
 //	POST   /v1/billing_portal/sessions           customer, return_url
 //	GET    /v1/events                            limit, starting_after, ending_before,
 //	                                             type, types[], created, delivery_success
@@ -82,14 +84,15 @@ type Request struct {
 
 // account is one connected account's objects.
 type account struct {
-	invoices map[string]*invoiceState
-	charges  map[string]*chargeState
-	ordered  []*chargeState // charges in the order they were made, for Charges
-	subs     map[string]*subState
-	pays     map[string][]string // decline codes of the next pays, by invoice ("" = succeed)
-	events   []*storedEvent      // newest first, as Stripe lists them
-	seq      int                 // orders events created in the same second
-	saved    map[string]*savedAnswer
+	invoices  map[string]*invoiceState
+	charges   map[string]*chargeState
+	ordered   []*chargeState // charges in the order they were made, for Charges
+	subs      map[string]*subState
+	customers map[string]map[string]any
+	pays      map[string][]string // decline codes of the next pays, by invoice ("" = succeed)
+	events    []*storedEvent      // newest first, as Stripe lists them
+	seq       int                 // orders events created in the same second
+	saved     map[string]*savedAnswer
 }
 
 type invoiceState struct {
@@ -262,6 +265,21 @@ func (a *API) DeclinePays(account, invoiceID string, declineCodes ...string) {
 	acct.pays[invoiceID] = append(acct.pays[invoiceID], declineCodes...)
 }
 
+// PutCustomer stores a customer of the account (GET /v1/customers/{id}):
+// its id and email, in a customer object of Stripe's shape.
+func (a *API) PutCustomer(account, id, email string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.account(account).customers[id] = map[string]any{
+		"id": id, "object": "customer", "address": nil, "balance": 0, "created": a.now().Unix(),
+		"currency": "usd", "default_source": nil, "delinquent": true, "description": nil, "discount": nil,
+		"email": nullable(email), "invoice_prefix": "ABC123", "invoice_settings": map[string]any{
+			"custom_fields": nil, "default_payment_method": nil, "footer": nil, "rendering_options": nil},
+		"livemode": false, "metadata": map[string]any{}, "name": nil, "next_invoice_sequence": 1, "phone": nil,
+		"preferred_locales": []any{}, "shipping": nil, "tax_exempt": "none", "test_clock": nil,
+	}
+}
+
 // PutSubscription stores the subscription on the account, replacing one
 // with its ID, which it needs. Set Status (active, past_due…): the
 // builder's default is canceled, which a DELETE cannot cancel again.
@@ -372,11 +390,12 @@ func (a *API) account(id string) *account {
 	acct := a.accounts[id]
 	if acct == nil {
 		acct = &account{
-			invoices: map[string]*invoiceState{},
-			charges:  map[string]*chargeState{},
-			subs:     map[string]*subState{},
-			pays:     map[string][]string{},
-			saved:    map[string]*savedAnswer{},
+			invoices:  map[string]*invoiceState{},
+			charges:   map[string]*chargeState{},
+			subs:      map[string]*subState{},
+			customers: map[string]map[string]any{},
+			pays:      map[string][]string{},
+			saved:     map[string]*savedAnswer{},
 		}
 		a.accounts[id] = acct
 	}
@@ -483,6 +502,13 @@ func (a *API) route(acct *account, req Request) answer {
 			return a.markUncollectible(acct, parts[1], req.Form)
 		case m == http.MethodDelete && len(parts) == 2 && parts[0] == "subscriptions":
 			return a.cancelSubscription(acct, parts[1])
+		case m == http.MethodGet && len(parts) == 2 && parts[0] == "subscriptions":
+			return a.getSubscription(acct, parts[1])
+		case m == http.MethodGet && len(parts) == 2 && parts[0] == "customers":
+			if c := acct.customers[parts[1]]; c != nil {
+				return jsonAnswer(http.StatusOK, c)
+			}
+			return noSuch("customer", parts[1])
 		case m == http.MethodPost && rest == "billing_portal/sessions":
 			return a.createPortalSession(req.Form)
 		case m == http.MethodGet && rest == "events":
@@ -577,6 +603,20 @@ func (a *API) cancelSubscription(acct *account, id string) answer {
 	at := st.canceledAt.Unix()
 	m["canceled_at"], m["ended_at"] = at, at
 	m["cancellation_details"] = map[string]any{"comment": nil, "feedback": nil, "reason": "cancellation_requested"}
+	return jsonAnswer(http.StatusOK, m)
+}
+
+func (a *API) getSubscription(acct *account, id string) answer {
+	st := acct.subs[id]
+	if st == nil {
+		return noSuch("subscription", id)
+	}
+	m := maps.Clone(st.base)
+	m["status"] = st.sub.Status
+	if !st.canceledAt.IsZero() {
+		at := st.canceledAt.Unix()
+		m["canceled_at"], m["ended_at"] = at, at
+	}
 	return jsonAnswer(http.StatusOK, m)
 }
 

@@ -636,7 +636,7 @@ func TestAPIAuthenticationAndRoutes(t *testing.T) {
 	is.Equal(call(t, api, "GET", "/v1/invoices/in_1", "acct_1", "", nil, "Authorization", "Bearer rk_test_1").status, 200) // a restricted key
 
 	for _, route := range [][2]string{
-		{"GET", "/v1/customers/cus_1"},
+		{"DELETE", "/v1/customers/cus_1"},
 		{"POST", "/v1/events"},
 		{"GET", "/v1/invoices/"},
 		{"GET", "/v1/invoices/in_1/lines/extra"},
