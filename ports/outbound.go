@@ -37,7 +37,8 @@ type WebhookEndpoints interface {
 type Outbox interface {
 	// Enqueue stores msg once for each of the merchant's endpoints that
 	// is subscribed to msg.Type and not disabled, as a pending delivery
-	// due at msg.At with a fresh id, and returns how many it stored.
+	// with a fresh id, created at the store's current time and due at
+	// msg.At, and returns how many it stored.
 	Enqueue(ctx context.Context, merchant domain.MerchantID, msg domain.OutboundMessage) (int, error)
 	// ClaimDeliveries marks up to limit due deliveries in flight until
 	// now+lease and returns them with Attempts incremented and the
@@ -48,7 +49,8 @@ type Outbox interface {
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Delivery, error)
 	// FinishDelivery records how the attempt of the claim with this
 	// attempt number ended; res.DisableEndpoint disables its endpoint.
-	// ErrConflict if the claim no longer holds (nothing changes then).
+	// ErrConflict if the claim no longer holds, or the delivery is gone
+	// (its endpoint deleted); nothing changes then.
 	FinishDelivery(ctx context.Context, id domain.DeliveryID, attempt int, res domain.DeliveryResult) error
 }
 

@@ -35,8 +35,9 @@ type TenantTaskRepository interface {
 	//     of its type is not stored again;
 	//   - a notify_charge_failed whose charge (when it names one) already
 	//     has one is not stored again;
-	//   - a notify_card_expiring whose (payment method, InvoiceAttempt,
-	//     the expiry month as yyyymm) already has one is not stored again;
+	//   - a notify_card_expiring whose (payment method, InvoiceAttempt —
+	//     the card's expiry month as yyyymm) already has one, whatever its
+	//     status, is not stored again;
 	//   - a retry_payment for an invoice that has a pending retry_payment
 	//     is not stored: that one takes its schedule, event, attempt and
 	//     decline code, keeps its id, and is returned instead;
@@ -110,9 +111,10 @@ type PolicyStore interface {
 type EmailLog interface {
 	// ReserveEmail records an email of the merchant to customer (the
 	// customer's id, or its address when it has none) at `at`, if fewer
-	// than max were recorded in the window before (after at-window, up to
-	// at), and reports whether it did. Concurrent reservations for one
-	// customer never exceed max, also across processes.
+	// than max are recorded after at-window (later ones included: workers
+	// read their clocks before they meet here), and reports whether it
+	// did. Concurrent reservations for one customer never exceed max,
+	// also across processes.
 	ReserveEmail(ctx context.Context, merchant domain.MerchantID, customer string, at time.Time, window time.Duration, max int) (bool, error)
 	// ReleaseEmail removes one reservation made at `at` (its email could
 	// not be sent); with none it does nothing.
