@@ -22,6 +22,7 @@ type tenant struct {
 	invoices  map[string]domain.InvoiceRecord // by invoice
 	open      []customerInvoice               // the open failed invoices, sorted
 	policy    *domain.DunningPolicy           // nil: the default
+	hooks     []*endpoint                     // webhook endpoints, in no order
 }
 
 // cardMonth keys the rule of notify_card_expiring: its payment method and
