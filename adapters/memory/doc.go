@@ -13,14 +13,16 @@
 // Whoever holds the store's lock reads and writes as it likes. A unit of
 // work (InTx) holds it from before fn runs until fn's work is committed or
 // rolled back; a call outside one (Tasks, Ledger, Policies, Queue,
-// Merchants, PruneEvents) holds it for that call. A wait for it ends with the
-// caller's context. Units of work thus run one at a time, which gives the
-// ports' guarantees without more machinery: nobody sees uncommitted work;
-// a duplicate delivery of an event waits in InTx for the unit of work that
-// holds the event's lock and then finds it committed, or, if that one
-// rolled back, takes it, one waiter after the other, so exactly one wins;
-// no task is claimed twice. The price: units of work for different
-// merchants do not overlap, as they would on PostgreSQL.
+// Emails, Leases, Endpoints, Outbox, Merchants, PruneEvents) holds it for
+// that call. A wait for it ends with the caller's context. Units of work
+// thus run one at a time, which gives the ports' guarantees without more
+// machinery: nobody sees uncommitted work; a duplicate delivery of an
+// event waits in InTx for the unit of work that holds the event's lock
+// and then finds it committed, or, if that one rolled back, takes it, one
+// waiter after the other, so exactly one wins; no task or delivery is
+// claimed twice, no lease held twice, no email cap passed. The price:
+// units of work for different merchants do not overlap, as they would on
+// PostgreSQL.
 //
 // # Units of work
 //
@@ -41,10 +43,11 @@
 // # Data as PostgreSQL keeps it
 //
 // Ids are kept in the canonical lowercase spelling of PostgreSQL's uuid
-// columns, and a task or merchant is found by any spelling of its id.
+// columns, and a task, merchant or endpoint is found by any spelling of
+// its id.
 // Times are kept in UTC at microsecond precision, without a monotonic
 // reading. Text holding a NUL character, which PostgreSQL's text cannot
 // store, is refused with domain.ErrInvalid. What goes in or comes out is
-// a copy, as a row is: a caller that changes a policy or an invoice record
-// it stored or read changes nothing stored.
+// a copy, as a row is: a caller that changes a policy, an invoice record,
+// an endpoint or a message it stored or read changes nothing stored.
 package memory

@@ -242,3 +242,44 @@ func TestEndDunningKeyAcrossCancelUndoAndRetry(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(len(stored), 1) // the rules hold for tasks of no invoice too, as "" is a key to PostgreSQL
 }
+
+func TestRolledBackDeliveryAttemptLeavesNoTrace(t *testing.T) {
+	is := is.New(t)
+	ctx := t.Context()
+	st := memory.New(nil)
+	m := domain.MerchantID(domain.NewID())
+	e, err := domain.NewWebhookEndpoint(m, "https://hooks.example/a", []string{"*"}, time.Now())
+	is.NoErr(err)
+	is.NoErr(st.Endpoints().CreateEndpoint(ctx, m, e))
+	payload := []byte(`{"type":"task.failed"}`)
+	_, err = st.Outbox().Enqueue(ctx, m, domain.OutboundMessage{Type: domain.OutboundTaskFailed, Payload: payload, At: time.Now()})
+	is.NoErr(err)
+	e.Events[0], e.Secret[0], payload[0] = "x", e.Secret[0]+1, 'x'
+
+	err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+		d, err := tx.Outbox().ClaimDeliveries(ctx, time.Now(), time.Minute, 10)
+		if err != nil || len(d) != 1 {
+			return fmt.Errorf("claim in the unit of work: %v, %v", d, err)
+		}
+		if err := tx.Outbox().FinishDelivery(ctx, d[0].ID, 1, domain.DeliveryResult{Status: domain.DeliveryFailed, StatusCode: 410, At: time.Now(), DisableEndpoint: true}); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	is.Equal(err.Error(), "roll back")
+	list, err := st.Endpoints().ListEndpoints(ctx, m)
+	is.NoErr(err)
+	is.Equal(list[0].Events, []string{"*"}) // the caller's changes after CreateEndpoint change nothing stored
+	is.True(list[0].Secret[0] != e.Secret[0])
+	is.True(list[0].DisabledAt.IsZero()) // the rolled-back 410 disabled nothing
+	d, err := st.Outbox().ClaimDeliveries(ctx, time.Now(), time.Minute, 10)
+	is.NoErr(err)
+	is.Equal(len(d), 1)        // the delivery is due again
+	is.Equal(d[0].Attempts, 1) // its rolled-back attempt forgotten
+	is.Equal(string(d[0].Payload), `{"type":"task.failed"}`)
+	is.Equal(d[0].Secret, list[0].Secret)
+
+	is.NoErr(st.Endpoints().DeleteEndpoint(ctx, m, e.ID))
+	err = st.Outbox().FinishDelivery(ctx, d[0].ID, 1, domain.DeliveryResult{Status: domain.DeliveryDelivered, At: time.Now()})
+	is.True(errors.Is(err, domain.ErrConflict)) // a delivery deleted with its endpoint has no claim left
+}

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
@@ -115,4 +116,31 @@ func (d directory) RevokeAPIKey(ctx context.Context, merchant domain.MerchantID,
 		}
 		return fmt.Errorf("revoke api key %s: %w", prefix, domain.ErrNotFound)
 	})
+}
+
+// ListMerchants sorts the ids after `after` at each call: the directory
+// is small, and pages of it are asked for now and then.
+func (d directory) ListMerchants(ctx context.Context, after domain.MerchantID, limit int) ([]domain.Merchant, error) {
+	if after != "" {
+		canon, err := domain.ParseUUID(string(after))
+		if err != nil {
+			return nil, fmt.Errorf("list merchants after %s: %w", after, err)
+		}
+		after = domain.MerchantID(canon)
+	}
+	out := []domain.Merchant{}
+	err := d.s.run(ctx, func(u *unit) error {
+		var ids []domain.MerchantID
+		for id := range u.s.merchants {
+			if id > after { // canonical ids compare as PostgreSQL compares uuids
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		for _, id := range ids[:min(max(limit, 0), len(ids))] {
+			out = append(out, u.s.merchants[id])
+		}
+		return nil
+	})
+	return out, err
 }

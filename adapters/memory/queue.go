@@ -63,11 +63,15 @@ func (c scope) ClaimDue(ctx context.Context, now time.Time, lease time.Duration,
 }
 
 // Finish changes nothing unless the claim of this attempt still holds: the
-// task is running, and no later claim took it over.
+// task is running, and no later claim took it over. Then it enqueues the
+// outcome's messages with it.
 func (c scope) Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error {
 	if !slices.Contains([]domain.TaskStatus{domain.StatusPending, domain.StatusSucceeded, domain.StatusFailed, domain.StatusCancelled}, res.Status) ||
 		!domain.StorableText(res.LastError, res.Reason, res.DeclineCode) {
 		return fmt.Errorf("finish task %s: %w: a run cannot end %q, nor with a NUL character in its text", id, domain.ErrInvalid, res.Status)
+	}
+	if err := checkMessages(res.Messages...); err != nil {
+		return fmt.Errorf("finish task %s: %w", id, err)
 	}
 	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
 		t, err := u.s.find(ten, id)
@@ -86,7 +90,13 @@ func (c scope) Finish(ctx context.Context, merchant domain.MerchantID, id domain
 		if !res.At.IsZero() {
 			next.UpdatedAt = norm(res.At)
 		}
-		return u.change(ten, t, next)
+		if err := u.change(ten, t, next); err != nil {
+			return err
+		}
+		for _, msg := range res.Messages {
+			u.enqueue(ten, msg)
+		}
+		return nil
 	})
 }
 

@@ -27,6 +27,13 @@ type Store struct {
 	events   map[string]time.Time // the event locks taken, and when
 	eventLog []string             // their ids, in the order taken
 
+	sent   map[sentKey][]time.Time // the emails reserved, in no order
+	leases map[string]lease        // by name
+
+	endpoints  map[domain.EndpointID]*endpoint // every merchant's, by canonical id
+	deliveries map[domain.DeliveryID]*delivery
+	outbox     map[*delivery]struct{} // the pending deliveries: what delivery workers may claim
+
 	merchants map[domain.MerchantID]domain.Merchant
 	accounts  map[string]domain.MerchantID
 	keys      map[string]*apiKey // by prefix
@@ -36,7 +43,8 @@ type Store struct {
 var _ ports.Storage = (*Store)(nil)
 
 // New returns an empty store. The clock stamps event locks, whose age
-// PruneEvents judges; nil means the system clock.
+// PruneEvents judges, and deliveries as they are enqueued; nil means the
+// system clock.
 func New(clock ports.Clock) *Store {
 	if clock == nil {
 		clock = ports.SystemClock{}
@@ -45,6 +53,8 @@ func New(clock ports.Clock) *Store {
 		clock: clock, sem: make(chan struct{}, 1),
 		tasks: map[domain.TaskID]*domain.Task{}, tenants: map[domain.MerchantID]*tenant{},
 		pending: map[*domain.Task]struct{}{}, running: map[*domain.Task]time.Time{}, events: map[string]time.Time{},
+		sent: map[sentKey][]time.Time{}, leases: map[string]lease{},
+		endpoints: map[domain.EndpointID]*endpoint{}, deliveries: map[domain.DeliveryID]*delivery{}, outbox: map[*delivery]struct{}{},
 		merchants: map[domain.MerchantID]domain.Merchant{}, accounts: map[string]domain.MerchantID{},
 		keys: map[string]*apiKey{}, keyHashes: map[domain.APIKeyHash]bool{},
 	}
@@ -64,6 +74,18 @@ func (s *Store) Policies() ports.PolicyStore { return scope{s, nil} }
 
 // Queue returns the worker's view of tasks; each call commits on its own.
 func (s *Store) Queue() ports.TaskQueue { return scope{s, nil} }
+
+// Emails returns the email log; each call commits on its own.
+func (s *Store) Emails() ports.EmailLog { return scope{s, nil} }
+
+// Leases returns the named leases; each call commits on its own.
+func (s *Store) Leases() ports.Leases { return scope{s, nil} }
+
+// Endpoints returns the webhook endpoints; each call commits on its own.
+func (s *Store) Endpoints() ports.WebhookEndpoints { return scope{s, nil} }
+
+// Outbox returns the outbox; each call commits on its own.
+func (s *Store) Outbox() ports.Outbox { return scope{s, nil} }
 
 // Merchants returns the merchant directory; each call commits on its own.
 func (s *Store) Merchants() ports.MerchantDirectory { return directory{s} }
@@ -91,6 +113,7 @@ func (u *unit) Tasks() ports.TenantTaskRepository { return scope{u.s, u} }
 func (u *unit) Ledger() ports.InvoiceLedger       { return scope{u.s, u} }
 func (u *unit) Policies() ports.PolicyStore       { return scope{u.s, u} }
 func (u *unit) Queue() ports.TaskQueue            { return scope{u.s, u} }
+func (u *unit) Outbox() ports.Outbox              { return scope{u.s, u} }
 
 // scope is where a call runs: in the unit of work u, or, if u is nil, in
 // one of its own. The methods of the ports whose changes log their
@@ -164,6 +187,21 @@ func (u *unit) ended() bool {
 
 // onUndo logs how to reverse a change just made.
 func (u *unit) onUndo(f func()) { u.undo = append(u.undo, f) }
+
+// setIn sets m[k] to v, or deletes it if !keep, logging how to restore it.
+func setIn[K comparable, V any](u *unit, m map[K]V, k K, v V, keep bool) {
+	old, had := m[k]
+	put(m, k, v, keep)
+	u.onUndo(func() { put(m, k, old, had) })
+}
+
+func put[K comparable, V any](m map[K]V, k K, v V, keep bool) {
+	if keep {
+		m[k] = v
+	} else {
+		delete(m, k)
+	}
+}
 
 // rollback reverses the changes logged after mark, newest first, so that
 // each inverse finds the store as its change left it.

@@ -18,19 +18,28 @@ type tenant struct {
 	byInvoice map[string][]*domain.Task
 	bySub     map[string][]*domain.Task
 	byCharge  map[string]*domain.Task         // notify_charge_failed tasks, by charge
+	byCard    map[cardMonth]*domain.Task      // notify_card_expiring tasks, by card and month
 	invoices  map[string]domain.InvoiceRecord // by invoice
 	open      []customerInvoice               // the open failed invoices, sorted
 	policy    *domain.DunningPolicy           // nil: the default
+	hooks     []*endpoint                     // webhook endpoints, in no order
+}
+
+// cardMonth keys the rule of notify_card_expiring: its payment method and
+// the expiry month, kept in InvoiceAttempt.
+type cardMonth struct {
+	card  string
+	month int
 }
 
 // ruled reports whether t, in its present status, counts for an "at most
 // one" rule, and what the rule keys it by besides its type and invoice (or
-// charge): a notify task's invoice attempt or charge, whatever its status;
-// an invoice's retry_payment while pending; an invoice's end_dunning until
-// it is cancelled.
+// charge, or card): a notify task's invoice attempt (or expiry month) or
+// charge, whatever its status; an invoice's retry_payment while pending;
+// an invoice's end_dunning until it is cancelled.
 func ruled(t *domain.Task) (attempt int, ok bool) {
 	switch t.Type {
-	case domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyReminder:
+	case domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyReminder, domain.TypeNotifyCardExpiring:
 		return t.InvoiceAttempt, true
 	case domain.TypeNotifyChargeFailed:
 		return 0, t.StripeChargeID != ""
@@ -44,7 +53,8 @@ func ruled(t *domain.Task) (attempt int, ok bool) {
 
 // rival returns the stored task beside which the "at most one" rules do
 // not let t be, if any, as PostgreSQL's partial unique indexes find it. An
-// invoice has few tasks, so they are searched; a charge's are indexed.
+// invoice has few tasks, so they are searched; a charge's and a card's are
+// indexed, as they belong to no invoice.
 func (ten *tenant) rival(t *domain.Task) *domain.Task {
 	attempt, ok := ruled(t)
 	switch {
@@ -52,6 +62,8 @@ func (ten *tenant) rival(t *domain.Task) *domain.Task {
 		return nil
 	case t.Type == domain.TypeNotifyChargeFailed:
 		return ten.byCharge[t.StripeChargeID]
+	case t.Type == domain.TypeNotifyCardExpiring:
+		return ten.byCard[cardMonth{t.StripePaymentMethodID, attempt}]
 	}
 	among := ten.byInvoice[t.StripeInvoiceID]
 	if t.StripeInvoiceID == "" { // not indexed, but a key to PostgreSQL; no plan makes such tasks
@@ -69,7 +81,7 @@ func (s *Store) tenant(m domain.MerchantID) *tenant {
 	t := s.tenants[m]
 	if t == nil {
 		t = &tenant{id: m, byInvoice: map[string][]*domain.Task{}, bySub: map[string][]*domain.Task{},
-			byCharge: map[string]*domain.Task{}, invoices: map[string]domain.InvoiceRecord{}}
+			byCharge: map[string]*domain.Task{}, byCard: map[cardMonth]*domain.Task{}, invoices: map[string]domain.InvoiceRecord{}}
 		s.tenants[m] = t
 	}
 	return t
@@ -83,8 +95,8 @@ func byAge(a, b *domain.Task) int {
 
 // add, remove and update are the only changes made to tasks; each logs its
 // inverse. A stored task never changes in what the indexes are keyed by
-// (its id, invoice, subscription, charge and CreatedAt), so update leaves
-// them alone.
+// (its id, invoice, subscription, charge, card, a notify_card_expiring's
+// month and CreatedAt), so update leaves them alone.
 
 func (u *unit) add(t *domain.Task) {
 	u.s.index(t)
@@ -113,6 +125,9 @@ func (s *Store) index(t *domain.Task) {
 	if t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "" {
 		ten.byCharge[t.StripeChargeID] = t
 	}
+	if t.Type == domain.TypeNotifyCardExpiring {
+		ten.byCard[cardMonth{t.StripePaymentMethodID, t.InvoiceAttempt}] = t
+	}
 	s.file(t, time.Time{}) // stored as running, it has no worker: its lease has expired
 }
 
@@ -121,6 +136,9 @@ func (s *Store) unindex(t *domain.Task) {
 	s.unfile(t)
 	if ten.byCharge[t.StripeChargeID] == t {
 		delete(ten.byCharge, t.StripeChargeID)
+	}
+	if k := (cardMonth{t.StripePaymentMethodID, t.InvoiceAttempt}); ten.byCard[k] == t {
+		delete(ten.byCard, k)
 	}
 	dropFrom(ten.bySub, t.StripeSubscriptionID, t)
 	dropFrom(ten.byInvoice, t.StripeInvoiceID, t)
