@@ -160,6 +160,9 @@ func (s *WebhookService) handle(ctx context.Context, ev domain.Event, source str
 				if rec, err = tx.Ledger().Record(ctx, merchant.ID, fact); err != nil {
 					return fmt.Errorf("record invoice %s: %w", fact.InvoiceID, err)
 				}
+				if err := reportRecovery(ctx, tx, merchant.ID, fact, rec); err != nil {
+					return err
+				}
 			}
 			if d, err = domain.Decide(ev, rec, policy, merchant.ID, now); err != nil {
 				return err
@@ -176,6 +179,25 @@ func (s *WebhookService) handle(ctx context.Context, ev domain.Event, source str
 		return WebhookResult{MerchantID: merchant.ID}, duplicate, err
 	}
 	return res, duplicate, nil
+}
+
+// reportRecovery enqueues invoice.recovered for the merchant's endpoints
+// when fact is the payment that recovered the invoice, in the unit of
+// work that records it.
+func reportRecovery(ctx context.Context, tx ports.Tx, merchant domain.MerchantID, fact domain.InvoiceFact, rec domain.InvoiceRecord) error {
+	// Storage keeps times to the microsecond.
+	if fact.Kind != domain.FactPaid || !rec.Recovered() || !rec.ClosedAt.Equal(fact.At.Truncate(time.Microsecond)) {
+		return nil
+	}
+	payload, err := domain.OutboundPayload(domain.OutboundInvoiceRecovered, fact.At,
+		domain.RecoveredInvoice{InvoiceID: rec.InvoiceID, Amount: rec.PaidAmount, Currency: rec.Currency})
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Outbox().Enqueue(ctx, merchant, domain.OutboundMessage{Type: domain.OutboundInvoiceRecovered, Payload: payload, At: fact.At}); err != nil {
+		return fmt.Errorf("enqueue invoice.recovered: %w", err)
+	}
+	return nil
 }
 
 // cardUpdate records a change of the customer's payment method on each of

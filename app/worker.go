@@ -319,6 +319,7 @@ func (w *Worker) runTask(ctx context.Context, t domain.Task) {
 	r := w.execute(runCtx, t)
 	cancel()
 	r.res.At = w.clock.Now()
+	r.res.Messages = outcomeMessages(t, r.res)
 
 	err := w.record(ctx, t, r)
 	if errors.Is(err, domain.ErrConflict) && r.res.Status == domain.StatusPending && t.Type == domain.TypeRetryPayment {
@@ -366,6 +367,40 @@ func (w *Worker) runTask(ctx context.Context, t domain.Task) {
 		}
 		w.log.LogAttrs(ctx, level, "worker: task run", attrs...)
 	}
+}
+
+// outcomeMessages are the outbound messages that report a run's outcome
+// to the merchant's endpoints, stored with it: task.succeeded or
+// task.failed, with the task as it ends, and dunning.exhausted when an
+// end_dunning ran.
+func outcomeMessages(t domain.Task, res domain.TaskResult) []domain.OutboundMessage {
+	var typ string
+	switch res.Status {
+	case domain.StatusSucceeded:
+		typ = domain.OutboundTaskSucceeded
+	case domain.StatusFailed:
+		typ = domain.OutboundTaskFailed
+	default:
+		return nil
+	}
+	final := t
+	final.Status, final.LastError, final.Reason, final.UpdatedAt = res.Status, res.LastError, res.Reason, res.At
+	if res.DeclineCode != "" {
+		final.DeclineCode = res.DeclineCode
+	}
+	types := []string{typ}
+	if t.Type == domain.TypeEndDunning && res.Status == domain.StatusSucceeded {
+		types = append(types, domain.OutboundDunningExhausted)
+	}
+	msgs := make([]domain.OutboundMessage, 0, len(types))
+	for _, typ := range types {
+		payload, err := domain.OutboundPayload(typ, res.At, final)
+		if err != nil {
+			continue // a task always marshals
+		}
+		msgs = append(msgs, domain.OutboundMessage{Type: typ, Payload: payload, At: res.At})
+	}
+	return msgs
 }
 
 // record stores a run's result. A run that learned a fact of the invoice

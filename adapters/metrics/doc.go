@@ -16,6 +16,8 @@
 //	recoup_task_runs_total{type,outcome}                  counter
 //	recoup_task_run_duration_seconds{type}                histogram
 //	recoup_reconcile_events_total{outcome}                counter
+//	recoup_outbound_messages_total{event_type,outcome}    counter
+//	recoup_outbound_delivery_duration_seconds{event_type} histogram
 //	recoup_tasks_due                                      gauge, read at scrape
 //	recoup_tasks_due_oldest_age_seconds                   gauge, read at scrape
 //	recoup_http_requests_total{route,code}                counter

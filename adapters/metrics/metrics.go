@@ -51,6 +51,8 @@ type Metrics struct {
 	lockWait     prometheus.Histogram
 	taskRuns     *prometheus.CounterVec
 	reconciled   *prometheus.CounterVec
+	outbound     *prometheus.CounterVec
+	outboundTime *prometheus.HistogramVec
 	taskTime     *prometheus.HistogramVec
 	requests     *prometheus.CounterVec
 	requestTime  *prometheus.HistogramVec
@@ -82,6 +84,15 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Namespace: Namespace, Name: "reconcile_events_total",
 			Help: "Undelivered Stripe events that reconciliation listed and put through the webhook's path, by outcome (processed, duplicate, ignored, failed).",
 		}, []string{"outcome"}),
+		outbound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "outbound_messages_total",
+			Help: "Messages to merchants' webhook endpoints by event type and outcome: enqueued (first handed to a sender), then each attempt delivered, retry or failed.",
+		}, []string{"event_type", "outcome"}),
+		outboundTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "outbound_delivery_duration_seconds",
+			Help:    "Time of one attempt to deliver a message to a merchant's endpoint, by event type.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"event_type"}),
 		taskTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "task_run_duration_seconds",
 			Help:    "Time of one task execution (Stripe and email calls included), by type.",
@@ -97,7 +108,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 	}
-	cs := []prometheus.Collector{m.deliveries, m.deliveryTime, m.lockWait, m.taskRuns, m.reconciled, m.taskTime, m.requests, m.requestTime}
+	cs := []prometheus.Collector{m.deliveries, m.deliveryTime, m.lockWait, m.taskRuns, m.reconciled, m.outbound, m.outboundTime, m.taskTime, m.requests, m.requestTime}
 	if opts.Queue != nil {
 		cs = append(cs, newBacklogCollector(opts.Queue, opts.Clock, opts.BacklogTimeout))
 	}
@@ -134,7 +145,18 @@ func (m *Metrics) initSeries() {
 	for _, o := range []string{ports.DeliveryProcessed, ports.DeliveryDuplicate, ports.DeliveryIgnored, ports.DeliveryFailed} {
 		m.reconciled.WithLabelValues(o)
 	}
+	for _, t := range domain.OutboundEventTypes {
+		for o := range outboundOutcomes {
+			m.outbound.WithLabelValues(t, o)
+		}
+	}
 }
+
+const outboundEnqueued = "enqueued"
+
+var outboundOutcomes = set(outboundEnqueued, ports.OutboundDelivered, ports.OutboundRetry, ports.OutboundFailed)
+
+var outboundTypeLabels = set(domain.OutboundEventTypes...)
 
 var handledEventTypes = []string{
 	domain.EventInvoicePaymentFailed, domain.EventInvoicePaymentActionRequired,
@@ -191,6 +213,18 @@ func (m *Metrics) TaskRun(taskType, outcome string, took time.Duration) {
 	taskType = bounded(taskType, taskTypeLabels)
 	m.taskRuns.WithLabelValues(taskType, bounded(outcome, taskOutcomes)).Inc()
 	m.taskTime.WithLabelValues(taskType).Observe(took.Seconds())
+}
+
+// OutboundEnqueued counts messages handed to a sender for the first time.
+func (m *Metrics) OutboundEnqueued(eventType string, n int) {
+	m.outbound.WithLabelValues(bounded(eventType, outboundTypeLabels), outboundEnqueued).Add(float64(n))
+}
+
+// OutboundAttempt counts one delivery attempt by outcome and times it.
+func (m *Metrics) OutboundAttempt(eventType, outcome string, took time.Duration) {
+	t := bounded(eventType, outboundTypeLabels)
+	m.outbound.WithLabelValues(t, bounded(outcome, outboundOutcomes)).Inc()
+	m.outboundTime.WithLabelValues(t).Observe(took.Seconds())
 }
 
 // ReconciledEvent counts one reconciled event by outcome.
