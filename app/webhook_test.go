@@ -156,6 +156,7 @@ func TestWebhookParallelDuplicatesProcessOnce(t *testing.T) {
 				byEvent[task.StripeEventID] = append(byEvent[task.StripeEventID], task)
 			}
 			for id, tasks := range processed {
+				is.Equal(len(tasks), 2)                         // each event made its two tasks
 				is.Equal(sorted(tasks), sortedIDs(byEvent[id])) // the processing delivery named its event's tasks
 			}
 			is.Equal(u.obs.count(ports.DeliveryProcessed), tc.events)               // observed: one processed per event
