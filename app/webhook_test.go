@@ -560,6 +560,25 @@ func TestWebhookIgnoredWithoutMerchant(t *testing.T) {
 	}
 }
 
+// TestWebhookAccountBoundLater: an event ignored for want of a merchant
+// took no lock, so its redelivery after the account is bound is processed.
+func TestWebhookAccountBoundLater(t *testing.T) {
+	is := is.New(t)
+	u := newUseCases(t, nil)
+	account := stripetest.NewID("acct_")
+	ev := paymentFailedEvent(account, stripetest.NewID("in_"), "sub_1", 1)
+	early := u.handle(t, ev)
+	is.Equal(early.Processed, false) // nobody's yet
+	is.True(strings.Contains(early.Reason, "No merchant for account "+account))
+
+	m, _, err := u.merchants.Create(context.Background(), "Late Co", account)
+	is.NoErr(err)
+	late := u.handle(t, ev)
+	is.True(late.Processed)              // the redelivery is processed
+	is.Equal(late.MerchantID, m.ID)      // for the new merchant
+	is.Equal(len(u.tasksOf(t, m.ID)), 2) // with its tasks
+}
+
 func TestWebhookObserverToldEachOutcome(t *testing.T) {
 	is := is.New(t)
 	u, fs := withFaultyStore(t)
