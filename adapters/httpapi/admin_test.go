@@ -32,10 +32,7 @@ func TestAdminCreateMerchant(t *testing.T) {
 		is.NoErr(err)                                                         // a UUID
 		is.True(strings.HasPrefix(out["api_key"], out["api_key_prefix"]+"_")) // the prefix names the key
 		is.True(strings.HasPrefix(out["api_key_prefix"], "rk_"))
-		is.Equal(r.header.Get("Cache-Control"), "no-store") // the key is not cached anywhere
-		m, err := e.mem.Merchants().MerchantByAPIKey(context.Background(), out["api_key_prefix"], domain.HashAPIKey(out["api_key"]))
-		is.NoErr(err) // the key works
-		is.Equal(string(m.ID), out["id"])
+		is.Equal(r.header.Get("Cache-Control"), "no-store")         // the key is not cached anywhere
 		is.True(!strings.Contains(e.logs.String(), out["api_key"])) // and was never logged
 	})
 

@@ -41,6 +41,10 @@ func deliverAll(e *env, payloads [][]byte) ([]response, error) {
 	return out, errors.Join(errs...)
 }
 
+// TestWebhookParallelDuplicatesProcessOnce is the end-to-end smoke test of
+// the idempotency lock over real HTTP: parallel copies of one delivery are
+// all acknowledged, one processes the event and the others answer as
+// duplicates. The use case's own tests (app) cover the lock in depth.
 func TestWebhookParallelDuplicatesProcessOnce(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
@@ -51,8 +55,8 @@ func TestWebhookParallelDuplicatesProcessOnce(t *testing.T) {
 	answers, err := deliverAll(e, [][]byte{payload, payload, payload, payload, payload})
 	is.NoErr(err)
 
-	processed, duplicates := 0, 0
 	var tasks []string
+	processed := 0
 	for _, r := range answers {
 		is.Equal(r.status, http.StatusOK) // every delivery is acknowledged
 		var a webhookAnswer
@@ -63,81 +67,17 @@ func TestWebhookParallelDuplicatesProcessOnce(t *testing.T) {
 			is.Equal(a.Action, domain.ActionScheduled) // the first delivery schedules
 			continue
 		}
-		duplicates++
 		is.Equal(a.Action, domain.ActionIgnored)                          // a duplicate is ignored
 		is.True(strings.Contains(a.Reason, "handled by parallel worker")) // the duplicate says why
 		is.True(strings.Contains(a.Reason, evt))                          // and names the event
 		is.Equal(a.Tasks, nil)                                            // and lists no tasks
 	}
 	is.Equal(processed, 1)  // exactly one delivery processed the event
-	is.Equal(duplicates, 4) // the four others were turned away
 	is.Equal(len(tasks), 2) // notify_payment_failed and retry_payment
-
 	stored := e.tasksOf(m.ID)
 	is.Equal(len(stored), 2) // exactly one set of tasks
 	for _, st := range stored {
-		is.True(st.ID == domain.TaskID(tasks[0]) || st.ID == domain.TaskID(tasks[1])) // the answer named the stored tasks
-		is.Equal(st.StripeEventID, evt)
-	}
-
-	processedLines, duplicateLines := 0, 0
-	for _, rec := range e.logs.lines(t) {
-		if rec["msg"] != "webhook delivery" {
-			continue
-		}
-		is.Equal(rec["event_id"], evt) // every delivery line names the event
-		is.Equal(rec["event_type"], domain.EventInvoicePaymentFailed)
-		is.Equal(rec["merchant_id"], string(m.ID))
-		if rec["processed"] == true {
-			processedLines++
-		}
-		if reason, _ := rec["reason"].(string); strings.Contains(reason, "handled by parallel worker") {
-			duplicateLines++
-		}
-	}
-	is.Equal(processedLines, 1) // one processed line in the log
-	is.Equal(duplicateLines, 4) // four duplicate lines in the log
-}
-
-func TestWebhookStormOfDuplicates(t *testing.T) {
-	is := is.New(t)
-	e := newEnv(t)
-	m := e.createMerchant("Storm Inc")
-	const events, copies = 20, 10
-	var payloads [][]byte
-	ids := make([]string, events)
-	for i := range events {
-		ids[i] = stripetest.NewID("evt_")
-		p := paymentFailed(ids[i], m.Account, stripetest.NewID("in_"))
-		for range copies {
-			payloads = append(payloads, p)
-		}
-	}
-	answers, err := deliverAll(e, payloads)
-	is.NoErr(err)
-
-	processed := map[string]int{}
-	for i, r := range answers {
-		is.Equal(r.status, http.StatusOK) // every delivery is acknowledged
-		var a webhookAnswer
-		r.decode(t, &a)
-		if a.Processed {
-			processed[ids[i/copies]]++
-		} else {
-			is.True(strings.Contains(a.Reason, "handled by parallel worker")) // only duplicates are turned away
-		}
-	}
-	for _, id := range ids {
-		is.Equal(processed[id], 1) // each event processed exactly once
-	}
-	stored := e.tasksOf(m.ID)
-	is.Equal(len(stored), events*2) // each event's tasks exactly once
-	perEvent := map[string]int{}
-	for _, st := range stored {
-		perEvent[st.StripeEventID]++
-	}
-	for _, id := range ids {
-		is.Equal(perEvent[id], 2) // two tasks per event
+		is.True(slices.Contains(tasks, string(st.ID))) // the answer named the stored tasks
 	}
 }
 
@@ -177,7 +117,11 @@ func (r failingTasks) Schedule(ctx context.Context, m domain.MerchantID, tasks [
 	return r.TenantTaskRepository.Schedule(ctx, m, tasks)
 }
 
-func TestWebhookFailureAfterLockKeepsNothing(t *testing.T) {
+// TestWebhookFailureAnswers500: a use case that fails after the lock is
+// answered 500 with a generic message, so that Stripe redelivers and the
+// cause stays in the log. That nothing is kept and the redelivery succeeds
+// is the use case's (app).
+func TestWebhookFailureAnswers500(t *testing.T) {
 	is := is.New(t)
 	var fs *failingStore
 	e := newEnv(t, withStore(func(s ports.Storage) ports.Storage {
@@ -185,28 +129,17 @@ func TestWebhookFailureAfterLockKeepsNothing(t *testing.T) {
 		return fs
 	}))
 	m := e.createMerchant("Fragile Ltd")
-	evt := stripetest.NewID("evt_")
-	payload := paymentFailed(evt, m.Account, stripetest.NewID("in_"))
+	payload := paymentFailed(stripetest.NewID("evt_"), m.Account, stripetest.NewID("in_"))
 
 	fs.fail.Store(true)
 	r, err := e.deliver(payload)
 	is.NoErr(err)
-	is.Equal(r.status, http.StatusInternalServerError)                            // a failed dispatch is a 500
-	is.True(!strings.Contains(string(r.body), "disk on fire"))                    // internal text is not sent
-	is.Equal(r.errorMessage(t), "Internal server error")                          // a generic message instead
-	is.Equal(len(e.tasksOf(m.ID)), 0)                                             // no task kept
-	is.True(e.eventLockFree(evt))                                                 // the lock was rolled back
-	is.True(strings.Contains(e.logs.String(), "disk on fire"))                    // the cause is logged
-	is.True(strings.Contains(e.logs.String(), `"msg":"webhook delivery failed"`)) // by the use case
+	is.Equal(r.status, http.StatusInternalServerError)         // a failed dispatch is a 500
+	is.True(!strings.Contains(string(r.body), "disk on fire")) // internal text is not sent
+	is.Equal(r.errorMessage(t), "Internal server error")       // a generic message instead
 
 	fs.fail.Store(false)
-	a := e.mustDeliver(payload)
-	is.True(a.Processed)                       // the redelivery processes the event
-	is.Equal(a.Action, domain.ActionScheduled) // completely
-	is.Equal(len(a.Tasks), 2)
-	is.Equal(len(e.tasksOf(m.ID)), 2) // and its tasks are stored
-	again := e.mustDeliver(payload)
-	is.True(!again.Processed) // a further copy is a duplicate
+	is.True(e.mustDeliver(payload).Processed) // and the redelivery is answered as processed
 }
 
 func TestWebhookBadInputStoresNothing(t *testing.T) {
@@ -277,15 +210,12 @@ func TestWebhookBadInputStoresNothing(t *testing.T) {
 			p := paymentFailed(id, "acct_nobodyhere", stripetest.NewID("in_"))
 			return delivery{payload: p, signature: sign(p, testSecret, time.Now())}
 		}, 200, false, "No merchant for account acct_nobodyhere"},
+		// Kept here: the stripe adapter's tests do not show what a handled
+		// event without an account decodes to.
 		{"no account", func(id string) delivery {
 			p := stripetest.Event{ID: id, Type: domain.EventInvoicePaymentFailed, Object: stripetest.Invoice{AttemptCount: 1}}.JSON()
 			return delivery{payload: p, signature: sign(p, testSecret, time.Now())}
 		}, 200, false, "no connected account"},
-		{"other livemode", func(id string) delivery {
-			p := stripetest.Event{ID: id, Type: domain.EventInvoicePaymentFailed, Account: m.Account, Livemode: true,
-				Object: stripetest.Invoice{AttemptCount: 1, Livemode: true}}.JSON()
-			return delivery{payload: p, signature: sign(p, testSecret, time.Now())}
-		}, 200, false, "livemode"},
 	}
 	var ids []string
 	for _, tc := range cases {
@@ -353,21 +283,6 @@ func TestWebhookBadInputStoresNothing(t *testing.T) {
 	is.Equal(warnings, 9) // every refused delivery is logged once
 }
 
-func TestWebhookSameFailureTwoEventIDs(t *testing.T) {
-	is := is.New(t)
-	e := newEnv(t)
-	m := e.createMerchant("Twice Corp")
-	invoice := stripetest.NewID("in_")
-	first := e.mustDeliver(paymentFailed(stripetest.NewID("evt_"), m.Account, invoice))
-	second := e.mustDeliver(paymentFailed(stripetest.NewID("evt_"), m.Account, invoice))
-	is.True(first.Processed)
-	is.Equal(len(first.Tasks), 2)
-	is.True(second.Processed)         // a distinct event is processed
-	is.Equal(len(second.Tasks), 0)    // but the "at most one" rules add nothing
-	is.True(second.Tasks != nil)      // and says so with an empty list
-	is.Equal(len(e.tasksOf(m.ID)), 2) // one set of tasks
-}
-
 func TestWebhookSecretRotation(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t, withSecrets("whsec_old_secret", "whsec_new_secret"))
@@ -409,7 +324,8 @@ func TestWebhookAnswerShape(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
 	m := e.createMerchant("Shape Inc")
-	r, err := e.deliver(paymentFailed(stripetest.NewID("evt_"), m.Account, stripetest.NewID("in_")))
+	invoice := stripetest.NewID("in_")
+	r, err := e.deliver(paymentFailed(stripetest.NewID("evt_"), m.Account, invoice))
 	is.NoErr(err)
 	is.Equal(r.status, http.StatusOK)
 	is.Equal(r.header.Get("Content-Type"), "application/json; charset=utf-8")
@@ -419,6 +335,13 @@ func TestWebhookAnswerShape(t *testing.T) {
 	is.Equal(a["processed"], true)
 	is.Equal(a["action"], domain.ActionScheduled)
 	is.Equal(len(a["tasks"].([]any)), 2)
+
+	// The same failure under another event id is processed but adds no
+	// task: the list is there, empty.
+	r, err = e.deliver(paymentFailed(stripetest.NewID("evt_"), m.Account, invoice))
+	is.NoErr(err)
+	is.Equal(r.status, http.StatusOK)
+	is.Equal(strings.TrimSpace(string(r.body)), `{"processed":true,"action":"tasks_scheduled","tasks":[]}`)
 
 	r = e.do(http.MethodGet, "/webhooks/stripe", nil)
 	is.Equal(r.status, http.StatusMethodNotAllowed) // only POST
