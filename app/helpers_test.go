@@ -250,9 +250,10 @@ type observed struct{ eventType, outcome string }
 
 // recordingObserver records what the webhook use case tells it.
 type recordingObserver struct {
-	mu         sync.Mutex
-	deliveries []observed
-	lockWaits  int
+	ports.NopObserver // what the webhook does not report
+	mu                sync.Mutex
+	deliveries        []observed
+	lockWaits         int
 }
 
 var _ ports.Observer = (*recordingObserver)(nil)
@@ -268,8 +269,6 @@ func (o *recordingObserver) LockWait(time.Duration) {
 	defer o.mu.Unlock()
 	o.lockWaits++
 }
-
-func (o *recordingObserver) TaskRun(string, string, time.Duration) {}
 
 // seen returns the deliveries observed so far and the number of lock waits.
 func (o *recordingObserver) seen() ([]observed, int) {
@@ -376,8 +375,8 @@ func (t faultyTx) Events() ports.EventLocker { return faultyLocker{EventLocker: 
 func (t faultyTx) Tasks() ports.TenantTaskRepository {
 	return faultyTasks{TenantTaskRepository: t.Tx.Tasks(), t: t}
 }
-func (t faultyTx) Ledger() ports.RecoveryLedger {
-	return faultyLedger{RecoveryLedger: t.Tx.Ledger(), t: t}
+func (t faultyTx) Ledger() ports.InvoiceLedger {
+	return faultyLedger{InvoiceLedger: t.Tx.Ledger(), t: t}
 }
 
 type faultyLocker struct {
@@ -412,22 +411,23 @@ func (r faultyTasks) CancelPending(ctx context.Context, m domain.MerchantID, sel
 }
 
 type faultyLedger struct {
-	ports.RecoveryLedger
+	ports.InvoiceLedger
 	t faultyTx
 }
 
-func (l faultyLedger) RecordFailure(ctx context.Context, m domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error {
-	if err := l.t.s.step(l.t.unit, stepFailure); err != nil {
-		return err
+// Record is the step of its fact's kind: a failure, a payment, or another.
+func (l faultyLedger) Record(ctx context.Context, m domain.MerchantID, f domain.InvoiceFact) (domain.InvoiceRecord, error) {
+	step := "record " + string(f.Kind)
+	switch f.Kind {
+	case domain.FactFailed:
+		step = stepFailure
+	case domain.FactPaid:
+		step = stepPaid
 	}
-	return l.RecoveryLedger.RecordFailure(ctx, m, inv, at)
-}
-
-func (l faultyLedger) RecordPaid(ctx context.Context, m domain.MerchantID, inv domain.InvoiceAmount, at time.Time) error {
-	if err := l.t.s.step(l.t.unit, stepPaid); err != nil {
-		return err
+	if err := l.t.s.step(l.t.unit, step); err != nil {
+		return domain.InvoiceRecord{}, err
 	}
-	return l.RecoveryLedger.RecordPaid(ctx, m, inv, at)
+	return l.InvoiceLedger.Record(ctx, m, f)
 }
 
 // withFaultyStore builds the use cases over a faultyStore and returns both.

@@ -310,14 +310,14 @@ func TestTaskServiceStats(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(st.ByCurrency["usd"], domain.CurrencyRecovery{FailedAmount: 4000, RecoveredAmount: 2000}) // two failures, one paid
 	is.Equal(st.ByCurrency["usd"].Rate(), 0.5)
-	is.Equal(st.TasksByStatus[domain.StatusPending], 2)   // invoice Y's two
-	is.Equal(st.TasksByStatus[domain.StatusCancelled], 2) // invoice X's two
+	is.Equal(st.TasksByStatus[domain.StatusPending], tasksPerFailure)   // invoice Y's
+	is.Equal(st.TasksByStatus[domain.StatusCancelled], tasksPerFailure) // invoice X's
 	is.Equal(st.TasksByStatus[domain.StatusRunning], 0)
 
 	st, err = u.tasks.Stats(ctx, b)
 	is.NoErr(err)
 	is.Equal(st.ByCurrency["usd"], domain.CurrencyRecovery{FailedAmount: 2000}) // A's payment is not B's recovery
-	is.Equal(st.TasksByStatus[domain.StatusPending], 2)                         // nor are A's tasks B's
+	is.Equal(st.TasksByStatus[domain.StatusPending], tasksPerFailure)           // nor are A's tasks B's
 	is.Equal(st.TasksByStatus[domain.StatusCancelled], 0)
 
 	st, err = u.tasks.Stats(ctx, u.merchant(t, "New"))

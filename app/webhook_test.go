@@ -21,6 +21,10 @@ import (
 // duplicateWords is what the webhook's contract says of a duplicate.
 const duplicateWords = "handled by parallel worker (idempotency lock)"
 
+// tasksPerFailure is what a first failed attempt makes under the default
+// policy: its email, two reminders and a retry.
+const tasksPerFailure = 4
+
 func TestWebhookLockThenDispatch(t *testing.T) {
 	is := is.New(t)
 	u, fs := withFaultyStore(t)
@@ -36,8 +40,8 @@ func TestWebhookLockThenDispatch(t *testing.T) {
 	is.Equal(paid.Action, domain.ActionCancelled)
 
 	is.Equal(fs.unitsOfWork(), [][]string{
-		{stepLock, stepSchedule, stepFailure}, // the lock first, then the effects, in one unit of work
-		{stepLock, stepCancel, stepPaid},
+		{stepLock, stepFailure, stepCancel, stepSchedule}, // the lock first, then the effects, in one unit of work
+		{stepLock, stepPaid, stepCancel},
 	})
 }
 
@@ -48,7 +52,7 @@ func TestWebhookDuplicateChangesNothing(t *testing.T) {
 		m := u.merchant(t, "Acme")
 		ev := paymentFailedEvent(m.StripeAccountID, stripetest.NewID("in_"), "sub_1", 1)
 		first := u.handle(t, ev)
-		is.Equal(len(first.Tasks), 2)
+		is.Equal(len(first.Tasks), tasksPerFailure)
 		// The merchant deletes the tasks: applying the event again would
 		// make them anew.
 		for _, id := range first.Tasks {
@@ -77,7 +81,7 @@ func TestWebhookDuplicateChangesNothing(t *testing.T) {
 		u.handle(t, paymentFailedEvent(m.StripeAccountID, invoice, "sub_1", 1))
 		paid := invoiceEvent(domain.EventInvoicePaid, m.StripeAccountID, invoice, "sub_1")
 		first := u.handle(t, paid)
-		is.Equal(len(first.Tasks), 2) // both tasks cancelled
+		is.Equal(len(first.Tasks), tasksPerFailure) // every task cancelled
 		// The merchant sends one back to pending: applying the event again
 		// would cancel it again.
 		retried, err := u.tasks.Retry(context.Background(), m, first.Tasks[0])
@@ -150,13 +154,13 @@ func TestWebhookParallelDuplicatesProcessOnce(t *testing.T) {
 			is.Equal(len(processed), tc.events) // every event processed exactly once
 
 			stored := u.tasksOf(t, m.ID)
-			is.Equal(len(stored), 2*tc.events) // each event's tasks exactly once
+			is.Equal(len(stored), tasksPerFailure*tc.events) // each event's tasks exactly once
 			byEvent := map[string][]domain.Task{}
 			for _, task := range stored {
 				byEvent[task.StripeEventID] = append(byEvent[task.StripeEventID], task)
 			}
 			for id, tasks := range processed {
-				is.Equal(len(tasks), 2)                         // each event made its two tasks
+				is.Equal(len(tasks), tasksPerFailure)           // each event made its tasks
 				is.Equal(sorted(tasks), sortedIDs(byEvent[id])) // the processing delivery named its event's tasks
 			}
 			is.Equal(u.obs.count(ports.DeliveryProcessed), tc.events)               // observed: one processed per event
@@ -173,10 +177,10 @@ func TestWebhookFailureAfterLockKeepsNothing(t *testing.T) {
 		// pending tasks; else an invoice.payment_failed.
 		invoicePaid bool
 	}{
-		{"scheduling fails", stepSchedule, false},
-		{"recording the failure fails, tasks already scheduled", stepFailure, false},
-		{"cancelling fails", stepCancel, true},
-		{"recording the payment fails, tasks already cancelled", stepPaid, true},
+		{"recording the failure fails", stepFailure, false},
+		{"scheduling fails, the failure already recorded", stepSchedule, false},
+		{"recording the payment fails", stepPaid, true},
+		{"cancelling fails, the payment already recorded", stepCancel, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
@@ -205,7 +209,7 @@ func TestWebhookFailureAfterLockKeepsNothing(t *testing.T) {
 			fs.failStep("")
 			redelivered := u.handle(t, ev)
 			is.True(redelivered.Processed) // Stripe's redelivery processes the event
-			is.Equal(len(redelivered.Tasks), 2)
+			is.Equal(len(redelivered.Tasks), tasksPerFailure)
 			if tc.invoicePaid {
 				is.Equal(redelivered.Action, domain.ActionCancelled) // completely
 				for _, task := range u.tasksOf(t, m.ID) {
@@ -286,7 +290,7 @@ func TestWebhookFailureWhileDuplicatesWait(t *testing.T) {
 		is.True(strings.Contains(res.Reason, duplicateWords)) // the others are duplicates of it
 	}
 	is.Equal(processed, 1)               // exactly one waiter processed the event
-	is.Equal(len(u.tasksOf(t, m.ID)), 2) // once
+	is.Equal(len(u.tasksOf(t, m.ID)), tasksPerFailure) // once
 }
 
 func TestWebhookSameFailureTwoEventIDs(t *testing.T) {
@@ -297,18 +301,20 @@ func TestWebhookSameFailureTwoEventIDs(t *testing.T) {
 	first := u.handle(t, paymentFailedEvent(m.StripeAccountID, invoice, "sub_1", 1))
 	second := u.handle(t, paymentFailedEvent(m.StripeAccountID, invoice, "sub_1", 1))
 	is.True(first.Processed)
-	is.Equal(len(first.Tasks), 2)
+	is.Equal(len(first.Tasks), tasksPerFailure)
 	is.True(second.Processed)                                      // a distinct event is processed
 	is.Equal(second.Action, domain.ActionScheduled)                // as its type says
-	is.Equal(len(second.Tasks), 0)                                 // but the "at most one" rules add nothing
-	is.Equal(len(u.tasksOf(t, m.ID)), 2)                           // one set of tasks
+	is.Equal(len(second.Tasks), 1)                                 // the plan, made again, names the same retry
+	is.Equal(second.Tasks[0], retryOf(t, u, m.ID))                 // which it keeps
+	is.Equal(len(u.tasksOf(t, m.ID)), tasksPerFailure)             // one set of tasks
 	is.Equal(u.recovery(t, m.ID)["usd"].FailedAmount, int64(2000)) // the invoice's failure counts once
 }
 
 // wantTask is a task a policy row must store.
 type wantTask struct {
-	typ   domain.TaskType
-	runIn time.Duration // RunAt after the clock's now
+	typ     domain.TaskType
+	runIn   time.Duration // RunAt after the clock's now
+	attempt int           // InvoiceAttempt
 }
 
 func TestWebhookPolicySchedules(t *testing.T) {
@@ -321,7 +327,12 @@ func TestWebhookPolicySchedules(t *testing.T) {
 			return ev
 		}
 	}
-	notify := wantTask{domain.TypeNotifyPaymentFailed, 0}
+	// The emails of a failed attempt: its own, now, and the reminders of
+	// the default policy, 3 and 7 days after the first failure (now).
+	emails := func(attempt int) []wantTask {
+		return []wantTask{{domain.TypeNotifyPaymentFailed, 0, attempt}, {domain.TypeNotifyReminder, 3 * day, 1}, {domain.TypeNotifyReminder, 7 * day, 2}}
+	}
+	with := func(attempt int, more ...wantTask) []wantTask { return append(emails(attempt), more...) }
 	cases := []struct {
 		name   string
 		event  func(account string) domain.Event
@@ -330,27 +341,27 @@ func TestWebhookPolicySchedules(t *testing.T) {
 		failed int64 // the failed amount recorded
 	}{
 		{"payment failed, attempt 1, Stripe will not retry", failedAt(1, nil), domain.ActionScheduled,
-			[]wantTask{notify, {domain.TypeRetryPayment, 1 * day}}, 2000},
+			with(1, wantTask{domain.TypeRetryPayment, 1 * day, 1}), 2000},
 		{"payment failed, attempt 2, Stripe will not retry", failedAt(2, nil), domain.ActionScheduled,
-			[]wantTask{notify, {domain.TypeRetryPayment, 3 * day}}, 2000},
+			with(2, wantTask{domain.TypeRetryPayment, 3 * day, 2}), 2000},
 		{"payment failed, attempt 3, Stripe will not retry", failedAt(3, nil), domain.ActionScheduled,
-			[]wantTask{notify, {domain.TypeRetryPayment, 5 * day}}, 2000},
+			with(3, wantTask{domain.TypeRetryPayment, 5 * day, 3}), 2000},
 		{"payment failed, attempt 4, Stripe will not retry", failedAt(4, nil), domain.ActionScheduled,
-			[]wantTask{notify, {domain.TypeRetryPayment, 7 * day}}, 2000},
-		{"payment failed, attempt 5: no retry left", failedAt(5, nil), domain.ActionScheduled,
-			[]wantTask{notify}, 2000},
+			with(4, wantTask{domain.TypeRetryPayment, 7 * day, 4}), 2000},
+		{"payment failed, attempt 5: no retry left, dunning ends", failedAt(5, nil), domain.ActionScheduled,
+			with(5, wantTask{domain.TypeEndDunning, 0, 5}), 2000},
 		{"payment failed, Stripe retries itself", failedAt(1, &next), domain.ActionScheduled,
-			[]wantTask{notify}, 2000},
+			emails(1), 2000},
 		{"payment action required", func(account string) domain.Event {
 			ev := paymentFailedEvent(account, stripetest.NewID("in_"), "sub_1", 1)
 			ev.Type = domain.EventInvoicePaymentActionRequired
 			return ev
-		}, domain.ActionScheduled, []wantTask{{domain.TypeNotifyActionRequired, 0}}, 0},
+		}, domain.ActionScheduled, []wantTask{{domain.TypeNotifyActionRequired, 0, 1}}, 0},
 		{"charge failed outside an invoice", func(account string) domain.Event {
 			return domain.Event{ID: stripetest.NewID("evt_"), Type: domain.EventChargeFailed, Account: account,
 				Charge: &domain.Charge{ID: "ch_lone", CustomerID: "cus_jenny", CustomerEmail: "jenny@example.com", Amount: 1500, Currency: "eur"}}
-		}, domain.ActionScheduled, []wantTask{{domain.TypeNotifyChargeFailed, 0}}, 0},
-		{"charge failed on an invoice: the invoice's events cover it", func(account string) domain.Event {
+		}, domain.ActionScheduled, []wantTask{{domain.TypeNotifyChargeFailed, 0, 0}}, 0},
+		{"charge failed on an invoice whose failure is not known: the invoice's events cover it", func(account string) domain.Event {
 			return domain.Event{ID: stripetest.NewID("evt_"), Type: domain.EventChargeFailed, Account: account,
 				Charge: &domain.Charge{ID: "ch_inv", InvoiceID: "in_1", CustomerID: "cus_jenny", Amount: 1500, Currency: "eur"}}
 		}, domain.ActionNothingToDo, nil, 0},
@@ -374,19 +385,18 @@ func TestWebhookPolicySchedules(t *testing.T) {
 			for _, want := range tc.tasks {
 				var got *domain.Task
 				for i := range stored {
-					if stored[i].Type == want.typ {
+					if stored[i].Type == want.typ && stored[i].InvoiceAttempt == want.attempt {
 						got = &stored[i]
 					}
 				}
-				is.True(got != nil)                           // a task of each of the row's types
+				is.True(got != nil)                           // a task of each of the row's types and attempts
 				is.True(got.RunAt.Equal(now.Add(want.runIn))) // due when the policy says
 				is.Equal(got.Status, domain.StatusPending)    // pending
 				is.Equal(got.MerchantID, m.ID)                // the merchant's
 				is.Equal(got.StripeEventID, ev.ID)            // made by this event
 				is.True(got.CreatedAt.Equal(now))             // now
 				if inv := ev.Invoice; inv != nil {
-					is.Equal(got.StripeInvoiceID, inv.ID)          // of the event's invoice
-					is.Equal(got.InvoiceAttempt, inv.AttemptCount) // and attempt
+					is.Equal(got.StripeInvoiceID, inv.ID) // of the event's invoice
 					is.Equal(got.CustomerEmail, inv.CustomerEmail)
 					is.Equal(got.AmountDue, inv.AmountDue)
 					is.Equal(got.HostedInvoiceURL, inv.HostedInvoiceURL)
@@ -436,7 +446,7 @@ func TestWebhookPolicyCancels(t *testing.T) {
 			subX, subY := stripetest.NewID("sub_"), stripetest.NewID("sub_")
 			failed := func(m domain.Merchant, inv, sub string) []domain.TaskID {
 				res := u.handle(t, paymentFailedEvent(m.StripeAccountID, inv, sub, 1))
-				is.Equal(len(res.Tasks), 2)
+				is.Equal(len(res.Tasks), tasksPerFailure)
 				return res.Tasks
 			}
 			aX, aY := failed(a, invX, subX), failed(a, invY, subY)
@@ -568,7 +578,22 @@ func TestWebhookAccountBoundLater(t *testing.T) {
 	late := u.handle(t, ev)
 	is.True(late.Processed)              // the redelivery is processed
 	is.Equal(late.MerchantID, m.ID)      // for the new merchant
-	is.Equal(len(u.tasksOf(t, m.ID)), 2) // with its tasks
+	is.Equal(len(u.tasksOf(t, m.ID)), tasksPerFailure) // with its tasks
+}
+
+// retryOf returns the id of the merchant's one retry_payment.
+func retryOf(t *testing.T, u *useCases, m domain.MerchantID) domain.TaskID {
+	t.Helper()
+	var found []domain.TaskID
+	for _, task := range u.tasksOf(t, m) {
+		if task.Type == domain.TypeRetryPayment {
+			found = append(found, task.ID)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d retry_payment tasks, want one", len(found))
+	}
+	return found[0]
 }
 
 func TestWebhookObserverToldEachOutcome(t *testing.T) {
@@ -630,7 +655,7 @@ func TestWebhookLogsEachDelivery(t *testing.T) {
 	}
 	is.Equal(lines[0]["processed"], true)
 	is.Equal(lines[0]["action"], domain.ActionScheduled)
-	is.Equal(lines[0]["tasks"], float64(2))
+	is.Equal(lines[0]["tasks"], float64(tasksPerFailure))
 	is.Equal(lines[1]["processed"], false)
 	is.True(strings.Contains(lines[1]["reason"].(string), duplicateWords))
 	is.Equal(lines[2]["msg"], "webhook delivery failed") // a failure is logged as one

@@ -59,8 +59,8 @@ func benchmarkWorker(b *testing.B, store ports.Storage, conc int) {
 
 	gw := worktest.NewInstantGateway(b.N)
 	var claims atomic.Int64
-	queue := worktest.CountingQueue{TaskQueue: store.Queue(), Claims: &claims}
-	w, err := app.NewWorker(app.WorkerConfig{Concurrency: conc}, queue, store.Merchants(), gw, worktest.DiscardNotifier{}, clock, nil)
+	counted := worktest.CountingStorage{Storage: store, Claims: &claims}
+	w, err := app.NewWorker(app.WorkerConfig{Concurrency: conc}, app.WorkerPorts{Storage: counted, Gateway: gw, Notifier: worktest.DiscardNotifier{}, Clock: clock})
 	if err != nil {
 		b.Fatal(err)
 	}

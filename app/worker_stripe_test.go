@@ -71,8 +71,8 @@ func TestWorkerAgainstStripeMock(t *testing.T) {
 	f.schedule(t, retry, notify)
 
 	var logs lockedBuffer
-	w, err := app.NewWorker(workerTestConfig(), f.store.Queue(), f.store.Merchants(), gateway,
-		email.NewLogNotifier(slog.New(slog.NewJSONHandler(&logs, nil))), f.clock, nil)
+	w, err := app.NewWorker(workerTestConfig(), app.WorkerPorts{Storage: f.store, Gateway: gateway,
+		Notifier: email.NewLogNotifier(slog.New(slog.NewJSONHandler(&logs, nil))), Clock: f.clock})
 	is.NoErr(err)                // worker
 	is.Equal(runOnceOK(t, w), 2) // both ran
 

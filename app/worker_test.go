@@ -35,6 +35,7 @@ type scriptedGateway struct {
 	pay      func(ctx context.Context, account, invoiceID, key string) error
 	reads    int
 	pays     []paymentCall
+	ends     []paymentCall // calls that end dunning
 	inFlight int
 	maxIn    int
 }
@@ -65,6 +66,38 @@ func (g *scriptedGateway) PayInvoice(ctx context.Context, account, invoiceID, ke
 	g.pays = append(g.pays, paymentCall{Account: account, Invoice: invoiceID, Key: key, CtxErr: ctx.Err()})
 	g.mu.Unlock()
 	return err
+}
+
+func (g *scriptedGateway) CancelSubscription(_ context.Context, account, sub, key string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ends = append(g.ends, paymentCall{Account: account, Invoice: "cancel " + sub, Key: key})
+	return nil
+}
+
+func (g *scriptedGateway) MarkUncollectible(_ context.Context, account, invoiceID, key string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ends = append(g.ends, paymentCall{Account: account, Invoice: "uncollectible " + invoiceID, Key: key})
+	return nil
+}
+
+func (g *scriptedGateway) Customer(_ context.Context, _, id string) (domain.Customer, error) {
+	return domain.Customer{ID: id, Email: "customer-of-record@example.com"}, nil
+}
+
+func (g *scriptedGateway) PortalSession(context.Context, string, string, string) (string, error) {
+	return "https://billing.stripe.com/p/session/test", nil
+}
+
+func (g *scriptedGateway) Events(context.Context, string, ports.EventQuery) (ports.EventPage, error) {
+	return ports.EventPage{}, nil
+}
+
+func (g *scriptedGateway) endCalls() []paymentCall {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]paymentCall(nil), g.ends...)
 }
 
 func (g *scriptedGateway) payCalls() []paymentCall {
@@ -178,8 +211,12 @@ func (f *workerFixture) worker(t *testing.T, cfg app.WorkerConfig) *app.Worker {
 
 func (f *workerFixture) workerWith(t *testing.T, cfg app.WorkerConfig, gw ports.PaymentGateway) *app.Worker {
 	t.Helper()
-	w, err := app.NewWorker(cfg, f.store.Queue(), f.store.Merchants(), gw, f.notifier, f.clock,
-		slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	var port ports.PaymentGateway
+	if gw != nil {
+		port = gw
+	}
+	w, err := app.NewWorker(cfg, app.WorkerPorts{Storage: f.store, Gateway: port, Notifier: f.notifier, Clock: f.clock,
+		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +283,7 @@ func runOnceOK(t *testing.T, w *app.Worker) int {
 func TestWorkerConfig(t *testing.T) {
 	is := is.New(t)
 	f := newWorkerFixture(t)
-	w, err := app.NewWorker(app.WorkerConfig{}, f.store.Queue(), f.store.Merchants(), nil, f.notifier, f.clock, nil)
+	w, err := app.NewWorker(app.WorkerConfig{}, app.WorkerPorts{Storage: f.store, Notifier: f.notifier, Clock: f.clock})
 	is.NoErr(err) // zero config takes the defaults
 	cfg := w.Config()
 	is.Equal(cfg.Concurrency, 4)               // default concurrency
@@ -265,7 +302,7 @@ func TestWorkerConfig(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
-			_, err := app.NewWorker(bad, f.store.Queue(), f.store.Merchants(), nil, f.notifier, f.clock, nil)
+			_, err := app.NewWorker(bad, app.WorkerPorts{Storage: f.store, Notifier: f.notifier, Clock: f.clock})
 			is.True(errors.Is(err, domain.ErrInvalid)) // refused
 		})
 	}
@@ -344,7 +381,7 @@ func TestWorkerOutcomes(t *testing.T) {
 		wantStatus domain.TaskStatus
 		wantError  string // last_error, exactly
 	}{
-		{"soft decline backs off", soft, domain.StatusPending, "card declined (insufficient_funds): Your card has insufficient funds.; will retry"},
+		{"soft decline fails the attempt", soft, domain.StatusFailed, "card declined (insufficient_funds): Your card has insufficient funds."},
 		{"transient backs off", transient, domain.StatusPending, "payment provider unreachable; will retry"},
 		{"plain error backs off", errors.New("read tcp 10.0.0.7:443: connection reset"), domain.StatusPending, "internal error; will retry"},
 		{"hard decline fails at once", hard, domain.StatusFailed, "card declined (stolen_card): Your card was declined."},
@@ -382,7 +419,7 @@ func TestWorkerBackoffGrowsUntilMaxAttempts(t *testing.T) {
 	f := newWorkerFixture(t)
 	task := f.schedule(t, f.task(domain.TypeRetryPayment))[0]
 	f.gateway.pay = func(context.Context, string, string, string) error {
-		return &domain.PaymentError{Kind: domain.PaymentSoftDecline, Code: "insufficient_funds", Message: "declined"}
+		return &domain.PaymentError{Kind: domain.PaymentTransient, Code: "rate_limit", Message: "Too many requests"}
 	}
 	cfg := workerTestConfig() // 3 attempts, 1 min doubling, capped at 10 min
 	w := f.worker(t, cfg)
@@ -403,7 +440,7 @@ func TestWorkerBackoffGrowsUntilMaxAttempts(t *testing.T) {
 		}
 		is.Equal(got.Status, domain.StatusFailed)                            // gave up
 		is.True(strings.Contains(got.LastError, "gave up after 3 attempts")) // says so
-		is.True(strings.Contains(got.LastError, "insufficient_funds"))       // and why
+		is.True(strings.Contains(got.LastError, "unreachable"))              // and why
 	}
 	keys := map[string]bool{}
 	for _, p := range f.gateway.payCalls() {
@@ -530,7 +567,7 @@ func TestWorkerNotifierErrors(t *testing.T) {
 		is := is.New(t)
 		f := newWorkerFixture(t)
 		task := f.task(domain.TypeNotifyChargeFailed)
-		task.StripeInvoiceID, task.CustomerEmail = "", ""
+		task.StripeInvoiceID, task.CustomerEmail, task.StripeCustomerID = "", "", ""
 		f.schedule(t, task)
 		runOnceOK(t, f.worker(t, workerTestConfig()))
 		got := f.get(t, task.ID)
@@ -622,7 +659,7 @@ func TestWorkerSupersededRetryIsCancelled(t *testing.T) {
 	f.gateway.pay = func(context.Context, string, string, string) error {
 		close(entered)
 		<-release
-		return &domain.PaymentError{Kind: domain.PaymentSoftDecline, Code: "insufficient_funds", Message: "declined"}
+		return &domain.PaymentError{Kind: domain.PaymentTransient, Message: "Stripe answered 503"}
 	}
 	w := f.worker(t, workerTestConfig())
 	done := make(chan int)

@@ -81,3 +81,14 @@ func (q CountingQueue) ClaimDue(ctx context.Context, now time.Time, lease time.D
 	q.Claims.Add(1)
 	return q.TaskQueue.ClaimDue(ctx, now, lease, limit)
 }
+
+// CountingStorage is a storage whose queue counts claims into Claims.
+type CountingStorage struct {
+	ports.Storage
+	Claims *atomic.Int64
+}
+
+// Queue returns the storage's queue, counting its claims.
+func (s CountingStorage) Queue() ports.TaskQueue {
+	return CountingQueue{TaskQueue: s.Storage.Queue(), Claims: s.Claims}
+}
