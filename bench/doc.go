@@ -34,13 +34,15 @@
 // BenchmarkWebhookIntakePostgres measures webhook intake at 1, 8 and 32
 // concurrent senders. "recoup" posts pre-signed, distinct
 // invoice.payment_failed events (attempt 1, next_payment_attempt null, so
-// each makes a notify_payment_failed and a retry_payment task and a ledger
-// row) over real TCP on loopback to httpapi.NewServer, backed by
+// each makes a notify_payment_failed and a retry_payment task and an
+// invoice record) over real TCP on loopback to httpapi.NewServer, backed by
 // app.WebhookService on postgres.New with a pool of 40 connections.
 // "baseline" runs, with pgxpool and no HTTP, the transaction recoup runs for
 // each event: BEGIN; the processed_events lock; the two task inserts with the
-// adapter's ON CONFLICT clauses and RETURNING; the invoice_recoveries row;
-// COMMIT. recoup also reads the merchant by its Stripe account before that
+// adapter's ON CONFLICT clauses and RETURNING; the invoice's record, made
+// and locked by an INSERT … ON CONFLICT … RETURNING, then written by an
+// UPDATE with the failure merged, as the ledger's Record does; COMMIT.
+// recoup also reads the merchant by its Stripe account before that
 // transaction; the baseline does not. Each reports events/s, p50-ms and
 // p99-ms (per delivery, as the sender sees it); recoup also reports
 // ratio-vs-pgx, its events/s over the baseline's in the same process

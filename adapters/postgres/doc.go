@@ -6,8 +6,9 @@
 // transaction that applies the event's effects (a concurrent duplicate waits
 // for that transaction and then sees the conflict); the "at most one" task
 // rules are partial unique indexes that Schedule targets with ON CONFLICT;
-// the worker claims tasks with FOR UPDATE SKIP LOCKED; and every task query
-// names the merchant in its WHERE clause.
+// the worker claims tasks with FOR UPDATE SKIP LOCKED; an invoice's record
+// is merged under its row's lock; and every task and invoice query names
+// the merchant in its WHERE clause.
 //
 // # Driver
 //
@@ -40,6 +41,18 @@
 // application's wrapper, has no such handle: the statements outside units
 // of work then go through its own methods, formatted by bun. Every
 // statement recoup sends, migrations included, is a single statement.
+//
+// # Invoice records
+//
+// The ledger keeps each invoice's domain.InvoiceRecord as one row of
+// invoices, a column per field. Record does not restate the merge in SQL:
+// one statement creates the row or finds it, and locks it either way
+// (INSERT … ON CONFLICT … DO UPDATE … RETURNING), domain.InvoiceRecord.Apply
+// merges the fact into what it returned, and an UPDATE writes the result,
+// all in one transaction (the unit of work's, or one of Record's own), so a
+// concurrent Record of the invoice waits for the row and merges into what
+// the first one committed. Policies are a JSON document per merchant in
+// merchant_policies.
 //
 // # Schema
 //

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 	"github.com/uptrace/bun"
@@ -43,7 +44,7 @@ func TestMigrateUpDownUp(t *testing.T) {
 	pending, err = postgres.PendingMigrations(ctx, db)
 	is.NoErr(err)
 	is.Equal(len(pending), 0) // a migrated database has nothing pending
-	for _, table := range []string{"merchants", "api_keys", "processed_events", "tasks", "invoice_recoveries"} {
+	for _, table := range []string{"merchants", "api_keys", "processed_events", "tasks", "invoices", "merchant_policies"} {
 		is.True(tableExists(table)) // the schema's tables exist
 	}
 	is.NoErr(postgres.Migrate(ctx, db)) // migrating a migrated database is a no-op
@@ -119,4 +120,81 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 func newSchemaDBUnmigrated(t *testing.T) *bun.DB {
 	t.Helper()
 	return pgtest.Open(t, pgtest.NewSchema(t, pgtest.NewDatabase(t)))
+}
+
+// TestMigrateRecoveriesToInvoiceRecords fills the recovery figures' table
+// of the schema before invoice records, migrates, and checks that each row
+// became the record of its failure (and payment), with the same figures;
+// then rolls back and checks that the records became rows again.
+func TestMigrateRecoveriesToInvoiceRecords(t *testing.T) {
+	is := is.New(t)
+	ctx := ctxTimeout(t)
+	db := newSchemaDBUnmigrated(t)
+	is.NoErr(postgres.MigrateBefore(ctx, db, "20261206000000"))
+
+	m := domain.MerchantID(domain.NewID())
+	failedAt, paidAt := now().Add(-time.Hour), now()
+	_, err := db.NewRaw(`INSERT INTO invoice_recoveries (merchant_id, invoice_id, currency, failed_amount, recovered_amount, failed_at, recovered_at)
+		VALUES (?, 'in_open', 'usd', 5000, 0, ?, NULL), (?, 'in_paid', 'eur', 700, 650, ?, ?)`,
+		m, failedAt, m, failedAt, paidAt).Exec(ctx)
+	is.NoErr(err)
+
+	is.NoErr(postgres.Migrate(ctx, db))
+	st := postgres.New(db)
+	open, err := st.Ledger().Invoice(ctx, m, "in_open")
+	is.NoErr(err)
+	is.Equal(open, domain.InvoiceRecord{MerchantID: m, InvoiceID: "in_open", Currency: "usd", AmountDue: 5000,
+		FirstFailedAt: failedAt, LastFailedAt: failedAt, StripeAttempts: 1}) // an open row is a failure of its amount
+	paid, err := st.Ledger().Invoice(ctx, m, "in_paid")
+	is.NoErr(err)
+	is.Equal(paid, domain.InvoiceRecord{MerchantID: m, InvoiceID: "in_paid", Currency: "eur", AmountDue: 700,
+		FirstFailedAt: failedAt, LastFailedAt: failedAt, StripeAttempts: 1, Status: domain.InvoicePaid,
+		ClosedAt: paidAt, PaidAmount: 650, RecoveredBy: domain.RecoveredByCustomer}) // a recovered one was paid after it
+	figures, err := st.Ledger().Recovery(ctx, m)
+	is.NoErr(err)
+	is.Equal(figures, map[string]domain.CurrencyRecovery{
+		"usd": {FailedAmount: 5000}, "eur": {FailedAmount: 700, RecoveredAmount: 650}}) // the figures are those of the rows
+
+	_, err = st.Ledger().Record(ctx, m, domain.InvoiceFact{Kind: domain.FactPaid, InvoiceID: "in_open", Amount: 5000, At: paidAt, AttemptCount: 2})
+	is.NoErr(err)
+	_, err = st.Ledger().Record(ctx, m, domain.InvoiceFact{Kind: domain.FactPaid, InvoiceID: "in_never_failed", Currency: "usd", Amount: 99, At: paidAt})
+	is.NoErr(err)
+	is.NoErr(st.Policies().SetPolicy(ctx, m, domain.DefaultDunningPolicy()))
+	kept := newTask(m, domain.TypeRetryPayment, "in_open", 1)
+	kept.DeclineCode, kept.Reason = "insufficient_funds", domain.ReasonSuperseded
+	_, err = st.Tasks().Schedule(ctx, m, []domain.Task{kept, newTask(m, domain.TypeEndDunning, "in_open", 1)})
+	is.NoErr(err)
+
+	is.NoErr(postgres.Rollback(ctx, db))
+	applied, pending, err := postgres.MigrationStatus(ctx, db)
+	is.NoErr(err)
+	is.Equal(len(pending), 1) // the rollback undid the last group, this migration alone
+	is.True(len(applied) > 0)
+	type row struct {
+		Invoice, Currency string
+		Failed, Recovered int64
+		FailedAt          time.Time
+		RecoveredAt       *time.Time
+	}
+	var rows []row
+	is.NoErr(db.NewRaw(`SELECT invoice_id AS invoice, currency, failed_amount AS failed, recovered_amount AS recovered,
+		failed_at, recovered_at FROM invoice_recoveries WHERE merchant_id = ? ORDER BY invoice_id`, m).Scan(ctx, &rows))
+	is.Equal(len(rows), 2) // a row per failed invoice, none for the invoice that never failed
+	for i, want := range []row{
+		{Invoice: "in_open", Currency: "usd", Failed: 5000, Recovered: 5000, FailedAt: failedAt, RecoveredAt: &paidAt},
+		{Invoice: "in_paid", Currency: "eur", Failed: 700, Recovered: 650, FailedAt: failedAt, RecoveredAt: &paidAt},
+	} {
+		got := rows[i]
+		is.Equal(got.Invoice, want.Invoice)
+		is.Equal(got.Currency, want.Currency)
+		is.Equal(got.Failed, want.Failed)
+		is.Equal(got.Recovered, want.Recovered) // recovered with what was paid, also after the migration
+		is.True(got.FailedAt.Equal(want.FailedAt))
+		is.True(got.RecoveredAt != nil && got.RecoveredAt.Equal(*want.RecoveredAt))
+	}
+	var types []string
+	is.NoErr(db.NewRaw(`SELECT type FROM tasks WHERE merchant_id = ?`, m).Scan(ctx, &types))
+	is.Equal(types, []string{"retry_payment"}) // a task of a type the earlier schema knows stays; the others go
+
+	is.NoErr(postgres.Migrate(ctx, db)) // and up again
 }

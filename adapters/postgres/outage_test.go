@@ -44,8 +44,8 @@ func newOutage(t *testing.T, poolSize int) *outage {
 }
 
 // process handles the test's event as the webhook does: the lock, then a
-// task and a ledger row, in one unit of work; during runs before the
-// commit.
+// task and the invoice's record, in one unit of work; during runs before
+// the commit.
 func (o *outage) process(ctx context.Context, during func()) (bool, error) {
 	m := o.merchant.ID
 	var won bool
@@ -59,8 +59,9 @@ func (o *outage) process(ctx context.Context, during func()) (bool, error) {
 		if _, err := tx.Tasks().Schedule(ctx, m, []domain.Task{task}); err != nil {
 			return err
 		}
-		inv := domain.InvoiceAmount{InvoiceID: "in_outage", Amount: 2000, Currency: "usd"}
-		if err := tx.Ledger().RecordFailure(ctx, m, inv, now()); err != nil {
+		fact := domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: "in_outage", AmountDue: 2000, Currency: "usd",
+			At: now(), AttemptCount: 1}
+		if _, err := tx.Ledger().Record(ctx, m, fact); err != nil {
 			return err
 		}
 		during()
@@ -70,14 +71,14 @@ func (o *outage) process(ctx context.Context, during func()) (bool, error) {
 }
 
 // kept counts, through the direct connection, the event's lock row, tasks
-// and ledger rows.
+// and invoice records.
 func (o *outage) kept(ctx context.Context) [3]int {
 	o.t.Helper()
 	var n [3]int
 	if err := o.direct.NewRaw(`SELECT
 		(SELECT count(*) FROM processed_events WHERE event_id = ?),
 		(SELECT count(*) FROM tasks WHERE merchant_id = ?),
-		(SELECT count(*) FROM invoice_recoveries WHERE merchant_id = ?)`, o.event, o.merchant.ID, o.merchant.ID).
+		(SELECT count(*) FROM invoices WHERE merchant_id = ?)`, o.event, o.merchant.ID, o.merchant.ID).
 		Scan(ctx, &n[0], &n[1], &n[2]); err != nil {
 		o.t.Fatalf("count rows: %v", err)
 	}

@@ -8,7 +8,8 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-// taskQueue is the worker's view of the tasks, across merchants.
+// taskQueue is the worker's view of the tasks, across merchants, on the
+// connection pool or in a unit of work.
 type taskQueue struct {
 	db querier
 }
@@ -68,11 +69,12 @@ func (q taskQueue) ClaimDue(ctx context.Context, now time.Time, lease time.Durat
 	return tasks, nil
 }
 
-// finishSQL is Finish's statement.
+// finishSQL is Finish's statement. An empty decline code ($9) keeps the
+// task's own.
 const finishSQL = `
 	UPDATE tasks
-	SET status = $4, last_error = $5, lease_until = NULL,
-		run_at = COALESCE($6::timestamptz, run_at), updated_at = COALESCE($7::timestamptz, updated_at)
+	SET status = $4, last_error = $5, reason = $8, decline_code = COALESCE(NULLIF($9::text, ''), decline_code),
+		lease_until = NULL, run_at = COALESCE($6::timestamptz, run_at), updated_at = COALESCE($7::timestamptz, updated_at)
 	WHERE merchant_id = $1 AND id = $2 AND status = 'running' AND attempts = $3`
 
 // Finish records the end of a run only while the claim still holds: the
@@ -93,8 +95,8 @@ func (q taskQueue) Finish(ctx context.Context, merchant domain.MerchantID, id do
 	default:
 		return fmt.Errorf("finish task %s: %w: a run cannot end %q", id, domain.ErrInvalid, res.Status)
 	}
-	if !domain.StorableText(res.LastError) {
-		return fmt.Errorf("finish task %s: %w: last error with a NUL character", id, domain.ErrInvalid)
+	if !domain.StorableText(res.LastError, res.Reason, res.DeclineCode) {
+		return fmt.Errorf("finish task %s: %w: text with a NUL character", id, domain.ErrInvalid)
 	}
 	// A zero RunAt or At leaves the column as it is.
 	var runAt, at any
@@ -104,7 +106,8 @@ func (q taskQueue) Finish(ctx context.Context, merchant domain.MerchantID, id do
 	if !res.At.IsZero() {
 		at = res.At
 	}
-	n, err := rowsAffected(ctx, q.db, finishSQL, mid, tid, attempt, string(res.Status), res.LastError, runAt, at)
+	n, err := rowsAffected(ctx, q.db, finishSQL, mid, tid, attempt, string(res.Status), res.LastError, runAt, at,
+		res.Reason, res.DeclineCode)
 	if err != nil {
 		// A unique violation: a retry_payment going back to pending
 		// while its invoice got another pending retry meanwhile.

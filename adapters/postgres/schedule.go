@@ -21,22 +21,30 @@ const (
 		WHERE type = 'notify_payment_failed' DO NOTHING`
 	actionOnConflict = `ON CONFLICT (merchant_id, stripe_invoice_id, invoice_attempt)
 		WHERE type = 'notify_action_required' DO NOTHING`
+	reminderOnConflict = `ON CONFLICT (merchant_id, stripe_invoice_id, invoice_attempt)
+		WHERE type = 'notify_reminder' DO NOTHING`
 	chargeOnConflict = `ON CONFLICT (merchant_id, stripe_charge_id)
 		WHERE type = 'notify_charge_failed' AND stripe_charge_id <> '' DO NOTHING`
-	// The pending retry of an earlier attempt takes the new schedule and
-	// event and keeps its id; a retry of the same or an older attempt
-	// changes nothing.
+	// The pending retry takes the new plan's schedule, event, attempt and
+	// decline code, whatever its attempt (a plan is made from the
+	// invoice's whole record), and keeps its id and place in the list.
 	retryOnConflict = `ON CONFLICT (merchant_id, stripe_invoice_id)
 		WHERE type = 'retry_payment' AND status = 'pending' DO UPDATE
 		SET run_at = EXCLUDED.run_at, stripe_event_id = EXCLUDED.stripe_event_id,
-			invoice_attempt = EXCLUDED.invoice_attempt, updated_at = EXCLUDED.updated_at
-		WHERE tasks.invoice_attempt < EXCLUDED.invoice_attempt`
+			invoice_attempt = EXCLUDED.invoice_attempt, decline_code = EXCLUDED.decline_code,
+			updated_at = EXCLUDED.updated_at`
+	// A pending end_dunning takes the new schedule; one that is running or
+	// ran stays as it is, and then nothing is returned.
+	endOnConflict = `ON CONFLICT (merchant_id, stripe_invoice_id)
+		WHERE type = 'end_dunning' AND status <> 'cancelled' DO UPDATE
+		SET run_at = EXCLUDED.run_at, updated_at = EXCLUDED.updated_at
+		WHERE tasks.status = 'pending'`
 )
 
 // Layout of Schedule's parameters: $1 is the merchant, then
 // taskParamCount parameters per task.
 const (
-	taskParamCount = 19
+	taskParamCount = 21
 	// maxScheduleBatch bounds the statement of one batch (and its
 	// parameters, which PostgreSQL limits to 65535).
 	maxScheduleBatch = 64
@@ -120,10 +128,14 @@ func onConflict(t domain.Task) (clause, key string) {
 		return notifyOnConflict, "notify " + strconv.Itoa(t.InvoiceAttempt) + " " + t.StripeInvoiceID
 	case t.Type == domain.TypeNotifyActionRequired:
 		return actionOnConflict, "action " + strconv.Itoa(t.InvoiceAttempt) + " " + t.StripeInvoiceID
+	case t.Type == domain.TypeNotifyReminder:
+		return reminderOnConflict, "reminder " + strconv.Itoa(t.InvoiceAttempt) + " " + t.StripeInvoiceID
 	case t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "":
 		return chargeOnConflict, "charge " + t.StripeChargeID
 	case t.Type == domain.TypeRetryPayment && t.Status == domain.StatusPending:
 		return retryOnConflict, "retry " + t.StripeInvoiceID
+	case t.Type == domain.TypeEndDunning && t.Status != domain.StatusCancelled:
+		return endOnConflict, "end " + t.StripeInvoiceID
 	}
 	return "", ""
 }
@@ -174,13 +186,13 @@ func scheduleSQL(batch []domain.Task) string {
 		INSERT INTO tasks AS tasks (id, merchant_id, type, status, stripe_event_id, stripe_customer_id,
 			stripe_invoice_id, stripe_subscription_id, stripe_charge_id, customer_email, amount_due,
 			currency, hosted_invoice_url, invoice_attempt, attempts, run_at, lease_until, last_error,
-			created_at, updated_at)
+			decline_code, reason, created_at, updated_at)
 		VALUES (%s::uuid, $1::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-			%s::timestamptz, %s::timestamptz, %s, %s::timestamptz, %s::timestamptz)
+			%s::timestamptz, %s::timestamptz, %s, %s, %s, %s::timestamptz, %s::timestamptz)
 		%s
 		RETURNING %d AS ord, %s
 	)`, i, ph(0), ph(1), ph(2), ph(3), ph(4), ph(5), ph(6), ph(7), ph(8), ph(9), ph(10), ph(11), ph(12), ph(13),
-			ph(14), ph(15), ph(16), ph(17), ph(18), clause, i, taskColumns)
+			ph(14), ph(15), ph(16), ph(17), ph(18), ph(19), ph(20), clause, i, taskColumns)
 	}
 	for i := range batch {
 		if i > 0 {
@@ -205,7 +217,7 @@ func scheduleArgs(mid string, batch []domain.Task) []any {
 		args = append(args, string(t.ID), string(t.Type), string(t.Status), t.StripeEventID,
 			t.StripeCustomerID, t.StripeInvoiceID, t.StripeSubscriptionID, t.StripeChargeID,
 			t.CustomerEmail, t.AmountDue, t.Currency, t.HostedInvoiceURL, t.InvoiceAttempt, t.Attempts,
-			t.RunAt, leaseUntil, t.LastError, t.CreatedAt, t.UpdatedAt)
+			t.RunAt, leaseUntil, t.LastError, t.DeclineCode, t.Reason, t.CreatedAt, t.UpdatedAt)
 	}
 	return args
 }

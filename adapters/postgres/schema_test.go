@@ -49,6 +49,28 @@ func TestSchemaEnforcesRules(t *testing.T) {
 			args: [][]any{{m1, "notify_payment_failed", "pending", "in_e", 1}, {m1, "notify_payment_failed", "pending", "in_e", 2}},
 		},
 		{
+			name: "a second notify_reminder for an invoice and number",
+			args: [][]any{{m1, "notify_reminder", "succeeded", "in_f", 1}, {m1, "notify_reminder", "pending", "in_f", 1}},
+			code: "23505",
+		},
+		{
+			name: "notify_reminder of the next number",
+			args: [][]any{{m1, "notify_reminder", "pending", "in_g", 1}, {m1, "notify_reminder", "pending", "in_g", 2}},
+		},
+		{
+			name: "a second end_dunning for an invoice",
+			args: [][]any{{m1, "end_dunning", "succeeded", "in_h", 1}, {m1, "end_dunning", "pending", "in_h", 2}},
+			code: "23505",
+		},
+		{
+			name: "an end_dunning beside a cancelled one",
+			args: [][]any{{m1, "end_dunning", "cancelled", "in_i", 1}, {m1, "end_dunning", "pending", "in_i", 1}},
+		},
+		{
+			name: "a notify_card_expiring, which no rule limits",
+			args: [][]any{{m1, "notify_card_expiring", "pending", "", 0}, {m1, "notify_card_expiring", "pending", "", 0}},
+		},
+		{
 			name: "an unknown status",
 			args: [][]any{{m1, "notify_charge_failed", "paused", "", 0}},
 			code: "23514",

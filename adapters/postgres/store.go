@@ -18,7 +18,8 @@ type Store struct {
 	db bun.IDB // for transactions
 	// sql runs the statements on db (see sqlOf).
 	sql querier
-	// now stamps the idempotency locks, whose age retention judges.
+	// now stamps the idempotency locks, whose age retention judges, and
+	// the policies.
 	now func() time.Time
 }
 
@@ -73,8 +74,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // work.
 func (s *Store) Tasks() ports.TenantTaskRepository { return taskRepo{db: s.sql, store: s} }
 
-// Ledger returns the recovery ledger, outside any unit of work.
-func (s *Store) Ledger() ports.RecoveryLedger { return ledger{db: s.sql} }
+// Ledger returns the invoice ledger, outside any unit of work.
+func (s *Store) Ledger() ports.InvoiceLedger { return ledger{db: s.sql, store: s} }
+
+// Policies returns the merchants' policies, outside any unit of work.
+func (s *Store) Policies() ports.PolicyStore { return policyStore{db: s.sql, now: s.now} }
 
 // Merchants returns the merchant directory.
 func (s *Store) Merchants() ports.MerchantDirectory { return merchantDir{bun: s.db, db: s.sql} }
@@ -113,7 +117,9 @@ type txScope struct {
 
 func (t txScope) Events() ports.EventLocker         { return eventLocker(t) }
 func (t txScope) Tasks() ports.TenantTaskRepository { return taskRepo{db: t.db} }
-func (t txScope) Ledger() ports.RecoveryLedger      { return ledger{db: t.db} }
+func (t txScope) Ledger() ports.InvoiceLedger       { return ledger{db: t.db} }
+func (t txScope) Policies() ports.PolicyStore       { return policyStore{db: t.db, now: t.now} }
+func (t txScope) Queue() ports.TaskQueue            { return taskQueue{db: t.db} }
 
 // eventLocker takes idempotency locks in its transaction.
 type eventLocker struct {

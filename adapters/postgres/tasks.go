@@ -32,6 +32,8 @@ type taskRow struct {
 	RunAt                time.Time
 	LeaseUntil           *time.Time
 	LastError            string
+	DeclineCode          string
+	Reason               string
 	CreatedAt            time.Time
 	UpdatedAt            time.Time
 }
@@ -44,7 +46,7 @@ const taskColumns = `tasks.id, tasks.merchant_id, tasks.type, tasks.status,
 	tasks.stripe_subscription_id, tasks.stripe_charge_id, tasks.customer_email,
 	tasks.amount_due, tasks.currency, tasks.hosted_invoice_url, tasks.invoice_attempt,
 	tasks.attempts, tasks.run_at, tasks.lease_until, tasks.last_error,
-	tasks.created_at, tasks.updated_at`
+	tasks.decline_code, tasks.reason, tasks.created_at, tasks.updated_at`
 
 // dest is where rows.Scan puts taskColumns.
 func (r *taskRow) dest() []any {
@@ -53,7 +55,7 @@ func (r *taskRow) dest() []any {
 		&r.StripeSubscriptionID, &r.StripeChargeID, &r.CustomerEmail,
 		&r.AmountDue, &r.Currency, &r.HostedInvoiceURL, &r.InvoiceAttempt,
 		&r.Attempts, &r.RunAt, &r.LeaseUntil, &r.LastError,
-		&r.CreatedAt, &r.UpdatedAt}
+		&r.DeclineCode, &r.Reason, &r.CreatedAt, &r.UpdatedAt}
 }
 
 // scanTask reads a row of taskColumns.
@@ -73,7 +75,7 @@ func (r taskRow) task() domain.Task {
 		StripeSubscriptionID: r.StripeSubscriptionID, StripeChargeID: r.StripeChargeID, CustomerEmail: r.CustomerEmail,
 		AmountDue: r.AmountDue, Currency: r.Currency, HostedInvoiceURL: r.HostedInvoiceURL,
 		InvoiceAttempt: r.InvoiceAttempt, Attempts: r.Attempts, RunAt: r.RunAt.UTC(), LastError: r.LastError,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		DeclineCode: r.DeclineCode, Reason: r.Reason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
 
@@ -114,9 +116,7 @@ func checkNewTask(t domain.Task, merchant domain.MerchantID) error {
 	if _, err := domain.ParseTaskID(string(t.ID)); err != nil {
 		return err
 	}
-	switch t.Type {
-	case domain.TypeRetryPayment, domain.TypeNotifyPaymentFailed, domain.TypeNotifyActionRequired, domain.TypeNotifyChargeFailed:
-	default:
+	if !t.Type.Valid() {
 		return fmt.Errorf("%w: unknown task type %q", domain.ErrInvalid, t.Type)
 	}
 	if !t.Status.Valid() {
@@ -125,20 +125,27 @@ func checkNewTask(t domain.Task, merchant domain.MerchantID) error {
 	return t.CheckText()
 }
 
-// Statements of CancelPending, one per selector.
+// Statements of CancelPending, one per selector. $5 lists the types to
+// cancel, comma-separated, or is empty for every type: a text rather than
+// an array, because statements sent through bun's formatter (sqlOf) would
+// get a Go slice as JSON. The type is no column of the indexes these
+// statements use (tasks_pending_invoice, tasks_pending_subscription), so
+// the optional condition costs a generic plan nothing.
 const (
 	cancelByInvoiceSQL = `
-		UPDATE tasks SET status = 'cancelled', updated_at = $2
+		UPDATE tasks SET status = 'cancelled', reason = $4, updated_at = $2
 		WHERE merchant_id = $1 AND status = 'pending' AND stripe_invoice_id = $3
+			AND ($5::text = '' OR type = ANY (string_to_array($5::text, ',')))
 		RETURNING id`
 	cancelBySubscriptionSQL = `
-		UPDATE tasks SET status = 'cancelled', updated_at = $2
+		UPDATE tasks SET status = 'cancelled', reason = $4, updated_at = $2
 		WHERE merchant_id = $1 AND status = 'pending' AND stripe_subscription_id = $3
+			AND ($5::text = '' OR type = ANY (string_to_array($5::text, ',')))
 		RETURNING id`
 )
 
 // CancelPending cancels the merchant's pending tasks of one invoice or one
-// subscription in one statement.
+// subscription, of the selector's types, in one statement.
 func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID, sel domain.CancelSelector, now time.Time) ([]domain.TaskID, error) {
 	mid, err := merchantParam(merchant)
 	if err != nil {
@@ -153,7 +160,18 @@ func (r taskRepo) CancelPending(ctx context.Context, merchant domain.MerchantID,
 	default:
 		return nil, fmt.Errorf("cancel tasks: %w: name exactly one of invoice and subscription", domain.ErrInvalid)
 	}
-	ids, err := queryAll(ctx, r.db, scanTaskID, query, mid, now, key)
+	types := make([]string, len(sel.Types))
+	for i, typ := range sel.Types {
+		// A valid type has no comma, so the list splits back as written.
+		if !typ.Valid() {
+			return nil, fmt.Errorf("cancel tasks: %w: unknown task type %q", domain.ErrInvalid, typ)
+		}
+		types[i] = string(typ)
+	}
+	if !domain.StorableText(key, sel.Reason) {
+		return nil, fmt.Errorf("cancel tasks: %w: text with a NUL character", domain.ErrInvalid)
+	}
+	ids, err := queryAll(ctx, r.db, scanTaskID, query, mid, now, key, sel.Reason, strings.Join(types, ","))
 	if err != nil {
 		return nil, interpretError("cancel tasks", err)
 	}
@@ -271,7 +289,7 @@ func (r taskRepo) Get(ctx context.Context, merchant domain.MerchantID, id domain
 }
 
 const retryTaskSQL = `
-	UPDATE tasks SET status = 'pending', run_at = $3, lease_until = NULL, updated_at = $3
+	UPDATE tasks SET status = 'pending', run_at = $3, lease_until = NULL, reason = '', updated_at = $3
 	WHERE merchant_id = $1 AND id = $2 AND status IN ('failed', 'cancelled')
 	RETURNING ` + taskColumns
 
@@ -295,7 +313,8 @@ func (r taskRepo) Retry(ctx context.Context, merchant domain.MerchantID, id doma
 		return row.task(), nil
 	case !errors.Is(err, sql.ErrNoRows):
 		// A unique violation here is a retry_payment whose invoice has
-		// another pending retry already.
+		// another pending retry already, or a cancelled end_dunning whose
+		// invoice has another one that is not cancelled.
 		return domain.Task{}, interpretError("retry task "+string(id), err)
 	}
 	return domain.Task{}, explainNoChange(ctx, r.db, mid, id, tid, "retry", "it is neither failed nor cancelled")

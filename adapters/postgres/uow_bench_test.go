@@ -18,7 +18,7 @@ import (
 
 // BenchmarkUnitOfWork runs the webhook's unit of work for a failed invoice
 // payment (the event lock, a notify_payment_failed and a retry_payment,
-// the ledger row) at 1, 8 and 32 goroutines: "store" through Store.InTx,
+// the invoice's record) at 1, 8 and 32 goroutines: "store" through Store.InTx,
 // "pgx" as the same statements one by one on a pgxpool with pgx's defaults.
 // Without HTTP and the use cases around it, store/pgx is what the adapter
 // itself costs; each reports events/s.
@@ -49,8 +49,9 @@ func BenchmarkUnitOfWork(b *testing.B) {
 						if _, err := tx.Tasks().Schedule(ctx, m, []domain.Task{notify, retry}); err != nil {
 							return err
 						}
-						inv := domain.InvoiceAmount{InvoiceID: notify.StripeInvoiceID, Amount: 2000, Currency: "usd"}
-						return tx.Ledger().RecordFailure(ctx, m, inv, now())
+						_, err = tx.Ledger().Record(ctx, m, domain.InvoiceFact{Kind: domain.FactFailed,
+							InvoiceID: notify.StripeInvoiceID, AmountDue: 2000, Currency: "usd", At: now(), AttemptCount: 1})
+						return err
 					})
 				})
 			})
@@ -102,10 +103,24 @@ const (
 	pgxNotify = pgxInsertTask + `ON CONFLICT (merchant_id, stripe_invoice_id, invoice_attempt)
 		WHERE type = 'notify_payment_failed' DO NOTHING RETURNING tasks.id`
 	pgxRetry = pgxInsertTask + `ON CONFLICT (merchant_id, stripe_invoice_id)
-		WHERE type = 'retry_payment' AND status = 'pending' DO UPDATE SET run_at = EXCLUDED.run_at
-		WHERE tasks.invoice_attempt < EXCLUDED.invoice_attempt RETURNING tasks.id`
-	pgxLedger = `INSERT INTO invoice_recoveries (merchant_id, invoice_id, currency, failed_amount, failed_at)
-		VALUES ($1, $2, 'usd', 2000, $3) ON CONFLICT (merchant_id, invoice_id) DO NOTHING`
+		WHERE type = 'retry_payment' AND status = 'pending' DO UPDATE SET run_at = EXCLUDED.run_at,
+		stripe_event_id = EXCLUDED.stripe_event_id, invoice_attempt = EXCLUDED.invoice_attempt,
+		decline_code = EXCLUDED.decline_code, updated_at = EXCLUDED.updated_at RETURNING tasks.id`
+	// The invoice's record: created (or found) and locked, then written
+	// with the fact merged, as the ledger's Record does.
+	pgxHoldInvoice = `INSERT INTO invoices AS invoices (merchant_id, invoice_id) VALUES ($1, $2)
+		ON CONFLICT (merchant_id, invoice_id) DO UPDATE SET merchant_id = EXCLUDED.merchant_id
+		RETURNING invoices.merchant_id, invoices.invoice_id, invoices.customer_id,
+		invoices.subscription_id, invoices.currency, invoices.amount_due, invoices.first_failed_at,
+		invoices.last_failed_at, invoices.stripe_attempts, invoices.recoup_attempts,
+		invoices.stripe_retry_at, invoices.decline_code, invoices.declined_at, invoices.card_updated_at,
+		invoices.recoup_paid, invoices.status, invoices.closed_at, invoices.paid_amount,
+		invoices.recovered_by`
+	pgxUpdateInvoice = `UPDATE invoices SET customer_id = '', subscription_id = '', currency = 'usd',
+		amount_due = 2000, first_failed_at = $3, last_failed_at = $3, stripe_attempts = 1,
+		recoup_attempts = 0, stripe_retry_at = NULL, decline_code = '', declined_at = NULL,
+		card_updated_at = NULL, recoup_paid = '', status = '', closed_at = NULL, paid_amount = 0,
+		recovered_by = '' WHERE merchant_id = $1 AND invoice_id = $2`
 )
 
 func pgxUnit(ctx context.Context, pool *pgxpool.Pool, m domain.MerchantID, i int) error {
@@ -129,8 +144,15 @@ func pgxUnit(ctx context.Context, pool *pgxpool.Pool, m domain.MerchantID, i int
 			return fmt.Errorf("insert %s: %w", t.Type, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, pgxLedger, m, notify.StripeInvoiceID, at); err != nil {
-		return fmt.Errorf("ledger: %w", err)
+	record := make([]any, 19)
+	for i := range record {
+		record[i] = new(any)
+	}
+	if err := tx.QueryRow(ctx, pgxHoldInvoice, m, notify.StripeInvoiceID).Scan(record...); err != nil {
+		return fmt.Errorf("hold invoice: %w", err)
+	}
+	if _, err := tx.Exec(ctx, pgxUpdateInvoice, m, notify.StripeInvoiceID, at); err != nil {
+		return fmt.Errorf("record invoice: %w", err)
 	}
 	return tx.Commit(ctx)
 }
