@@ -411,9 +411,8 @@ func (w *Worker) record(ctx context.Context, t domain.Task, r run) error {
 		return w.store.Queue().Finish(ctx, t.MerchantID, t.ID, t.Attempts, r.res)
 	}
 	return w.store.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
-		if err := tx.Queue().Finish(ctx, t.MerchantID, t.ID, t.Attempts, r.res); err != nil {
-			return err
-		}
+		// The invoice record first, then the task: the webhook's unit of
+		// work takes them in this order too, so the two never deadlock.
 		var rec domain.InvoiceRecord
 		var err error
 		if r.fact != nil {
@@ -423,6 +422,9 @@ func (w *Worker) record(ctx context.Context, t domain.Task, r run) error {
 		}
 		if err != nil {
 			return fmt.Errorf("invoice record %s: %w", t.StripeInvoiceID, err)
+		}
+		if err := tx.Queue().Finish(ctx, t.MerchantID, t.ID, t.Attempts, r.res); err != nil {
+			return err
 		}
 		policy, err := tx.Policies().Policy(ctx, t.MerchantID)
 		if err != nil {
