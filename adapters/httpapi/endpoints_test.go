@@ -147,7 +147,7 @@ func TestEndpointCreateRefusesBadInput(t *testing.T) {
 		{"not a URL", `{"url":"https://a b/","events":["*"]}`, "url is not a valid URL"},
 		// The SSRF guard, through the use case.
 		{"http", `{"url":"http://93.184.215.14/hooks","events":["*"]}`, "url must be https"},
-		{"localhost", `{"url":"https://localhost/hooks","events":["*"]}`, "url's host resolves to a loopback address (127.0.0.1)"},
+		{"localhost", `{"url":"https://localhost/hooks","events":["*"]}`, "url's host resolves to a loopback address ("},
 		{"private", `{"url":"https://10.0.0.1/hooks","events":["*"]}`, "url's host is a private address"},
 		{"metadata", `{"url":"https://169.254.169.254/latest/meta-data/","events":["*"]}`, "url's host is the cloud metadata address"},
 		{"loopback v6", `{"url":"https://[::1]/hooks","events":["*"]}`, "url's host is a loopback address"},
