@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/ports"
@@ -32,7 +33,9 @@ func NewEndpointService(endpoints ports.WebhookEndpoints, sender ports.WebhookSe
 // URL the sender refuses (not https, an address in loopback, private or
 // link-local space); ErrConflict past the merchant's limit of endpoints.
 func (s *EndpointService) Create(ctx context.Context, m domain.Merchant, url string, events []string) (domain.WebhookEndpoint, error) {
-	e, err := domain.NewWebhookEndpoint(m.ID, url, events, s.clock.Now())
+	// At storage's precision, so that the endpoint returned (the only
+	// one with the secret) reads as every later one will.
+	e, err := domain.NewWebhookEndpoint(m.ID, url, events, s.clock.Now().UTC().Truncate(time.Microsecond))
 	if err != nil {
 		return domain.WebhookEndpoint{}, err
 	}

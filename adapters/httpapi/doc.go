@@ -1,5 +1,6 @@
 // Package httpapi is recoup's HTTP adapter: the Stripe webhook endpoint, the
-// tenant task API, the admin API and the health endpoints, on net/http with
+// tenant task API (with the merchant's policy and outbound webhook
+// endpoints), the admin API and the health endpoints, on net/http with
 // method-and-path patterns, JSON in and out and log/slog.
 //
 // Handlers hold no business rules: they decode and validate the request,
@@ -32,7 +33,8 @@
 // The task list's next_cursor is opaque: a position (creation time, task
 // id) authenticated with an HMAC under Config.CursorKey and bound to the
 // merchant, so a forged, truncated or borrowed cursor is a 400 rather than
-// a silently different page. Processes that serve the same clients need the
+// a silently different page. An endpoint's deliveries are paged the same
+// way, their cursors bound to the merchant and the endpoint. Processes that serve the same clients need the
 // same key; without one each process draws a random key, and cursors then
 // stop working at a restart or on another instance (a client starts the
 // walk again).

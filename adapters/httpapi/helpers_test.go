@@ -15,6 +15,7 @@ import (
 
 	"github.com/recoupdev/recoup/adapters/httpapi"
 	"github.com/recoupdev/recoup/adapters/memory"
+	"github.com/recoupdev/recoup/adapters/outbound"
 	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
@@ -121,11 +122,16 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if ready == nil {
 		ready = store.Ping
 	}
+	// The real SSRF guard: the tests' endpoints are public IP literals,
+	// which need no DNS.
+	endpoints := app.NewEndpointService(store.Endpoints(), outbound.New(outbound.Config{}), clock)
 	h := httpapi.NewServer(httpapi.Config{
 		Verifier:   verifier,
 		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}),
 		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:  merchants,
+		Policies:   app.NewPolicyService(store.Policies()),
+		Endpoints:  endpoints,
 		Resolver:   resolver,
 		AdminToken: cfg.admin,
 		Ready:      ready,

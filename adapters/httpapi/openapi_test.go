@@ -31,6 +31,7 @@ import (
 
 	"github.com/recoupdev/recoup/adapters/httpapi"
 	"github.com/recoupdev/recoup/adapters/memory"
+	"github.com/recoupdev/recoup/adapters/outbound"
 	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
@@ -312,6 +313,8 @@ func newOAServer(t *testing.T, admin string) *oaServer {
 		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock}),
 		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:  app.NewMerchantService(store.Merchants(), clock),
+		Policies:   app.NewPolicyService(store.Policies()),
+		Endpoints:  app.NewEndpointService(store.Endpoints(), outbound.New(outbound.Config{}), clock),
 		AdminToken: admin,
 		Ready:      store.Ping,
 		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
@@ -507,6 +510,65 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	// The admin API of a server without an admin token does not exist.
 	off := newOAServer(t, "")
 	c.do(off, exchange{method: "POST", target: "/admin/merchants", body: []byte(`{"name":"x","stripe_account_id":"acct_x"}`), header: append(admin, jsonType...), want: 404})
+
+	// Outbound webhook endpoints, as Alice, with Bob as the other tenant.
+	{
+		ah, bh := append(bearer(alice.Key), jsonType...), bearer(bob.Key)
+		create := func(body string, want int, invalid bool) answer {
+			t.Helper()
+			return c.do(s, exchange{method: "POST", target: "/api/webhook-endpoints", body: []byte(body), header: ah, want: want, invalid: invalid})
+		}
+		const hook = `{"url":"https://93.184.215.14/hooks","events":["*"]}`
+		var ep struct {
+			ID string `json:"id"`
+		}
+		create(hook, 201, false).decode(t, &ep)
+		create(`{"url":"https://93.184.215.14/hooks","events":["task.failed","dunning.exhausted"]}`, 201, false)
+		create(`{"url":"https://localhost/hooks","events":["*"]}`, 400, false) // the SSRF guard
+		create(`{"url":"http://93.184.215.14/hooks","events":["*"]}`, 400, false)
+		create(`{"url":"https://93.184.215.14/hooks","events":["task.exploded"]}`, 400, true)
+		create(`{"url":"https://93.184.215.14/hooks","events":[]}`, 400, true)
+		create(`{"url":"https://93.184.215.14/hooks"}`, 400, true)
+		create(`{"url":`, 400, true)
+		create(`{"url":"https://93.184.215.14/`+strings.Repeat("x", httpapi.MaxRequestBody)+`","events":["*"]}`, 413, true)
+		c.do(s, exchange{method: "POST", target: "/api/webhook-endpoints", body: []byte(hook), header: jsonType, want: 401, invalid: true})
+		c.do(s, exchange{method: "GET", target: "/api/webhook-endpoints", header: bearer(alice.Key), want: 200})
+		c.do(s, exchange{method: "GET", target: "/api/webhook-endpoints", want: 401, invalid: true})
+
+		for range 3 {
+			payload, err := domain.OutboundPayload(domain.OutboundTaskFailed, time.Now(), map[string]string{"task_id": domain.NewID()})
+			is.NoErr(err)
+			_, err = s.mem.Outbox().Enqueue(context.Background(), domain.MerchantID(alice.ID),
+				domain.OutboundMessage{Type: domain.OutboundTaskFailed, Payload: payload, At: time.Now()})
+			is.NoErr(err)
+		}
+		deliveries := "/api/webhook-endpoints/" + ep.ID + "/deliveries"
+		var page struct {
+			Deliveries []json.RawMessage `json:"deliveries"`
+			Next       *string           `json:"next_cursor"`
+		}
+		c.do(s, exchange{method: "GET", target: deliveries + "?limit=2", header: bearer(alice.Key), want: 200}).decode(t, &page)
+		is.True(len(page.Deliveries) == 2 && page.Next != nil) // a full first page
+		c.do(s, exchange{method: "GET", target: deliveries + "?limit=2&cursor=" + url.QueryEscape(*page.Next), header: bearer(alice.Key), want: 200}).decode(t, &page)
+		is.True(len(page.Deliveries) == 1 && page.Next == nil) // and the last
+		c.do(s, exchange{method: "GET", target: deliveries + "?cursor=bogus", header: bearer(alice.Key), want: 400})
+		c.do(s, exchange{method: "GET", target: deliveries + "?limit=0", header: bearer(alice.Key), want: 400, invalid: true})
+		c.do(s, exchange{method: "GET", target: deliveries, header: bh, want: 403})
+		c.do(s, exchange{method: "GET", target: "/api/webhook-endpoints/" + domain.NewID() + "/deliveries", header: bh, want: 404})
+		c.do(s, exchange{method: "GET", target: "/api/webhook-endpoints/nope/deliveries", header: bh, want: 400, invalid: true})
+		c.do(s, exchange{method: "GET", target: deliveries, want: 401, invalid: true})
+
+		c.do(s, exchange{method: "DELETE", target: "/api/webhook-endpoints/" + ep.ID, header: bh, want: 403})
+		c.do(s, exchange{method: "DELETE", target: "/api/webhook-endpoints/" + ep.ID, header: bearer(alice.Key), want: 204})
+		c.do(s, exchange{method: "DELETE", target: "/api/webhook-endpoints/" + ep.ID, header: bearer(alice.Key), want: 404})
+		c.do(s, exchange{method: "DELETE", target: "/api/webhook-endpoints/nope", header: bearer(alice.Key), want: 400, invalid: true})
+		c.do(s, exchange{method: "DELETE", target: "/api/webhook-endpoints/" + ep.ID, want: 401, invalid: true})
+
+		for range domain.MaxEndpointsPerShop - 1 { // one was deleted
+			create(hook, 201, false)
+		}
+		create(hook, 409, false)
+	}
 
 	// Webhook.
 	var account struct {

@@ -37,6 +37,15 @@ func (a *taskAPI) routes(mux *http.ServeMux) {
 		mux.Handle("PUT /api/policy", forMerchant(a.log, a.handlePutPolicy))
 		mux.HandleFunc("/api/policy", methodNotAllowed(http.MethodGet, http.MethodPut))
 	}
+	if a.endpoints != nil {
+		mux.Handle("POST /api/webhook-endpoints", forMerchant(a.log, a.handleCreateEndpoint))
+		mux.Handle("GET /api/webhook-endpoints", forMerchant(a.log, a.handleListEndpoints))
+		mux.Handle("DELETE /api/webhook-endpoints/{id}", forMerchant(a.log, a.handleDeleteEndpoint))
+		mux.Handle("GET /api/webhook-endpoints/{id}/deliveries", forMerchant(a.log, a.handleDeliveries))
+		mux.HandleFunc("/api/webhook-endpoints", methodNotAllowed(http.MethodGet, http.MethodPost))
+		mux.HandleFunc("/api/webhook-endpoints/{id}", methodNotAllowed(http.MethodDelete))
+		mux.HandleFunc("/api/webhook-endpoints/{id}/deliveries", methodNotAllowed(http.MethodGet))
+	}
 
 	mux.HandleFunc("/api/tasks", methodNotAllowed(http.MethodGet))
 	mux.HandleFunc("/api/tasks/{id}", methodNotAllowed(http.MethodGet, http.MethodDelete))

@@ -31,6 +31,9 @@ type Config struct {
 	// Requests, when set, is told about every request (route, status,
 	// latency).
 	Requests RequestObserver
+	// Endpoints, when set, serves /api/webhook-endpoints: the merchants'
+	// outbound webhook endpoints and their deliveries.
+	Endpoints *app.EndpointService
 	// UpdateLinks, when set, serves GET /update/{token}, the customers'
 	// update links.
 	UpdateLinks *app.UpdateLinkService
@@ -72,7 +75,8 @@ func NewServer(cfg Config) http.Handler {
 		resolver = APIKeyResolver{Merchants: cfg.Merchants}
 	}
 	s.webhook = NewWebhookHandler(cfg.Verifier, cfg.Webhooks, cfg.Observer, s.log)
-	s.tasks = NewTaskAPI(cfg.Tasks, resolver, TaskAPIOptions{CursorKey: cfg.CursorKey, Logger: s.log, AuthLimiter: cfg.AuthLimiter, Policies: cfg.Policies})
+	s.tasks = NewTaskAPI(cfg.Tasks, resolver, TaskAPIOptions{CursorKey: cfg.CursorKey, Logger: s.log, AuthLimiter: cfg.AuthLimiter,
+		Policies: cfg.Policies, Endpoints: cfg.Endpoints})
 	s.admin = newAdminAPI(cfg.Merchants, cfg.AdminToken, cfg.AuthLimiter, s.log)
 	mux := http.NewServeMux()
 	s.routes(mux)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -25,21 +26,27 @@ type TaskAPIOptions struct {
 	// Policies serves GET and PUT /api/policy, the merchant's dunning
 	// policy; nil leaves them out (404).
 	Policies *app.PolicyService
+	// Endpoints serves /api/webhook-endpoints, the merchant's outbound
+	// webhook endpoints and their deliveries; nil leaves them out (404).
+	Endpoints *app.EndpointService
 }
 
 // taskAPI is the tenant task API. Each handler receives the merchant that
 // the resolver found and passes it to the use case, which scopes storage to
 // it: no handler can reach a task without a merchant.
 type taskAPI struct {
-	tasks    *app.TaskService
-	policies *app.PolicyService // nil: no policy routes
-	cursors  cursorCodec
-	log      *slog.Logger
+	tasks     *app.TaskService
+	policies  *app.PolicyService   // nil: no policy routes
+	endpoints *app.EndpointService // nil: no webhook endpoint routes
+	cursors   cursorCodec
+	log       *slog.Logger
 }
 
 // NewTaskAPI returns the tenant task API (GET /api/tasks, GET /api/stats,
-// GET, DELETE /api/tasks/{id}, POST /api/tasks/{id}/retry, and with
-// opts.Policies GET and PUT /api/policy). Every request,
+// GET, DELETE /api/tasks/{id}, POST /api/tasks/{id}/retry, with
+// opts.Policies GET and PUT /api/policy, and with opts.Endpoints POST and
+// GET /api/webhook-endpoints, DELETE /api/webhook-endpoints/{id} and GET
+// /api/webhook-endpoints/{id}/deliveries). Every request,
 // whatever its path, is first resolved to a merchant by resolver; a request
 // it refuses is answered 401 before any routing, and with
 // opts.AuthLimiter a client address with too many such refusals is
@@ -54,7 +61,8 @@ func NewTaskAPI(tasks *app.TaskService, resolver MerchantResolver, opts TaskAPIO
 	if tasks == nil || resolver == nil {
 		panic("httpapi: NewTaskAPI needs a task service and a merchant resolver")
 	}
-	api := &taskAPI{tasks: tasks, policies: opts.Policies, cursors: newCursorCodec(opts.CursorKey), log: orDiscard(opts.Logger)}
+	api := &taskAPI{tasks: tasks, policies: opts.Policies, endpoints: opts.Endpoints,
+		cursors: newCursorCodec(opts.CursorKey), log: orDiscard(opts.Logger)}
 	mux := http.NewServeMux()
 	api.routes(mux)
 	return limitBody(MaxRequestBody, requireMerchant(resolver, opts.AuthLimiter, api.log, recordRoute(mux)))
@@ -102,10 +110,8 @@ func (a *taskAPI) handleList(w http.ResponseWriter, r *http.Request, m domain.Me
 // listFilter reads and checks the list's query parameters.
 func (a *taskAPI) listFilter(r *http.Request, m domain.Merchant) (domain.TaskFilter, error) {
 	q := r.URL.Query()
-	for _, name := range []string{"status", "limit", "cursor"} {
-		if len(q[name]) > 1 {
-			return domain.TaskFilter{}, invalid(fmt.Sprintf("query parameter %q given more than once", name))
-		}
+	if err := onlyOnce(q, "status", "limit", "cursor"); err != nil {
+		return domain.TaskFilter{}, err
 	}
 	f := domain.TaskFilter{Limit: domain.DefaultPageSize}
 	switch s := q.Get("status"); s {
@@ -116,13 +122,11 @@ func (a *taskAPI) listFilter(r *http.Request, m domain.Merchant) (domain.TaskFil
 		}
 		f.Status = domain.TaskStatus(s)
 	}
-	if s, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(s[0])
-		if err != nil || n < 1 || n > domain.MaxPageSize || !isDigits(s[0]) {
-			return f, invalid(fmt.Sprintf("invalid limit %.20q: must be a whole number from 1 to %d", s[0], domain.MaxPageSize))
-		}
-		f.Limit = n
+	limit, err := pageLimit(q)
+	if err != nil {
+		return f, err
 	}
+	f.Limit = limit
 	if c := q.Get("cursor"); c != "" {
 		after, err := a.cursors.decode(c, m.ID)
 		if err != nil {
@@ -131,6 +135,30 @@ func (a *taskAPI) listFilter(r *http.Request, m domain.Merchant) (domain.TaskFil
 		f.After = &after
 	}
 	return f, nil
+}
+
+// onlyOnce refuses a query that gives one of names more than once.
+func onlyOnce(q url.Values, names ...string) error {
+	for _, name := range names {
+		if len(q[name]) > 1 {
+			return invalid(fmt.Sprintf("query parameter %q given more than once", name))
+		}
+	}
+	return nil
+}
+
+// pageLimit reads a list's limit parameter: domain.DefaultPageSize when
+// absent.
+func pageLimit(q url.Values) (int, error) {
+	s, ok := q["limit"]
+	if !ok {
+		return domain.DefaultPageSize, nil
+	}
+	n, err := strconv.Atoi(s[0])
+	if err != nil || n < 1 || n > domain.MaxPageSize || !isDigits(s[0]) {
+		return 0, invalid(fmt.Sprintf("invalid limit %.20q: must be a whole number from 1 to %d", s[0], domain.MaxPageSize))
+	}
+	return n, nil
 }
 
 func isDigits(s string) bool {
