@@ -81,7 +81,7 @@ func TestMountedUnderPrefix(t *testing.T) {
 
 	page, err := store.Tasks().List(t.Context(), bob.ID, domain.TaskFilter{Limit: 10})
 	is.NoErr(err)
-	is.Equal(len(page.Tasks), 2)
+	is.Equal(len(page.Tasks), tasksPerFailure)
 	bobTask := string(page.Tasks[0].ID)
 
 	status, body = call(http.MethodGet, "/billing/api/tasks", "bob", nil)

@@ -27,6 +27,10 @@ const (
 	testSecret  = "whsec_test_primary"
 	adminToken  = "admin-token-for-tests"
 	contentJSON = "application/json"
+
+	// tasksPerFailure is what the default policy plans for a first
+	// invoice.payment_failed: the notice, two reminders and a retry.
+	tasksPerFailure = 4
 )
 
 // syncBuffer is a log sink that many request goroutines write to at once.

@@ -95,7 +95,11 @@ func TestMetricsAfterScriptedDeliveries(t *testing.T) {
 
 	// The script.
 	evt := stripetest.NewID("evt_")
-	first := paymentFailed(evt, acme.Account, stripetest.NewID("in_"))
+	// The failure happens on the test's clock: the retry is planned a
+	// day after it.
+	first := stripetest.Event{ID: evt, Type: domain.EventInvoicePaymentFailed, Account: acme.Account, Created: e.clock.Now(),
+		Object: stripetest.Invoice{ID: stripetest.NewID("in_"), Customer: "cus_jenny", CustomerEmail: "jenny@example.com",
+			AmountDue: 2000, AttemptCount: 1, Subscription: "sub_jenny"}}.JSON()
 	is.Equal(e.env.mustDeliver(first).Action, domain.ActionScheduled) // processed
 	is.Equal(e.env.mustDeliver(first).Processed, false)               // duplicate
 	unhandled := stripetest.Event{ID: stripetest.NewID("evt_"), Type: "customer.created", Account: acme.Account,
@@ -158,7 +162,7 @@ func TestMetricsAfterScriptedDeliveries(t *testing.T) {
 		}
 	}
 
-	is.Equal(after[`recoup_tasks_due`], 1.0)                     // the notification is due (the retry is due in a day)
+	is.Equal(after[`recoup_tasks_due`], 1.0)                     // the notification is due (the retry in a day, the reminders later)
 	is.Equal(after[`recoup_tasks_due_oldest_age_seconds`], 90.0) // since 90 s
 
 	// The worker runs the notification; then, a day later, the retry,

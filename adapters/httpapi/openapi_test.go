@@ -291,9 +291,11 @@ const (
 // oaServer is a whole recoup server over HTTP on a memory store, with
 // metrics, the admin API and a store that can be made to fail.
 type oaServer struct {
-	mem  *memory.Store
-	srv  *httptest.Server
-	fail *atomic.Pointer[error]
+	mem    *memory.Store
+	srv    *httptest.Server
+	fail   *atomic.Pointer[error]
+	stripe *stripetest.API // behind the update links
+	links  domain.LinkKeys
 }
 
 func newOAServer(t *testing.T, admin string) *oaServer {
@@ -308,22 +310,26 @@ func newOAServer(t *testing.T, admin string) *oaServer {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "recoup_openapi_test_total", Help: "A metric, so that /metrics has a body."}))
 	clock := ports.SystemClock{}
+	api := stripetest.NewAPI(t)
+	links := domain.LinkKeysFromSecrets([]string{"update-link-secret-for-the-openapi-test"})
+	gateway := stripe.NewGateway(stripe.GatewayConfig{APIKey: "sk_test_openapi", APIBase: api.URL()})
 	h := httpapi.NewServer(httpapi.Config{
-		Verifier:   verifier,
-		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock}),
-		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
-		Merchants:  app.NewMerchantService(store.Merchants(), clock),
-		Policies:   app.NewPolicyService(store.Policies()),
-		Endpoints:  app.NewEndpointService(store.Endpoints(), outbound.New(outbound.Config{}), clock),
-		AdminToken: admin,
-		Ready:      store.Ping,
-		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Verifier:    verifier,
+		UpdateLinks: app.NewUpdateLinkService(links, store.Merchants(), gateway, clock),
+		Webhooks:    app.NewWebhookService(store, app.WebhookConfig{Clock: clock}),
+		Tasks:       app.NewTaskService(store.Tasks(), store.Ledger(), clock),
+		Merchants:   app.NewMerchantService(store.Merchants(), clock),
+		Policies:    app.NewPolicyService(store.Policies()),
+		Endpoints:   app.NewEndpointService(store.Endpoints(), outbound.New(outbound.Config{}), clock),
+		AdminToken:  admin,
+		Ready:       store.Ping,
+		Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		// Above the scenario's own handful of failed attempts.
 		AuthLimiter: httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{MaxFailures: 30, Window: time.Hour}),
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &oaServer{mem: mem, srv: srv, fail: fail}
+	return &oaServer{mem: mem, srv: srv, fail: fail, stripe: api, links: links}
 }
 
 // oaChecker sends requests to a server and checks each exchange against
@@ -333,6 +339,11 @@ type oaChecker struct {
 	router routers.Router
 	opts   *openapi3filter.Options
 	seen   map[string]map[int]bool // "METHOD /path" → statuses answered
+}
+
+func init() {
+	// The update link's plain pages, as text.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 }
 
 func newOAChecker(t *testing.T) *oaChecker {
@@ -589,8 +600,8 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	}
 	failed := paymentFailed(stripetest.NewID("evt_"), account.Account, stripetest.NewID("in_"))
 	deliver(failed, 200, false).decode(t, &hook)
-	is.True(hook.Processed && len(hook.Tasks) == 2) // the first delivery schedules two tasks
-	deliver(failed, 200, false)                     // a duplicate
+	is.True(hook.Processed && len(hook.Tasks) == tasksPerFailure) // the first delivery schedules the failure's plan
+	deliver(failed, 200, false)                                   // a duplicate
 	deliver(stripetest.Event{Type: "customer.created", Account: account.Account, Object: map[string]any{"object": "customer", "id": "cus_1"}}.JSON(), 200, false)
 	deliver(paymentFailed(stripetest.NewID("evt_"), "acct_nobody", stripetest.NewID("in_")), 200, false)
 	deliver(invoiceEvent(domain.EventInvoicePaid, account.Account, stripetest.NewID("in_"), ""), 200, false)
@@ -623,10 +634,10 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 		Next *string `json:"next_cursor"`
 	}
 	c.do(s, exchange{method: "GET", target: "/api/tasks", header: d, want: 200}).decode(t, &page)
-	is.Equal(len(page.Tasks), 2) // Dave's two tasks
-	c.do(s, exchange{method: "GET", target: "/api/tasks?limit=1&status=all", header: d, want: 200}).decode(t, &page)
-	is.True(page.Next != nil) // a first page of one has a next page
-	c.do(s, exchange{method: "GET", target: "/api/tasks?limit=1&cursor=" + url.QueryEscape(*page.Next), header: d, want: 200}).decode(t, &page)
+	is.Equal(len(page.Tasks), tasksPerFailure) // Dave's tasks
+	c.do(s, exchange{method: "GET", target: fmt.Sprintf("/api/tasks?limit=%d&status=all", tasksPerFailure-1), header: d, want: 200}).decode(t, &page)
+	is.True(page.Next != nil) // a first page short of one has a next page
+	c.do(s, exchange{method: "GET", target: fmt.Sprintf("/api/tasks?limit=%d&cursor=%s", tasksPerFailure-1, url.QueryEscape(*page.Next)), header: d, want: 200}).decode(t, &page)
 	is.True(page.Next == nil) // and the second is the last
 	c.do(s, exchange{method: "GET", target: "/api/tasks?status=pending&limit=200", header: d, want: 200})
 	c.do(s, exchange{method: "GET", target: "/api/tasks?cursor=bogus", header: d, want: 400})
@@ -637,6 +648,36 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	c.do(s, exchange{method: "GET", target: "/api/tasks", header: bearer("rk_unknown_key"), want: 401})
 	c.do(s, exchange{method: "GET", target: "/api/stats", header: d, want: 200})
 	c.do(s, exchange{method: "GET", target: "/api/stats", want: 401, invalid: true})
+
+	// The dunning policy.
+	var policy map[string]any
+	c.do(s, exchange{method: "GET", target: "/api/policy", header: d, want: 200}).decode(t, &policy)
+	policy["max_attempts"] = 5
+	c.do(s, exchange{method: "PUT", target: "/api/policy", body: jsonBody(t, policy), header: append(d, jsonType...), want: 200}).decode(t, &policy)
+	is.Equal(policy["max_attempts"], 5.0) // stored
+	policy["retry_delays_hours"] = []int{0}
+	c.do(s, exchange{method: "PUT", target: "/api/policy", body: jsonBody(t, policy), header: append(d, jsonType...), want: 400, invalid: true})
+	delete(policy, "retry_delays_hours")
+	c.do(s, exchange{method: "PUT", target: "/api/policy", body: jsonBody(t, policy), header: append(d, jsonType...), want: 400, invalid: true})
+	c.do(s, exchange{method: "PUT", target: "/api/policy", body: []byte(`{"max_attempts":`), header: append(d, jsonType...), want: 400, invalid: true})
+	c.do(s, exchange{method: "GET", target: "/api/policy", want: 401, invalid: true})
+	c.do(s, exchange{method: "PUT", target: "/api/policy", body: jsonBody(t, policy), header: jsonType, want: 401, invalid: true})
+
+	// A customer's update link.
+	{
+		invoice := stripetest.NewID("in_")
+		s.stripe.PutCustomer(account.Account, "cus_jenny", "jenny@example.com")
+		s.stripe.PutInvoice(account.Account, stripetest.Invoice{ID: invoice, Customer: "cus_jenny", AmountDue: 2000})
+		link, err := s.links.Sign(domain.UpdateLink{Merchant: domain.MerchantID(daveID), Customer: "cus_jenny", Invoice: invoice, Expires: time.Now().Add(time.Hour)})
+		is.NoErr(err)
+		client := s.srv.Client() // the one c.do sends with
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		a := c.do(s, exchange{method: "GET", target: "/update/" + link, want: 303})
+		client.CheckRedirect = nil
+		is.True(strings.HasPrefix(a.header.Get("Location"), "https://billing.stripe.com/")) // to the portal
+		c.do(s, exchange{method: "GET", target: "/update/" + link + "x", want: 404})
+		c.do(s, exchange{method: "GET", target: "/update/" + strings.Repeat("x", 2000), want: 404, invalid: true})
+	}
 
 	ctx := context.Background()
 	dm := domain.MerchantID(daveID)
@@ -681,6 +722,7 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	c.do(s, exchange{method: "GET", target: "/api/tasks", header: d, want: 503})
 	c.do(s, exchange{method: "GET", target: "/api/tasks/" + hook.Tasks[1], header: d, want: 503})
 	c.do(s, exchange{method: "GET", target: "/api/stats", header: d, want: 503})
+	c.do(s, exchange{method: "GET", target: "/api/policy", header: d, want: 503})
 	s.fail.Store(&broken)
 	c.do(s, exchange{method: "GET", target: "/api/tasks", header: d, want: 500})
 	s.fail.Store(nil)

@@ -506,7 +506,7 @@ func TestStatsJSON(t *testing.T) {
 	is.Equal(s.ByCurrency["usd"].FailedAmount, int64(4000))
 	is.Equal(s.ByCurrency["usd"].RecoveredAmount, int64(2000))
 	is.Equal(s.ByCurrency["usd"].RecoveryRate, 0.5)
-	is.Equal(s.TasksByStatus, map[string]int{"pending": 2, "running": 0, "succeeded": 0, "failed": 0, "cancelled": 2}) // every status, zeros included
+	is.Equal(s.TasksByStatus, map[string]int{"pending": tasksPerFailure, "running": 0, "succeeded": 0, "failed": 0, "cancelled": tasksPerFailure}) // every status, zeros included
 
 	r = e.api(http.MethodGet, "/api/stats", b.Key)
 	is.Equal(r.status, http.StatusOK)
@@ -518,7 +518,7 @@ func TestTaskJSONShape(t *testing.T) {
 	e := newEnv(t)
 	m := e.createMerchant("Shape")
 	ans := e.mustDeliver(paymentFailed(stripetest.NewID("evt_"), m.Account, "in_shape"))
-	is.Equal(len(ans.Tasks), 2)
+	is.Equal(len(ans.Tasks), tasksPerFailure)
 	r := e.api(http.MethodGet, "/api/tasks", m.Key)
 	is.Equal(r.status, http.StatusOK)
 	var l struct {
@@ -527,10 +527,11 @@ func TestTaskJSONShape(t *testing.T) {
 	}
 	r.decode(t, &l)
 	is.Equal(l.NextCursor, nil) // null on the last page
-	is.Equal(len(l.Tasks), 2)
+	is.Equal(len(l.Tasks), tasksPerFailure)
 	fields := []string{"id", "merchant_id", "type", "status", "stripe_event_id", "stripe_customer_id",
-		"stripe_invoice_id", "stripe_subscription_id", "stripe_charge_id", "customer_email", "amount_due",
-		"currency", "hosted_invoice_url", "attempts", "run_at", "last_error", "created_at", "updated_at"}
+		"stripe_invoice_id", "stripe_subscription_id", "stripe_charge_id", "stripe_payment_method_id",
+		"customer_email", "amount_due", "currency", "hosted_invoice_url", "attempts", "run_at", "last_error",
+		"decline_code", "reason", "created_at", "updated_at"}
 	for _, task := range l.Tasks {
 		is.Equal(len(task), len(fields)) // exactly the documented fields
 		for _, f := range fields {

@@ -72,10 +72,10 @@ func TestWebhookParallelDuplicatesProcessOnce(t *testing.T) {
 		is.True(strings.Contains(a.Reason, evt))                          // and names the event
 		is.Equal(a.Tasks, nil)                                            // and lists no tasks
 	}
-	is.Equal(processed, 1)  // exactly one delivery processed the event
-	is.Equal(len(tasks), 2) // notify_payment_failed and retry_payment
+	is.Equal(processed, 1)                // exactly one delivery processed the event
+	is.Equal(len(tasks), tasksPerFailure) // one failure's plan
 	stored := e.tasksOf(m.ID)
-	is.Equal(len(stored), 2) // exactly one set of tasks
+	is.Equal(len(stored), tasksPerFailure) // exactly one set of tasks
 	for _, st := range stored {
 		is.True(slices.Contains(tasks, string(st.ID))) // the answer named the stored tasks
 	}
@@ -300,7 +300,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 	r, err := e.deliverSigned(p, stripetest.Sign(p, "whsec_retired", time.Now()))
 	is.NoErr(err)
 	is.Equal(r.status, http.StatusBadRequest) // a secret not configured is not
-	is.Equal(len(e.tasksOf(m.ID)), 4)
+	is.Equal(len(e.tasksOf(m.ID)), 2*tasksPerFailure)
 }
 
 func TestWebhookUnhandledType(t *testing.T) {
@@ -334,14 +334,22 @@ func TestWebhookAnswerShape(t *testing.T) {
 	is.Equal(len(a), 3) // processed, action, tasks; no empty reason
 	is.Equal(a["processed"], true)
 	is.Equal(a["action"], domain.ActionScheduled)
-	is.Equal(len(a["tasks"].([]any)), 2)
+	is.Equal(len(a["tasks"].([]any)), tasksPerFailure)
 
-	// The same failure under another event id is processed but adds no
-	// task: the list is there, empty.
+	first := a["tasks"].([]any)
+
+	// The same failure under another event id is processed and re-plans
+	// the invoice: its one pending retry is rescheduled, under the same
+	// id, and the emails are not repeated.
 	r, err = e.deliver(paymentFailed(stripetest.NewID("evt_"), m.Account, invoice))
 	is.NoErr(err)
 	is.Equal(r.status, http.StatusOK)
-	is.Equal(strings.TrimSpace(string(r.body)), `{"processed":true,"action":"tasks_scheduled","tasks":[]}`)
+	clear(a)
+	r.decode(t, &a)
+	is.Equal(a["action"], domain.ActionScheduled)
+	again := a["tasks"].([]any)
+	is.Equal(len(again), 1)                   // the retry alone
+	is.True(slices.Contains(first, again[0])) // the same task
 
 	r = e.do(http.MethodGet, "/webhooks/stripe", nil)
 	is.Equal(r.status, http.StatusMethodNotAllowed) // only POST
@@ -401,14 +409,14 @@ func TestWebhookBodiesInTurn(t *testing.T) {
 		var a webhookAnswer
 		r.decode(t, &a)
 		is.True(a.Processed)
-		is.Equal(len(a.Tasks), 2)
+		is.Equal(len(a.Tasks), tasksPerFailure)
 		n := 0
 		for _, task := range e.tasksOf(m.ID) {
 			if task.StripeInvoiceID == invoice {
 				n++
 			}
 		}
-		is.Equal(n, 2) // the delivery's tasks are for its own invoice
+		is.Equal(n, tasksPerFailure) // the delivery's tasks are for its own invoice
 	}
 }
 
