@@ -13,6 +13,7 @@ import (
 	"github.com/recoupdev/recoup/adapters/email"
 	"github.com/recoupdev/recoup/adapters/httpapi"
 	"github.com/recoupdev/recoup/adapters/memory"
+	"github.com/recoupdev/recoup/adapters/outbound"
 	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
@@ -87,6 +88,15 @@ type Options struct {
 	// EventRetention is how long RunWorker keeps idempotency locks before
 	// pruning them; zero is DefaultEventRetention, negative never prunes.
 	EventRetention time.Duration
+	// WebhookSender delivers the messages of merchants' outbound webhook
+	// endpoints, and checks the URLs they register. nil is
+	// adapters/outbound, which refuses endpoints on loopback, private and
+	// link-local addresses unless AllowPrivateEndpoints.
+	WebhookSender ports.WebhookSender
+	// AllowPrivateEndpoints lets the default WebhookSender reach endpoints
+	// on loopback, private and link-local addresses, over http too: for
+	// development, or receivers on the deployment's own network.
+	AllowPrivateEndpoints bool
 }
 
 // Service is recoup composed from the ports a caller supplies: the use
@@ -104,6 +114,8 @@ type Service struct {
 	merchants       *app.MerchantService
 	policies        *app.PolicyService
 	links           *app.UpdateLinkService
+	endpoints       *app.EndpointService
+	deliveries      *app.DeliveryWorker
 	reconcile       *app.Reconciler // nil without a gateway
 	reconcileEvery  time.Duration
 	reconcileWindow time.Duration
@@ -159,6 +171,10 @@ func New(opts Options) (*Service, error) {
 	if opts.PublicURL != "" {
 		workerCfg.UpdateLinks = app.UpdateLinkConfig{BaseURL: opts.PublicURL, Keys: linkKeys}
 	}
+	sender := opts.WebhookSender
+	if sender == nil {
+		sender = outbound.New(outbound.Config{AllowPrivate: opts.AllowPrivateEndpoints})
+	}
 	worker, err := app.NewWorker(workerCfg, app.WorkerPorts{
 		Storage: storage, Gateway: opts.Gateway, Notifier: notifier, Clock: clock, Logger: log, Observer: obs,
 	})
@@ -176,6 +192,8 @@ func New(opts Options) (*Service, error) {
 		}),
 		policies:        app.NewPolicyService(storage.Policies()),
 		links:           app.NewUpdateLinkService(linkKeys, storage.Merchants(), opts.Gateway, clock),
+		endpoints:       app.NewEndpointService(storage.Endpoints(), sender, clock),
+		deliveries:      app.NewDeliveryWorker(app.DeliveryConfig{}, storage.Outbox(), sender, clock, log, obs),
 		tasks:           app.NewTaskService(storage.Tasks(), storage.Ledger(), clock),
 		merchants:       app.NewMerchantService(storage.Merchants(), clock),
 		worker:          worker,
@@ -244,13 +262,23 @@ func (s *Service) Webhooks() *app.WebhookService { return s.webhooks }
 // (RunOnce in a cron job, Run beside its own loops).
 func (s *Service) Worker() *app.Worker { return s.worker }
 
-// RunWorker runs the task worker until ctx ends, and meanwhile prunes
-// idempotency locks older than Options.EventRetention every hour and, with
-// a gateway, reconciles every Options.ReconcileInterval. Tasks in
-// flight when ctx ends are finished and recorded before it returns.
+// Endpoints returns the outbound webhook endpoint use cases: each
+// merchant's endpoints and their deliveries.
+func (s *Service) Endpoints() *app.EndpointService { return s.endpoints }
+
+// Deliveries returns the outbound webhook delivery worker, for a caller
+// that runs it its own way; RunWorker runs it.
+func (s *Service) Deliveries() *app.DeliveryWorker { return s.deliveries }
+
+// RunWorker runs the task worker until ctx ends, and meanwhile delivers
+// the outbound webhooks, prunes idempotency locks older than
+// Options.EventRetention every hour and, with a gateway, reconciles every
+// Options.ReconcileInterval. Tasks and deliveries in flight when ctx ends
+// are finished and recorded before it returns.
 func (s *Service) RunWorker(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.pruner.Run(ctx) })
+	wg.Go(func() { s.deliveries.Run(ctx) })
 	if s.reconcile != nil && s.reconcileEvery > 0 {
 		wg.Go(func() { s.reconcileEach(ctx) })
 	}
@@ -361,6 +389,7 @@ func (s *Service) Handler(opts HandlerOptions) http.Handler {
 		Verifier: s.needVerifier(), Webhooks: s.webhooks, Tasks: s.tasks, Merchants: s.merchants, Policies: s.policies,
 		Resolver: s.resolver(opts.Resolver), AdminToken: opts.AdminToken, CursorKey: s.cursorKey,
 		Ready: s.storage.Ping, Metrics: opts.Metrics, Requests: opts.Requests, Observer: s.obs, UpdateLinks: s.links,
+		Endpoints:   s.endpoints,
 		AuthLimiter: opts.AuthLimiter, Logger: s.log,
 	}))
 }
