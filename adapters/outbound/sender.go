@@ -53,6 +53,8 @@ type Sender struct {
 	allowPrivate bool
 	timeout      time.Duration
 	client       *http.Client
+	// lookup resolves a host for CheckURL.
+	lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // New returns a Sender.
@@ -60,7 +62,7 @@ func New(cfg Config) *Sender {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	s := &Sender{allowPrivate: cfg.AllowPrivate, timeout: cfg.Timeout}
+	s := &Sender{allowPrivate: cfg.AllowPrivate, timeout: cfg.Timeout, lookup: net.DefaultResolver.LookupNetIP}
 	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second, Control: s.control}
 	s.client = &http.Client{
 		Transport: &http.Transport{
@@ -113,7 +115,7 @@ func (s *Sender) CheckURL(ctx context.Context, rawURL string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	addrs, err := s.lookup(ctx, "ip", host)
 	dnsErr, _ := errors.AsType[*net.DNSError](err)
 	switch {
 	case err == nil && len(addrs) == 0, dnsErr != nil && dnsErr.IsNotFound:

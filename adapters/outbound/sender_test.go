@@ -304,15 +304,30 @@ func TestCheckURL(t *testing.T) {
 	}
 }
 
-// TestCheckURLUnresolvable: a host with no address is refused. .invalid
-// never resolves (RFC 6761); a machine without a reachable DNS server
-// cannot even ask, which is ErrUnavailable, not a refusal.
+// TestCheckURLUnresolvable: a host with no address is refused; a lookup
+// that could not be made (no DNS server answers) is ErrUnavailable, not a
+// refusal.
 func TestCheckURLUnresolvable(t *testing.T) {
-	is := is.New(t)
-	err := outbound.New(outbound.Config{}).CheckURL(context.Background(), "https://no-such-host.invalid/hooks")
-	if errors.Is(err, domain.ErrUnavailable) {
-		t.Skipf("no DNS server answers here: %v", err)
+	cases := []struct {
+		name   string
+		answer error
+		want   error
+		says   string
+	}{
+		{"no such host", &net.DNSError{Err: "no such host", Name: "no-such-host.example", IsNotFound: true},
+			domain.ErrInvalid, `url's host "no-such-host.example" does not resolve`},
+		{"no DNS server", &net.DNSError{Err: "i/o timeout", Name: "no-such-host.example", IsTimeout: true},
+			domain.ErrUnavailable, "resolve the url's host"},
 	}
-	is.True(errors.Is(err, domain.ErrInvalid)) // refused
-	is.True(strings.Contains(err.Error(), `url's host "no-such-host.invalid" does not resolve`))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			is := is.New(t)
+			s := outbound.WithLookup(outbound.New(outbound.Config{}), func(context.Context, string, string) ([]netip.Addr, error) {
+				return nil, c.answer
+			})
+			err := s.CheckURL(context.Background(), "https://no-such-host.example/hooks")
+			is.True(errors.Is(err, c.want))               // the kind of failure
+			is.True(strings.Contains(err.Error(), c.says)) // says what
+		})
+	}
 }
