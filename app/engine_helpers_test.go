@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -112,7 +113,7 @@ func sameTask(a, b domain.Task) bool {
 }
 
 // invoiceTasks returns the merchant's tasks of the invoice of the given
-// type, oldest first.
+// type, oldest first, those made together by when they are due.
 func (e *engine) invoiceTasks(t *testing.T, m domain.MerchantID, invoice string, typ domain.TaskType) []domain.Task {
 	t.Helper()
 	var out []domain.Task
@@ -121,7 +122,9 @@ func (e *engine) invoiceTasks(t *testing.T, m domain.MerchantID, invoice string,
 			out = append(out, task)
 		}
 	}
-	slices.Reverse(out)
+	slices.SortFunc(out, func(a, b domain.Task) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), a.RunAt.Compare(b.RunAt))
+	})
 	return out
 }
 
