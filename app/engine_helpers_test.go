@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func (e *engine) handleDuplicate(t *testing.T, ev domain.Event) {
 	t.Helper()
 	before := e.tasksOf(t, ev)
 	res := e.handle(t, ev)
-	if res.Processed || res.Action != domain.ActionIgnored || len(res.Tasks) != 0 {
+	if res.Processed || res.Action != domain.ActionIgnored || len(res.Tasks) != 0 || !strings.Contains(res.Reason, duplicateWords) {
 		t.Fatalf("a duplicate of %s was processed: %+v", ev.Type, res)
 	}
 	if after := e.tasksOf(t, ev); !slices.EqualFunc(before, after, sameTask) {
