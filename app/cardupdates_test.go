@@ -196,6 +196,27 @@ func TestCardUpdateKeepsTheAttemptBudgetAndWindow(t *testing.T) {
 	}
 }
 
+// TestCardUpdateWhileStripeRetries: recoup never retries while Stripe
+// will, not even after a card update.
+func TestCardUpdateWhileStripeRetries(t *testing.T) {
+	is := is.New(t)
+	e := newEngine(t)
+	m := e.merchant
+	e.setPolicy(t, m, quietPolicy())
+	invoice := nextInvoiceID()
+	failed := e.failure(m, invoice, 1)
+	next := e.clock.Now().Add(3 * day)
+	failed.Invoice.NextPaymentAttempt = &next
+	e.handle(t, failed)
+
+	e.clock.Add(time.Hour)
+	e.handle(t, e.cardUpdated(t, m, "cus_jenny"))
+	_, retrying := e.pendingOf(t, m.ID, invoice, domain.TypeRetryPayment)
+	is.True(!retrying) // Stripe's own retry is left to do it
+	e.runDue(t)
+	is.Equal(len(e.gateway.payCalls()), 0)
+}
+
 func TestCustomerUpdatedWithoutACardChange(t *testing.T) {
 	cases := []struct {
 		name  string

@@ -423,6 +423,49 @@ func TestDunningOnExhausted(t *testing.T) {
 	}
 }
 
+// TestDunningEndRunsByThePolicyOfItsTime: the end's action is the one
+// the policy says when the end_dunning runs; an invoice without a
+// subscription has none to cancel.
+func TestDunningEndRunsByThePolicyOfItsTime(t *testing.T) {
+	t.Run("the policy changed after the end was planned", func(t *testing.T) {
+		is := is.New(t)
+		e := newEngine(t)
+		m := e.merchant
+		p := quietPolicy()
+		p.RetryDelaysHours = []int{24}
+		e.setPolicy(t, m, p)
+		invoice := nextInvoiceID()
+		e.handle(t, e.failure(m, invoice, 1))
+		e.stripe.declined(invoice, "stolen_card")
+		e.runDue(t)
+		end := e.mustPending(t, m.ID, invoice, domain.TypeEndDunning)
+
+		p.OnExhausted = domain.ExhaustedCancelSubscription
+		e.setPolicy(t, m, p)
+		e.advance(t, 30*day)
+		is.Equal(e.get(t, end.ID).Reason, string(domain.ExhaustedCancelSubscription))
+		is.Equal(e.gateway.endCalls(), []paymentCall{{Account: m.StripeAccountID, Invoice: "cancel sub_" + invoice, Key: domain.RunKey(end)}})
+	})
+	t.Run("cancel_subscription without a subscription", func(t *testing.T) {
+		is := is.New(t)
+		e := newEngine(t)
+		m := e.merchant
+		p := quietPolicy()
+		p.RetryDelaysHours, p.OnExhausted = []int{24}, domain.ExhaustedCancelSubscription
+		e.setPolicy(t, m, p)
+		ev := e.failure(m, nextInvoiceID(), 2)
+		ev.Invoice.SubscriptionID = "" // a one-off invoice
+		e.handle(t, ev)
+		end := e.mustPending(t, m.ID, ev.Invoice.ID, domain.TypeEndDunning)
+		e.runDue(t)
+		got := e.get(t, end.ID)
+		is.Equal(got.Status, domain.StatusSucceeded)
+		is.Equal(got.Reason, string(domain.ExhaustedNone)) // nothing was done
+		is.True(got.LastError != "")                       // and it says why
+		is.Equal(len(e.gateway.endCalls()), 0)
+	})
+}
+
 func contains[T comparable](list []T, v T) bool {
 	for _, x := range list {
 		if x == v {
