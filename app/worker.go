@@ -682,6 +682,10 @@ func notificationFor(t domain.Task, m domain.Merchant, inv *domain.Invoice) doma
 		InvoiceID: t.StripeInvoiceID, ChargeID: t.StripeChargeID,
 		IdempotencyKey: domain.RunKey(t),
 	}
+	if t.Type == domain.TypeNotifyCardExpiring {
+		// The task keeps the card's expiry month as yyyymm.
+		n.CardExpMonth, n.CardExpYear = t.InvoiceAttempt%100, t.InvoiceAttempt/100
+	}
 	if inv != nil {
 		if inv.CustomerEmail != "" {
 			n.To = inv.CustomerEmail

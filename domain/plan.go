@@ -50,8 +50,9 @@ type Step struct {
 
 // Plan decides from the invoice's record what recoup does next, by the
 // policy:
-//   - nothing for an invoice that is closed, or whose failure is not
-//     known yet, or that Stripe retries on its own;
+//   - nothing for an invoice that is closed or that recoup's own attempt
+//     paid, or whose failure is not known yet, or that Stripe retries on
+//     its own;
 //   - a retry at once after a change of payment method since the last
 //     failure (which lifts a hard-decline block);
 //   - no retry after a hard decline: dunning ends when the retry window
@@ -67,6 +68,10 @@ func (p DunningPolicy) Plan(r InvoiceRecord) Step {
 	switch {
 	case r.Status != "":
 		return Step{Reason: ClosedReason(r.Status)}
+	case r.RecoupPaid != "":
+		// recoup's own attempt paid it; Stripe's invoice.paid may still
+		// be on its way.
+		return Step{Reason: ReasonPaid}
 	case !r.Failed():
 		return Step{}
 	case r.StripeRetryAt != nil:
