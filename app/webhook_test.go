@@ -289,7 +289,7 @@ func TestWebhookFailureWhileDuplicatesWait(t *testing.T) {
 		}
 		is.True(strings.Contains(res.Reason, duplicateWords)) // the others are duplicates of it
 	}
-	is.Equal(processed, 1)               // exactly one waiter processed the event
+	is.Equal(processed, 1)                             // exactly one waiter processed the event
 	is.Equal(len(u.tasksOf(t, m.ID)), tasksPerFailure) // once
 }
 
@@ -576,8 +576,8 @@ func TestWebhookAccountBoundLater(t *testing.T) {
 	m, _, err := u.merchants.Create(context.Background(), "Late Co", account)
 	is.NoErr(err)
 	late := u.handle(t, ev)
-	is.True(late.Processed)              // the redelivery is processed
-	is.Equal(late.MerchantID, m.ID)      // for the new merchant
+	is.True(late.Processed)                            // the redelivery is processed
+	is.Equal(late.MerchantID, m.ID)                    // for the new merchant
 	is.Equal(len(u.tasksOf(t, m.ID)), tasksPerFailure) // with its tasks
 }
 
