@@ -9,8 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -327,7 +327,7 @@ func TestCheckURLUnresolvable(t *testing.T) {
 				return nil, c.answer
 			})
 			err := s.CheckURL(context.Background(), "https://no-such-host.example/hooks")
-			is.True(errors.Is(err, c.want))               // the kind of failure
+			is.True(errors.Is(err, c.want))                // the kind of failure
 			is.True(strings.Contains(err.Error(), c.says)) // says what
 		})
 	}

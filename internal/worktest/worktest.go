@@ -44,7 +44,9 @@ func (g *InstantGateway) PayInvoice(context.Context, string, string, string) err
 }
 
 // CancelSubscription succeeds.
-func (g *InstantGateway) CancelSubscription(context.Context, string, string, string) error { return nil }
+func (g *InstantGateway) CancelSubscription(context.Context, string, string, string) error {
+	return nil
+}
 
 // MarkUncollectible succeeds.
 func (g *InstantGateway) MarkUncollectible(context.Context, string, string, string) error { return nil }
