@@ -97,6 +97,7 @@ func fzServer(tb testing.TB) http.Handler {
 		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock}),
 		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:  app.NewMerchantService(store.Merchants(), clock),
+		Policies:   app.NewPolicyService(store.Policies()),
 		AdminToken: "fuzz-admin-token",
 		CursorKey:  fzCursorKey,
 		Ready:      store.Ping,

@@ -126,6 +126,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}),
 		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:  merchants,
+		Policies:   app.NewPolicyService(store.Policies()),
 		Resolver:   resolver,
 		AdminToken: cfg.admin,
 		Ready:      ready,

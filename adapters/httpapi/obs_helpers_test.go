@@ -88,11 +88,10 @@ func newObEnv(t testing.TB, o obOptions) *obEnv {
 	}
 	webhooks := app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log, Observer: m})
 	notifier := &obNotifier{}
-	worker, err := app.NewWorker(app.WorkerConfig{}, store.Queue(), store.Merchants(), nil, notifier, clock, log)
+	worker, err := app.NewWorker(app.WorkerConfig{}, app.WorkerPorts{Storage: store, Notifier: notifier, Clock: clock, Logger: log, Observer: m})
 	if err != nil {
 		t.Fatalf("worker: %v", err)
 	}
-	worker.WithObserver(m)
 	metricsHandler := o.metrics
 	if metricsHandler == nil {
 		metricsHandler = metrics.Handler(reg, log)
@@ -102,6 +101,7 @@ func newObEnv(t testing.TB, o obOptions) *obEnv {
 		Webhooks:    webhooks,
 		Tasks:       app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:   app.NewMerchantService(store.Merchants(), clock),
+		Policies:    app.NewPolicyService(store.Policies()),
 		Resolver:    o.resolver,
 		AdminToken:  adminToken,
 		Ready:       o.ready,

@@ -312,6 +312,7 @@ func newOAServer(t *testing.T, admin string) *oaServer {
 		Webhooks:   app.NewWebhookService(store, app.WebhookConfig{Clock: clock}),
 		Tasks:      app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants:  app.NewMerchantService(store.Merchants(), clock),
+		Policies:   app.NewPolicyService(store.Policies()),
 		AdminToken: admin,
 		Ready:      store.Ping,
 		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
