@@ -204,7 +204,7 @@ func explainTaskError(err error, id domain.TaskID, conflict string) error {
 }
 
 func (a *taskAPI) handleStats(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
-	st, err := a.tasks.Stats(r.Context(), m)
+	st, err := a.tasks.Stats(r.Context(), m, nil, nil)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
