@@ -11,6 +11,7 @@ import (
 
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/stripetest"
+	"github.com/recoupdev/recoup/ports"
 )
 
 // figuresOut is the part of the stats answer that depends on the span.
@@ -42,11 +43,16 @@ func (f figuresOut) dates() []string {
 // record puts facts of a new invoice of m straight into the ledger.
 func (e *env) record(m domain.MerchantID, facts ...domain.InvoiceFact) {
 	e.t.Helper()
+	recordInvoice(e.t, e.mem.Ledger(), m, facts...)
+}
+
+func recordInvoice(t testing.TB, l ports.InvoiceLedger, m domain.MerchantID, facts ...domain.InvoiceFact) {
+	t.Helper()
 	inv := stripetest.NewID("in_")
 	for _, f := range facts {
 		f.InvoiceID = inv
-		if _, err := e.mem.Ledger().Record(context.Background(), m, f); err != nil {
-			e.t.Fatalf("record %s: %v", f.Kind, err)
+		if _, err := l.Record(context.Background(), m, f); err != nil {
+			t.Fatalf("record %s: %v", f.Kind, err)
 		}
 	}
 }
@@ -189,4 +195,37 @@ func TestStatsShowOnlyTheCallersFigures(t *testing.T) {
 		is.True(!seen)                           // nor B's decline codes
 		is.Equal(f.BySource["customer_paid"], 0) // nor B's recovery
 	}
+}
+
+// TestOpenAPIStats checks the stats' answers, with figures in them, and
+// its refusals of bad spans against the document.
+func TestOpenAPIStats(t *testing.T) {
+	is := is.New(t)
+	c := newOAChecker(t)
+	s := newOAServer(t, oaAdmin)
+	var m struct {
+		ID  domain.MerchantID `json:"id"`
+		Key string            `json:"api_key"`
+	}
+	body := jsonBody(t, map[string]string{"name": "Erin", "stripe_account_id": stripetest.NewID("acct_")})
+	c.do(s, exchange{method: "POST", target: "/admin/merchants", body: body, header: append(bearer(oaAdmin), "Content-Type", "application/json"), want: 201}).decode(t, &m)
+	day := time.Date(2025, 5, 2, 0, 0, 0, 0, time.UTC)
+	recordInvoice(t, s.mem.Ledger(), m.ID, failedOn(day, 5000),
+		domain.InvoiceFact{Kind: domain.FactDeclined, At: day, DeclineCode: "insufficient_funds"},
+		domain.InvoiceFact{Kind: domain.FactPaid, At: day.Add(26 * time.Hour), Amount: 4500, AttemptCount: 2})
+	recordInvoice(t, s.mem.Ledger(), m.ID, failedOn(day, 700))
+
+	k := bearer(m.Key)
+	var f figuresOut
+	c.do(s, exchange{method: "GET", target: "/api/stats?from=2025-05-01&to=2025-05-31", header: k, want: 200}).decode(t, &f)
+	is.Equal(len(f.Series), 2)        // an answer with figures
+	is.Equal(len(f.ByDeclineCode), 2) // of both kinds
+	c.do(s, exchange{method: "GET", target: "/api/stats?to=2025-05-31", header: k, want: 200})
+	c.do(s, exchange{method: "GET", target: "/api/stats?from=" + time.Now().UTC().AddDate(0, 0, -3).Format(domain.DateLayout), header: k, want: 200})
+	c.do(s, exchange{method: "GET", target: "/api/stats", header: k, want: 200})
+	c.do(s, exchange{method: "GET", target: "/api/stats?from=2025-13-01", header: k, want: 400, invalid: true})
+	c.do(s, exchange{method: "GET", target: "/api/stats?to=2025-02-30", header: k, want: 400, invalid: true})
+	c.do(s, exchange{method: "GET", target: "/api/stats?from=yesterday", header: k, want: 400, invalid: true})
+	c.do(s, exchange{method: "GET", target: "/api/stats?from=2025-05-02&to=2025-05-01", header: k, want: 400}) // the document cannot tell
+	c.do(s, exchange{method: "GET", target: "/api/stats?from=2024-01-01&to=2025-01-01", header: k, want: 400})
 }
