@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/ports"
@@ -56,17 +57,52 @@ func (s *TaskService) Delete(ctx context.Context, m domain.Merchant, id domain.T
 	return s.explainMiss(ctx, id, s.tasks.Delete(ctx, m.ID, id))
 }
 
-// Stats returns the merchant's recovery figures.
-func (s *TaskService) Stats(ctx context.Context, m domain.Merchant) (domain.RecoveryStats, error) {
+// Stats returns the merchant's recovery figures: the all-time sums by
+// currency and task counts, and the figures of the UTC days from through
+// to, both included (domain.RecoveryFigures). A nil to is today, a nil
+// from is domain.DefaultStatsDays-1 days before to. ErrInvalid if from or
+// to is not a UTC midnight, from is after to, or they span more than
+// domain.MaxStatsDays days.
+func (s *TaskService) Stats(ctx context.Context, m domain.Merchant, from, to *time.Time) (domain.RecoveryStats, error) {
+	days, err := s.statsRange(from, to)
+	if err != nil {
+		return domain.RecoveryStats{}, err
+	}
 	byCurrency, err := s.ledger.Recovery(ctx, m.ID)
 	if err != nil {
 		return domain.RecoveryStats{}, fmt.Errorf("recovery figures: %w", err)
+	}
+	figures, err := s.ledger.Figures(ctx, m.ID, days.From, days.End())
+	if err != nil {
+		return domain.RecoveryStats{}, fmt.Errorf("recovery figures from %s to %s: %w", days.From.Format(domain.DateLayout), days.To.Format(domain.DateLayout), err)
 	}
 	byStatus, err := s.tasks.CountByStatus(ctx, m.ID)
 	if err != nil {
 		return domain.RecoveryStats{}, fmt.Errorf("task counts: %w", err)
 	}
-	return domain.RecoveryStats{ByCurrency: byCurrency, TasksByStatus: byStatus}, nil
+	return domain.RecoveryStats{ByCurrency: byCurrency, TasksByStatus: byStatus, Range: days, Figures: figures}, nil
+}
+
+// statsRange fills in the days Stats was not given and checks the span.
+func (s *TaskService) statsRange(from, to *time.Time) (domain.DayRange, error) {
+	r := domain.DayRange{To: domain.Day(s.clock.Now())}
+	if to != nil {
+		r.To = to.UTC()
+	}
+	r.From = r.To.AddDate(0, 0, 1-domain.DefaultStatsDays)
+	if from != nil {
+		r.From = from.UTC()
+	}
+	day := func(t time.Time) string { return t.Format(domain.DateLayout) }
+	switch {
+	case !r.From.Equal(domain.Day(r.From)) || !r.To.Equal(domain.Day(r.To)):
+		return r, fmt.Errorf("%w: from and to must be whole UTC days (got %s and %s)", domain.ErrInvalid, r.From.Format(time.RFC3339Nano), r.To.Format(time.RFC3339Nano))
+	case r.From.After(r.To):
+		return r, fmt.Errorf("%w: from %s is after to %s", domain.ErrInvalid, day(r.From), day(r.To))
+	case r.Days() > domain.MaxStatsDays:
+		return r, fmt.Errorf("%w: from %s to %s spans more than %d days", domain.ErrInvalid, day(r.From), day(r.To), domain.MaxStatsDays)
+	}
+	return r, nil
 }
 
 // explainMiss turns a scoped miss into ErrForbidden when the task exists for

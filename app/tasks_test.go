@@ -306,7 +306,7 @@ func TestTaskServiceStats(t *testing.T) {
 	u.handle(t, paymentFailedEvent(b.StripeAccountID, invX, "sub_1", 1)) // the same invoice id at another merchant
 	u.handle(t, invoiceEvent(domain.EventInvoicePaid, a.StripeAccountID, invX, "sub_1"))
 
-	st, err := u.tasks.Stats(ctx, a)
+	st, err := u.tasks.Stats(ctx, a, nil, nil)
 	is.NoErr(err)
 	is.Equal(st.ByCurrency["usd"], domain.CurrencyRecovery{FailedAmount: 4000, RecoveredAmount: 2000}) // two failures, one paid
 	is.Equal(st.ByCurrency["usd"].Rate(), 0.5)
@@ -314,13 +314,13 @@ func TestTaskServiceStats(t *testing.T) {
 	is.Equal(st.TasksByStatus[domain.StatusCancelled], tasksPerFailure) // invoice X's
 	is.Equal(st.TasksByStatus[domain.StatusRunning], 0)
 
-	st, err = u.tasks.Stats(ctx, b)
+	st, err = u.tasks.Stats(ctx, b, nil, nil)
 	is.NoErr(err)
 	is.Equal(st.ByCurrency["usd"], domain.CurrencyRecovery{FailedAmount: 2000}) // A's payment is not B's recovery
 	is.Equal(st.TasksByStatus[domain.StatusPending], tasksPerFailure)           // nor are A's tasks B's
 	is.Equal(st.TasksByStatus[domain.StatusCancelled], 0)
 
-	st, err = u.tasks.Stats(ctx, u.merchant(t, "New"))
+	st, err = u.tasks.Stats(ctx, u.merchant(t, "New"), nil, nil)
 	is.NoErr(err)
 	is.Equal(len(st.ByCurrency), 0) // nothing yet
 	for _, n := range st.TasksByStatus {

@@ -250,10 +250,13 @@ func Replan(rec InvoiceRecord, p DunningPolicy, like Task, now time.Time) Decisi
 	return Decision{Cancel: []CancelSelector{cancel(step.Reason, TypeRetryPayment, TypeEndDunning)}}
 }
 
-// RecoveryStats are one merchant's recovery figures.
+// RecoveryStats are one merchant's recovery figures: all-time sums by
+// currency and task counts, and the figures of the days of Range.
 type RecoveryStats struct {
-	ByCurrency    map[string]CurrencyRecovery
-	TasksByStatus map[TaskStatus]int
+	ByCurrency    map[string]CurrencyRecovery // all time
+	TasksByStatus map[TaskStatus]int          // all time
+	Range         DayRange
+	Figures       RecoveryFigures // of the days of Range
 }
 
 // CurrencyRecovery sums failed and recovered invoice amounts in one

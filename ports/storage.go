@@ -93,6 +93,14 @@ type InvoiceLedger interface {
 	// Recovery sums, by currency, the amount due of the merchant's
 	// invoices that failed and the amount paid of those recovered.
 	Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error)
+	// Figures returns the merchant's recovery figures from `from`
+	// (included) to `to` (excluded), exactly as domain.FiguresOf computes
+	// them from its records: an invoice that failed counts at its
+	// FirstFailedAt, one recovered (paid after a failure) at its ClosedAt;
+	// rows by UTC day and currency, sorted; decline codes as recorded,
+	// UnknownDeclineCode for none; every source, zeros included. When to
+	// is not after from, nothing counts.
+	Figures(ctx context.Context, merchant domain.MerchantID, from, to time.Time) (domain.RecoveryFigures, error)
 }
 
 // PolicyStore keeps each merchant's dunning policy.

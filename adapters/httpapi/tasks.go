@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
@@ -232,12 +233,42 @@ func explainTaskError(err error, id domain.TaskID, conflict string) error {
 }
 
 func (a *taskAPI) handleStats(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
-	st, err := a.tasks.Stats(r.Context(), m)
+	from, to, err := statsDays(r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	st, err := a.tasks.Stats(r.Context(), m, from, to)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, newStatsJSON(st))
+}
+
+// statsDays reads the stats' optional from and to, UTC days written
+// YYYY-MM-DD; nil for one not given. The use case checks the span.
+func statsDays(r *http.Request) (from, to *time.Time, err error) {
+	q := r.URL.Query()
+	day := func(name string) (*time.Time, error) {
+		v, ok := q[name]
+		switch {
+		case !ok:
+			return nil, nil
+		case len(v) > 1:
+			return nil, invalid(fmt.Sprintf("query parameter %q given more than once", name))
+		}
+		d, err := time.Parse(domain.DateLayout, v[0])
+		if err != nil {
+			return nil, invalid(fmt.Sprintf("invalid %s %.20q: must be a date written YYYY-MM-DD", name, v[0]))
+		}
+		return &d, nil
+	}
+	if from, err = day("from"); err != nil {
+		return nil, nil, err
+	}
+	to, err = day("to")
+	return from, to, err
 }
 
 type taskListJSON struct {
@@ -251,23 +282,56 @@ type currencyJSON struct {
 	RecoveryRate    float64 `json:"recovery_rate"`
 }
 
-type statsJSON struct {
-	ByCurrency    map[string]currencyJSON   `json:"by_currency"`
-	TasksByStatus map[domain.TaskStatus]int `json:"tasks_by_status"`
+type dayJSON struct {
+	Date            string `json:"date"`
+	Currency        string `json:"currency"`
+	FailedAmount    int64  `json:"failed_amount"`
+	RecoveredAmount int64  `json:"recovered_amount"`
 }
 
-// newStatsJSON lists every status, zeros included, so clients need not
-// know which statuses exist.
+type declineJSON struct {
+	FailedInvoices    int `json:"failed_invoices"`
+	RecoveredInvoices int `json:"recovered_invoices"`
+}
+
+type statsJSON struct {
+	ByCurrency    map[string]currencyJSON       `json:"by_currency"`     // all time
+	TasksByStatus map[domain.TaskStatus]int     `json:"tasks_by_status"` // all time
+	From          string                        `json:"from"`
+	To            string                        `json:"to"`
+	Series        []dayJSON                     `json:"series"`
+	ByDeclineCode map[string]declineJSON        `json:"by_decline_code"`
+	BySource      map[domain.RecoverySource]int `json:"by_source"`
+}
+
+// newStatsJSON lists every status and every source, zeros included, so
+// clients need not know which exist; an empty series or breakdown is []
+// or {}, never null.
 func newStatsJSON(st domain.RecoveryStats) statsJSON {
+	f := st.Figures
 	out := statsJSON{
 		ByCurrency:    make(map[string]currencyJSON, len(st.ByCurrency)),
 		TasksByStatus: make(map[domain.TaskStatus]int, len(domain.TaskStatuses)),
+		From:          st.Range.From.Format(domain.DateLayout),
+		To:            st.Range.To.Format(domain.DateLayout),
+		Series:        make([]dayJSON, len(f.Series)),
+		ByDeclineCode: make(map[string]declineJSON, len(f.ByDeclineCode)),
+		BySource:      make(map[domain.RecoverySource]int, len(domain.RecoverySources)),
 	}
 	for cur, c := range st.ByCurrency {
 		out.ByCurrency[cur] = currencyJSON{FailedAmount: c.FailedAmount, RecoveredAmount: c.RecoveredAmount, RecoveryRate: c.Rate()}
 	}
 	for _, s := range domain.TaskStatuses {
 		out.TasksByStatus[s] = st.TasksByStatus[s]
+	}
+	for i, d := range f.Series {
+		out.Series[i] = dayJSON{Date: d.Date, Currency: d.Currency, FailedAmount: d.FailedAmount, RecoveredAmount: d.RecoveredAmount}
+	}
+	for code, d := range f.ByDeclineCode {
+		out.ByDeclineCode[code] = declineJSON{FailedInvoices: d.FailedInvoices, RecoveredInvoices: d.RecoveredInvoices}
+	}
+	for _, s := range domain.RecoverySources {
+		out.BySource[s] = f.BySource[s]
 	}
 	return out
 }

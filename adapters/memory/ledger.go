@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/recoupdev/recoup/domain"
 )
@@ -140,6 +142,17 @@ func (c scope) Recovery(ctx context.Context, merchant domain.MerchantID) (map[st
 			}
 			out[r.Currency] = sum
 		}
+		return nil
+	})
+	return out, err
+}
+
+// Figures, like Recovery, counts at each call.
+func (c scope) Figures(ctx context.Context, merchant domain.MerchantID, from, to time.Time) (domain.RecoveryFigures, error) {
+	var out domain.RecoveryFigures
+	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
+		// The bounds as PostgreSQL compares them, as the records' times.
+		out = domain.FiguresOf(maps.Values(ten.invoices), norm(from), norm(to))
 		return nil
 	})
 	return out, err

@@ -26,6 +26,40 @@ func recordPaid(ctx context.Context, l ports.InvoiceLedger, m domain.MerchantID,
 	return err
 }
 
+// recordAll records facts of invoice inv, in order.
+func recordAll(ctx context.Context, l ports.InvoiceLedger, m domain.MerchantID, inv string, facts ...domain.InvoiceFact) error {
+	for _, f := range facts {
+		f.InvoiceID = inv
+		if _, err := l.Record(ctx, m, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// figDay is midnight UTC of the d-th of a month the figures cases use.
+func figDay(d int) time.Time { return time.Date(2031, 5, d, 0, 0, 0, 0, time.UTC) }
+
+// failedAt is Stripe's first failed attempt of an invoice; paidAt is its
+// payment, Stripe's attempt_count being attempts then; declinedAt tells a
+// failure's decline code.
+func failedAt(at time.Time, currency string, amount int64) domain.InvoiceFact {
+	return domain.InvoiceFact{Kind: domain.FactFailed, At: at, Currency: currency, AmountDue: amount, AttemptCount: 1}
+}
+
+func paidAt(at time.Time, amount int64, attempts int) domain.InvoiceFact {
+	return domain.InvoiceFact{Kind: domain.FactPaid, At: at, Amount: amount, AttemptCount: attempts}
+}
+
+func declinedAt(at time.Time, code string) domain.InvoiceFact {
+	return domain.InvoiceFact{Kind: domain.FactDeclined, At: at, DeclineCode: code}
+}
+
+// noSources is BySource when nothing was recovered: every source, at zero.
+var noSources = map[domain.RecoverySource]int{
+	domain.RecoveredByRecoupRetry: 0, domain.RecoveredByStripeRetry: 0, domain.RecoveredByCardUpdate: 0, domain.RecoveredByCustomer: 0,
+}
+
 // canonRecord makes records comparable whatever location and precision
 // the adapter gave their times.
 func canonRecord(r domain.InvoiceRecord) domain.InvoiceRecord {
@@ -76,7 +110,7 @@ func randomFacts(r *rand.Rand, inv string, n int, base time.Time) []domain.Invoi
 // RunLedgerContract checks the invoice ledger: facts merged exactly as
 // domain.InvoiceRecord.Apply merges them, records per merchant, concurrent
 // facts of one invoice all kept, a customer's open failed invoices, and
-// the recovery figures.
+// the recovery figures, all-time and over a span of days.
 func RunLedgerContract(t *testing.T, newStorage func(t *testing.T) ports.Storage) {
 	t.Run("facts merge as the domain merges them", func(t *testing.T) {
 		t.Parallel()
@@ -236,6 +270,203 @@ func RunLedgerContract(t *testing.T, newStorage func(t *testing.T) ports.Storage
 		rec, err = l.Recovery(ctx, b)
 		is.NoErr(err)
 		is.Equal(rec["usd"], domain.CurrencyRecovery{FailedAmount: 100}) // invoices are per merchant
+	})
+
+	runFiguresContract(t, newStorage)
+}
+
+// runFiguresContract checks the ledger's recovery figures over a span:
+// amounts by UTC day and currency, invoices by decline code and by what
+// recovered them, the span's bounds, merchants apart, and empty spans.
+func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storage) {
+	t.Run("figures: amounts by UTC day and currency", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		l := st.Ledger()
+		rec := func(facts ...domain.InvoiceFact) {
+			t.Helper()
+			is.NoErr(recordAll(ctx, l, m, newInvoiceID(), facts...))
+		}
+		rec(failedAt(figDay(1).Add(23*time.Hour+59*time.Minute), "usd", 5000), paidAt(figDay(3).Add(time.Hour), 4000, 1))            // failed late on the 1st, recovered on the 3rd with less than was due
+		rec(failedAt(time.Date(2031, 5, 2, 1, 0, 0, 0, time.FixedZone("UTC+3", 3*3600)), "usd", 50))                                 // 22:00 on the 1st, UTC
+		rec(failedAt(figDay(2), "usd", 300))                                                                                         // midnight begins the 2nd
+		rec(failedAt(figDay(2).Add(time.Hour), "usd", 200))                                                                          // the same day and currency: summed
+		rec(failedAt(figDay(2).Add(2*time.Hour), "eur", 700))                                                                        // another currency: a row of its own
+		rec(paidAt(figDay(2), 999, 1))                                                                                               // paid without a failure: no figure
+		rec(failedAt(figDay(3), "usd", 100), domain.InvoiceFact{Kind: domain.FactClosed, At: figDay(3), Status: domain.InvoiceVoid}) // voided: a failure, no recovery
+
+		got, err := l.Figures(ctx, m, figDay(1), figDay(10))
+		is.NoErr(err)
+		is.Equal(got.Series, []domain.DayFigures{
+			{Date: "2031-05-01", Currency: "usd", FailedAmount: 5050},
+			{Date: "2031-05-02", Currency: "eur", FailedAmount: 700},
+			{Date: "2031-05-02", Currency: "usd", FailedAmount: 500},
+			{Date: "2031-05-03", Currency: "usd", FailedAmount: 100, RecoveredAmount: 4000},
+		}) // a row per UTC day and currency with figures, by day then currency
+
+		// The span holds every time recorded, so its rows add up to the
+		// all-time sums.
+		all, err := l.Recovery(ctx, m)
+		is.NoErr(err)
+		sums := map[string]domain.CurrencyRecovery{}
+		for _, row := range got.Series {
+			c := sums[row.Currency]
+			c.FailedAmount += row.FailedAmount
+			c.RecoveredAmount += row.RecoveredAmount
+			sums[row.Currency] = c
+		}
+		is.Equal(sums, all)
+	})
+
+	t.Run("figures: invoices by decline code", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		l := st.Ledger()
+		rec := func(facts ...domain.InvoiceFact) {
+			t.Helper()
+			is.NoErr(recordAll(ctx, l, m, newInvoiceID(), facts...))
+		}
+		at := figDay(2)
+		rec(failedAt(at, "usd", 100), declinedAt(at, "insufficient_funds"), paidAt(at.Add(time.Hour), 100, 1))
+		rec(failedAt(at, "usd", 100), declinedAt(at, "insufficient_funds"))
+		rec(failedAt(at, "usd", 100), domain.InvoiceFact{Kind: domain.FactRecoupDeclined, At: at.Add(time.Hour), DeclineCode: "generic_decline"})
+		rec(failedAt(at, "usd", 100), paidAt(at.Add(time.Hour), 100, 1)) // no decline code known
+		rec(failedAt(at, "usd", 100))
+		rec(declinedAt(at, "do_not_honor")) // a decline code, but no failure yet
+
+		got, err := l.Figures(ctx, m, figDay(1), figDay(10))
+		is.NoErr(err)
+		is.Equal(got.ByDeclineCode, map[string]domain.DeclineFigures{
+			"insufficient_funds":      {FailedInvoices: 2, RecoveredInvoices: 1},
+			"generic_decline":         {FailedInvoices: 1},
+			domain.UnknownDeclineCode: {FailedInvoices: 2, RecoveredInvoices: 1},
+		}) // failed and recovered invoices by code, the unknown ones under their own key
+	})
+
+	t.Run("figures: recovered invoices by source", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		l := st.Ledger()
+		rec := func(facts ...domain.InvoiceFact) {
+			t.Helper()
+			is.NoErr(recordAll(ctx, l, m, newInvoiceID(), facts...))
+		}
+		at := figDay(2)
+		rec(failedAt(at, "usd", 100), domain.InvoiceFact{Kind: domain.FactRecoupPaid, At: at.Add(time.Hour)}, paidAt(at.Add(time.Hour), 100, 1))
+		rec(failedAt(at, "usd", 100), paidAt(at.Add(time.Hour), 100, 2)) // Stripe's second attempt paid it
+		rec(failedAt(at, "usd", 100), domain.InvoiceFact{Kind: domain.FactCardUpdated, At: at.Add(time.Hour)}, paidAt(at.Add(2*time.Hour), 100, 1))
+		rec(failedAt(at, "usd", 100), paidAt(at.Add(time.Hour), 100, 1))
+		rec(failedAt(at, "eur", 100), paidAt(at.Add(time.Hour), 100, 1))
+		rec(failedAt(at, "usd", 100), domain.InvoiceFact{Kind: domain.FactClosed, At: at.Add(time.Hour), Status: domain.InvoiceUncollectible})
+		rec(failedAt(at, "usd", 100))
+		rec(paidAt(at, 100, 1))
+
+		got, err := l.Figures(ctx, m, figDay(1), figDay(10))
+		is.NoErr(err)
+		is.Equal(got.BySource, map[domain.RecoverySource]int{
+			domain.RecoveredByRecoupRetry: 1, domain.RecoveredByStripeRetry: 1, domain.RecoveredByCardUpdate: 1, domain.RecoveredByCustomer: 2,
+		}) // only recovered invoices, by what recovered them
+	})
+
+	t.Run("figures: from is included, to is not", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		l := st.Ledger()
+		rec := func(facts ...domain.InvoiceFact) {
+			t.Helper()
+			is.NoErr(recordAll(ctx, l, m, newInvoiceID(), facts...))
+		}
+		from, to := figDay(2), figDay(4)
+		before, last := from.Add(-time.Microsecond), to.Add(-time.Microsecond)
+		rec(failedAt(before, "usd", 1))
+		rec(failedAt(from, "usd", 2))
+		rec(failedAt(last, "usd", 4))
+		rec(failedAt(to, "usd", 8))
+		rec(failedAt(figDay(1), "usd", 0), paidAt(before, 16, 1))
+		rec(failedAt(figDay(1), "usd", 0), paidAt(from, 32, 1))
+		rec(failedAt(figDay(1), "usd", 0), paidAt(last, 64, 1))
+		rec(failedAt(figDay(1), "usd", 0), paidAt(to, 128, 1))
+
+		got, err := l.Figures(ctx, m, from, to)
+		is.NoErr(err)
+		is.Equal(got.Series, []domain.DayFigures{
+			{Date: "2031-05-02", Currency: "usd", FailedAmount: 2, RecoveredAmount: 32},
+			{Date: "2031-05-03", Currency: "usd", FailedAmount: 4, RecoveredAmount: 64},
+		}) // from's instant counts, to's does not
+		is.Equal(got.ByDeclineCode, map[string]domain.DeclineFigures{domain.UnknownDeclineCode: {FailedInvoices: 2, RecoveredInvoices: 2}})
+		is.Equal(got.BySource[domain.RecoveredByCustomer], 2)
+	})
+
+	t.Run("figures: per merchant", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		l := st.Ledger()
+		inv := newInvoiceID()
+		is.NoErr(recordAll(ctx, l, a, inv, failedAt(figDay(2), "usd", 5000), declinedAt(figDay(2), "insufficient_funds"), paidAt(figDay(3), 5000, 2)))
+
+		got, err := l.Figures(ctx, b, figDay(1), figDay(10))
+		is.NoErr(err)
+		is.Equal(len(got.Series), 0) // another merchant sees none of it
+		is.Equal(len(got.ByDeclineCode), 0)
+		is.Equal(got.BySource, noSources)
+
+		is.NoErr(recordAll(ctx, l, b, inv, failedAt(figDay(2), "usd", 100))) // the same invoice id at the other merchant
+		got, err = l.Figures(ctx, b, figDay(1), figDay(10))
+		is.NoErr(err)
+		is.Equal(got.Series, []domain.DayFigures{{Date: "2031-05-02", Currency: "usd", FailedAmount: 100}}) // its own record only
+		is.Equal(got.ByDeclineCode, map[string]domain.DeclineFigures{domain.UnknownDeclineCode: {FailedInvoices: 1}})
+		is.Equal(got.BySource, noSources)
+
+		got, err = l.Figures(ctx, a, figDay(1), figDay(10))
+		is.NoErr(err)
+		is.Equal(got.Series, []domain.DayFigures{
+			{Date: "2031-05-02", Currency: "usd", FailedAmount: 5000},
+			{Date: "2031-05-03", Currency: "usd", RecoveredAmount: 5000},
+		}) // and the first merchant's stay its own
+		is.Equal(got.BySource[domain.RecoveredByStripeRetry], 1)
+
+		_, err = l.Figures(ctx, "", figDay(1), figDay(10))
+		is.True(errors.Is(err, domain.ErrInvalid)) // figures need a merchant
+	})
+
+	t.Run("figures: empty spans", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		l := st.Ledger()
+		is.NoErr(recordAll(ctx, l, m, newInvoiceID(), failedAt(figDay(2), "usd", 100), paidAt(figDay(2), 100, 1)))
+		for _, span := range [][2]time.Time{
+			{figDay(2), figDay(2)},  // from = to
+			{figDay(3), figDay(1)},  // to before from
+			{figDay(3), figDay(10)}, // no invoice in it
+		} {
+			got, err := l.Figures(ctx, m, span[0], span[1])
+			is.NoErr(err)
+			is.Equal(len(got.Series), 0)        // no rows
+			is.Equal(len(got.ByDeclineCode), 0) // no codes
+			is.Equal(got.BySource, noSources)   // every source, at zero
+		}
+		got, err := l.Figures(ctx, newMerchant(t, st), figDay(1), figDay(10))
+		is.NoErr(err)
+		is.Equal(len(got.Series)+len(got.ByDeclineCode), 0) // a merchant without invoices
+		is.Equal(got.BySource, noSources)
 	})
 }
 
