@@ -24,7 +24,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DA
 
 INSTALL_TOOL := bash scripts/install-tool.sh
 
-.PHONY: run build test bench fuzz generate check-generate fmt vet staticcheck vulncheck check tools test-tools check-tools
+.PHONY: run build docker test bench fuzz generate check-generate fmt vet staticcheck vulncheck check tools test-tools check-tools
 
 ## run: start the server on the embedded in-memory storage with development secrets
 # The binary is built first and then replaces the recipe's shell (exec), so
@@ -38,6 +38,11 @@ run: build
 ## build: build bin/recoup, stamped with its version, commit and build date
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/recoup ./cmd/recoup
+
+## docker: build the container image recoup:$(VERSION) (and recoup:latest), stamped like make build
+docker:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) \
+		-t recoup:$(VERSION) -t recoup:latest .
 
 ## test: every test, the PostgreSQL suites included (-race)
 test: test-tools
