@@ -126,9 +126,11 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 // help on stdout (the flag package's own handling exited 2 with
 // "flag: help requested").
 func TestHelpProcessExitsZero(t *testing.T) {
+	t.Parallel()
 	for _, tc := range helpCases {
 		args := append(append([]string{}, tc.args...), "--help")
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
 			cmd := exec.Command(binary, args...)
 			cmd.Env = []string{"PATH=/usr/bin:/bin"} // no configuration at all
 			var stdout, stderr bytes.Buffer

@@ -87,15 +87,16 @@ func TestVersionStamp(t *testing.T) {
 }
 
 // TestVersionFromVCS: a binary built without the stamp in a git checkout
-// (plain go build) prints the commit the go command recorded.
+// (plain go build, as TestMain builds it) prints the commit the go command
+// recorded.
 func TestVersionFromVCS(t *testing.T) {
 	t.Parallel()
 	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
 		t.Skipf("not a git checkout (git rev-parse HEAD: %v): nothing for the go command to record", err)
 	}
-	// -buildvcs=true: the default (auto) may be turned off by GOFLAGS.
-	got := versionOf(t, buildRecoup(t, "-buildvcs=true"))
+	// TestMain built binary without a stamp, with -buildvcs=true.
+	got := versionOf(t, binary)
 	if !strings.HasPrefix(got, "recoup ") || !strings.Contains(got, "commit: "+strings.TrimSpace(string(head))) ||
 		!strings.Contains(got, "committed: ") {
 		t.Errorf("recoup version printed\n%s\nwant the commit %s and its time", got, head)
