@@ -14,22 +14,43 @@ MAILPIT_VERSION     := v1.33.1
 # Development settings for `make run` (never use these in production).
 DEV_ENV := STRIPE_WEBHOOK_SECRET=whsec_recoup_dev_secret RECOUP_ADMIN_TOKEN=recoup-dev-admin-token-not-for-production RECOUP_LOG_FORMAT=text
 
-.PHONY: run build test bench fuzz generate check-generate fmt vet staticcheck vulncheck check tools
+# The version stamp of `make build`: `recoup version` prints it. Override
+# with `make build VERSION=v1.2.3`; without git, the binary falls back to
+# what the go command recorded (see cmd/recoup/version.go).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
+INSTALL_TOOL := bash scripts/install-tool.sh
+
+.PHONY: run build docker test bench fuzz generate check-generate fmt vet staticcheck vulncheck check tools test-tools check-tools
 
 ## run: start the server on the embedded in-memory storage with development secrets
-run:
-	$(DEV_ENV) $(GO) run ./cmd/recoup serve
+# The binary is built first and then replaces the recipe's shell (exec), so
+# that Ctrl-C reaches recoup itself, which drains and exits 0; make then ends
+# quietly, as any interrupted command does (status 130). Under `go run` the
+# go command stood in between and make reported the recipe as failed.
+run: build
+	@echo "starting bin/recoup serve with development settings (Ctrl-C stops it)"
+	@exec env $(DEV_ENV) bin/recoup serve
 
-## build: build bin/recoup
+## build: build bin/recoup, stamped with its version, commit and build date
 build:
-	$(GO) build -o bin/recoup ./cmd/recoup
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/recoup ./cmd/recoup
+
+## docker: build the container image recoup:$(VERSION) (and recoup:latest), stamped like make build
+docker:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) \
+		-t recoup:$(VERSION) -t recoup:latest .
 
 ## test: every test, the PostgreSQL suites included (-race)
-test: tools
-	$(GO) test -race -count=1 ./...
+test: test-tools
+	@echo "go test -race ./... (about 1.5 min on a warm cache; see the README for a cold one)"
+	@$(GO) test -race -count=1 ./...
 
 ## bench: the benchmarks the README reports
-bench: tools
+bench: test-tools
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Fuzzing: `make fuzz` runs every target for FUZZTIME each; `make test` (and
@@ -49,11 +70,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPolicyApply$$'         -fuzztime $(FUZZTIME) ./domain
 
 ## generate: regenerate wire_gen.go
-generate:
+generate: check-tools
 	cd cmd/recoup && $(GOBIN)/wire gen .
 
 ## check-generate: fail if wire_gen.go is stale
-check-generate: tools
+check-generate: check-tools
 	cd cmd/recoup && $(GOBIN)/wire diff . >/dev/null || (echo "wire_gen.go is stale: run make generate"; exit 1)
 
 fmt:
@@ -62,7 +83,7 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-staticcheck: tools
+staticcheck: check-tools
 	$(GOBIN)/staticcheck ./...
 
 ## vulncheck: govulncheck against an offline copy of the Go vulnerability database (pinned)
@@ -72,9 +93,15 @@ vulncheck:
 ## check: formatting, vet, staticcheck, generated code, known vulnerabilities
 check: fmt vet staticcheck check-generate vulncheck
 
-## tools: install the pinned tools the tests and checks use
-tools:
-	@$(GO) install github.com/google/wire/cmd/wire@$(WIRE_VERSION)
-	@$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-	@$(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
-	@$(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+## tools: install every pinned tool (each only when missing or of another version)
+tools: test-tools check-tools
+
+# test-tools: what the tests run: stripe-mock (Stripe API 2023-10-16) and mailpit (SMTP).
+test-tools:
+	@$(INSTALL_TOOL) stripe-mock github.com/stripe/stripe-mock $(STRIPE_MOCK_VERSION)
+	@$(INSTALL_TOOL) mailpit github.com/axllent/mailpit $(MAILPIT_VERSION)
+
+# check-tools: what make check runs (govulncheck is scripts/vulncheck.sh's own).
+check-tools:
+	@$(INSTALL_TOOL) wire github.com/google/wire/cmd/wire $(WIRE_VERSION)
+	@$(INSTALL_TOOL) staticcheck honnef.co/go/tools/cmd/staticcheck $(STATICCHECK_VERSION)

@@ -43,8 +43,10 @@ func (s *MerchantService) Create(ctx context.Context, name, stripeAccount string
 	if err != nil {
 		return domain.Merchant{}, IssuedKey{}, err
 	}
+	// The directory's errors name the operation ("create merchant: …")
+	// already: wrapping them again would say it twice.
 	if err := s.dir.CreateMerchant(ctx, m, key); err != nil {
-		return domain.Merchant{}, IssuedKey{}, fmt.Errorf("create merchant: %w", err)
+		return domain.Merchant{}, IssuedKey{}, err
 	}
 	return m, IssuedKey{Plain: plain, Prefix: key.Prefix}, nil
 }

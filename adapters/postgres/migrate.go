@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
@@ -33,25 +34,71 @@ func newMigrator(db *bun.DB) *migrate.Migrator {
 // schema run one after the other (see withMigrationLock), so each
 // migration is applied once.
 func Migrate(ctx context.Context, db *bun.DB) error {
-	_, err := withMigrationLock(ctx, db, func(m *migrate.Migrator) (*migrate.MigrationGroup, error) {
+	_, err := ApplyMigrations(ctx, db)
+	return err
+}
+
+// ApplyMigrations is Migrate, and also returns the names of the migrations
+// it applied (timestamp_comment), oldest first: none when nothing was
+// pending.
+func ApplyMigrations(ctx context.Context, db *bun.DB) ([]string, error) {
+	group, err := withMigrationLock(ctx, db, func(m *migrate.Migrator) (*migrate.MigrationGroup, error) {
 		return m.Migrate(ctx)
 	})
 	if err != nil {
-		return fmt.Errorf("migrate up: %w", err)
+		return nil, fmt.Errorf("migrate up: %w", err)
 	}
-	return nil
+	return groupNames(group), nil
 }
 
 // Rollback undoes the last group of applied migrations: what the last
 // Migrate applied. With nothing applied it does nothing.
 func Rollback(ctx context.Context, db *bun.DB) error {
-	_, err := withMigrationLock(ctx, db, func(m *migrate.Migrator) (*migrate.MigrationGroup, error) {
+	_, err := RollbackMigrations(ctx, db)
+	return err
+}
+
+// RollbackMigrations is Rollback, and also returns the names of the
+// migrations it rolled back, oldest first: none when nothing was applied.
+func RollbackMigrations(ctx context.Context, db *bun.DB) ([]string, error) {
+	group, err := withMigrationLock(ctx, db, func(m *migrate.Migrator) (*migrate.MigrationGroup, error) {
 		return m.Rollback(ctx)
 	})
 	if err != nil {
-		return fmt.Errorf("migrate down: %w", err)
+		return nil, fmt.Errorf("migrate down: %w", err)
 	}
-	return nil
+	return groupNames(group), nil
+}
+
+// LastMigrationGroup lists, oldest first, the migrations that Rollback
+// would undo now: the group the last Migrate applied. It only reads; none
+// on a database that never saw Migrate.
+func LastMigrationGroup(ctx context.Context, db *bun.DB) ([]string, error) {
+	var table *string
+	if err := db.NewRaw("SELECT to_regclass(?)::text", migrationsTable).Scan(ctx, &table); err != nil {
+		return nil, interpretError("look up migration table", err)
+	}
+	if table == nil {
+		return nil, nil
+	}
+	ms, err := newMigrator(db).MigrationsWithStatus(ctx)
+	if err != nil {
+		return nil, interpretError("read migration status", err)
+	}
+	return groupNames(ms.LastGroup()), nil
+}
+
+// groupNames lists a group's migrations by name, oldest first.
+func groupNames(g *migrate.MigrationGroup) []string {
+	if g == nil {
+		return nil
+	}
+	var names []string
+	for _, mig := range g.Migrations {
+		names = append(names, mig.String())
+	}
+	slices.Sort(names)
+	return names
 }
 
 // withMigrationLock runs a migrator while holding a PostgreSQL advisory

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -55,6 +56,9 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 		SMTPURL:      getenv("RECOUP_SMTP_URL"),
 		EmailFrom:    or(getenv("RECOUP_EMAIL_FROM"), "recoup@localhost"),
 		MetricsAddr:  getenv("RECOUP_METRICS_ADDR"),
+	}
+	if err := checkListenAddr(c.Addr); err != nil {
+		return c, &configError{"RECOUP_ADDR", err.Error()}
 	}
 	for _, s := range strings.Split(getenv("STRIPE_WEBHOOK_SECRET"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -155,8 +159,11 @@ func (c config) LogValue() slog.Value {
 		}
 		return "[redacted]"
 	}
-	return slog.GroupValue(
-		slog.String("addr", c.Addr),
+	var attrs []slog.Attr
+	if c.Addr != "" { // none for recoup worker
+		attrs = append(attrs, slog.String("addr", c.Addr))
+	}
+	return slog.GroupValue(append(attrs,
 		slog.String("storage", c.storageName()),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
 		slog.Int("webhook_secrets", len(c.WebhookSecrets)),
@@ -173,7 +180,7 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("livemode", c.Livemode),
 		slog.Bool("trust_proxy", c.TrustProxy),
 		slog.String("metrics_addr", c.MetricsAddr),
-	)
+	)...)
 }
 
 func (c config) storageName() string {
@@ -199,4 +206,19 @@ func redactURL(s string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// checkListenAddr checks a listen address before anything starts: host:port
+// (the host may be empty, a name, an IPv4 or a bracketed IPv6 address),
+// with a numeric port from 0 to 65535 (0: any free port).
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, such as :8080 or 127.0.0.1:8080 (got %q)", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if port == "" || strings.Trim(port, "0123456789") != "" || err != nil || n > 65535 {
+		return fmt.Errorf("the port must be a number from 0 to 65535 (got %q)", addr)
+	}
+	return nil
 }

@@ -107,3 +107,15 @@ func TestEffectiveConfigRedactsSecrets(t *testing.T) {
 	is.True(!strings.Contains(got, "topsecret")) // no secret is logged
 	is.True(strings.Contains(got, "db:5432"))    // but the rest of the URL is
 }
+
+// The worker's start-up line shows no listen address: it has none (its
+// metrics address is metrics_addr).
+func TestWorkerConfigLogHasNoAddr(t *testing.T) {
+	is := is.New(t)
+	c, err := loadConfig(env(), false)
+	is.NoErr(err)
+	is.True(strings.Contains(c.LogValue().String(), "addr=:8080")) // serve shows its address
+	c.Addr = ""                                                    // as runWorker does
+	is.True(!strings.Contains(c.LogValue().String(), " addr="))    // the worker shows none
+	is.True(!strings.HasPrefix(c.LogValue().String(), "[addr="))
+}

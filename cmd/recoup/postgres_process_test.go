@@ -75,7 +75,7 @@ func TestMigrateAndMerchantCreateCommands(t *testing.T) {
 	if _, err := recoupCommand(t, url, "merchant", "create", "--name", "Again", "--stripe-account", "acct_1Cmd"); err == nil {
 		t.Errorf("a second merchant on one Stripe account was created")
 	}
-	out, err = recoupCommand(t, url, "migrate", "down")
+	out, err = recoupCommand(t, url, "migrate", "down", "--yes")
 	if err != nil || !strings.Contains(out, "applied: 0") {
 		t.Errorf("migrate down: %v\n%s", err, out)
 	}

@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "recoup")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	// -buildvcs=true: in a git checkout the binary records its commit
+	// (TestVersionFromVCS), even where GOFLAGS turns stamping off.
+	build := exec.Command("go", "build", "-race", "-buildvcs=true", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build recoup:", err)

@@ -17,20 +17,43 @@ import (
 // slow client cannot hold a connection) are httpapi.NewHTTPServer's.
 const drainTimeout = 30 * time.Second
 
-func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+var serveHelp = cmdHelp{
+	usage: "recoup serve [--addr A] [--worker=false]",
+	about: `
+The HTTP server: the Stripe webhook (POST /webhooks/stripe), the tenant task
+API (/api/…), the admin API (/admin/…, with RECOUP_ADMIN_TOKEN), /healthz,
+/readyz and /metrics. It runs the task worker in the same process unless
+--worker=false. Without DATABASE_URL everything is kept in memory and lost
+at exit; with it, serve refuses to start on a database with pending
+migrations (run recoup migrate up first). SIGTERM or Ctrl-C drains the
+requests and tasks in flight, then exits 0.`,
+	env:      serveEnv,
+	required: []string{"STRIPE_WEBHOOK_SECRET"},
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "listen address (overrides RECOUP_ADDR)")
+	addr := fs.String("addr", "", "listen address, host:port (default: RECOUP_ADDR, else :8080)")
 	withWorker := fs.Bool("worker", true, "run the task worker in this process")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{err.Error()}
+	if ok, err := parseFlags(fs, serveHelp, args, stdout, stderr); !ok {
+		return err
+	}
+	if *addr != "" {
+		if err := checkListenAddr(*addr); err != nil {
+			return &usageError{"serve: --addr " + err.Error()}
+		}
+		// --addr stands in for RECOUP_ADDR, which is then not read at all.
+		env := getenv
+		getenv = func(name string) string {
+			if name == "RECOUP_ADDR" {
+				return *addr
+			}
+			return env(name)
+		}
 	}
 	cfg, err := loadConfig(getenv, true)
 	if err != nil {
 		return err
-	}
-	if *addr != "" {
-		cfg.Addr = *addr
 	}
 	log := newLogger(cfg.LogFormat, stderr)
 	svc, cleanup, err := buildService(ctx, cfg, log)
@@ -102,11 +125,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+var workerHelp = cmdHelp{
+	usage: "recoup worker",
+	about: `
+The task worker alone, apart from the HTTP servers (run those with
+recoup serve --worker=false): it claims due tasks from PostgreSQL, runs them
+(payment retries on Stripe, customer emails) and prunes old idempotency
+locks. Run as many as the backlog needs. It serves no HTTP unless
+RECOUP_METRICS_ADDR is set. It does not need the webhook secret. SIGTERM or
+Ctrl-C lets the tasks in flight finish, then exits 0.`,
+	env:      workerEnv,
+	required: []string{"DATABASE_URL"},
+}
+
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return &usageError{err.Error()}
+	if ok, err := parseFlags(fs, workerHelp, args, stdout, stderr); !ok {
+		return err
 	}
 	cfg, err := loadConfig(getenv, false)
 	if err != nil {
@@ -115,6 +150,9 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if cfg.DatabaseURL == "" {
 		return &configError{"DATABASE_URL", "is required by recoup worker (a worker apart from the server needs shared storage)"}
 	}
+	// The worker listens on nothing but RECOUP_METRICS_ADDR: RECOUP_ADDR
+	// means nothing to it, and its start-up line does not show it.
+	cfg.Addr = ""
 	log := newLogger(cfg.LogFormat, stderr)
 	svc, cleanup, err := newPostgresWorker(ctx, cfg, log)
 	if err != nil {

@@ -210,6 +210,10 @@ func TestTwoWorkerProcessesRunEachTaskOnce(t *testing.T) {
 			t.Errorf("%s: %d charges from %d pay requests; want exactly one", inv, charges[inv], len(keys[inv]))
 		}
 	}
+	// The start-up line shows no listen address: a worker has none.
+	if l := alogs.String(); !strings.Contains(l, `"msg":"recoup worker starting","config":{"storage"`) {
+		t.Errorf("the worker's start-up line is not as expected (an addr first?):\n%s", l)
+	}
 	// Both processes did part of the work.
 	for name, logs := range map[string]*syncBuffer{"a": alogs, "b": blogs} {
 		if !strings.Contains(logs.String(), `"status":"succeeded"`) {
