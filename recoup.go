@@ -166,6 +166,9 @@ func New(opts Options) (*Service, error) {
 	if obs == nil {
 		obs = ports.NopObserver{}
 	}
+	if opts.PublicURL != "" && !hasSecret(opts.WebhookSecrets) {
+		return nil, fmt.Errorf("recoup: %w: update links (PublicURL) are signed with keys derived from WebhookSecrets: give at least one", domain.ErrInvalid)
+	}
 	linkKeys := domain.LinkKeysFromSecrets(opts.WebhookSecrets)
 	workerCfg := opts.Worker
 	if opts.PublicURL != "" {

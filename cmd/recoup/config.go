@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,6 +30,9 @@ type config struct {
 	Livemode          bool
 	TrustProxy        bool
 	MetricsAddr       string
+	PublicURL         string
+	ReconcileInterval time.Duration // negative: off
+	AllowPrivateHooks bool
 }
 
 // minAdminToken is the shortest admin token accepted: the admin API can
@@ -116,6 +120,27 @@ func loadConfig(getenv func(string) string, needSecret bool) (config, error) {
 			return c, &configError{"RECOUP_TRUST_PROXY", "must be true or false"}
 		}
 	}
+	if v := getenv("RECOUP_PUBLIC_URL"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" {
+			return c, &configError{"RECOUP_PUBLIC_URL", "must be the deployment's external base URL, such as https://billing.example.com"}
+		}
+		c.PublicURL = strings.TrimSuffix(v, "/")
+	}
+	c.ReconcileInterval = time.Hour
+	if v := getenv("RECOUP_RECONCILE_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || (d > 0 && d < time.Minute) {
+			return c, &configError{"RECOUP_RECONCILE_INTERVAL", "must be a duration of at least 1m, such as 1h, or 0 to turn reconciliation off"}
+		}
+		c.ReconcileInterval = cmp.Or(d, -1)
+	}
+	if v := getenv("RECOUP_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		if c.AllowPrivateHooks, err = strconv.ParseBool(v); err != nil {
+			return c, &configError{"RECOUP_WEBHOOK_ALLOW_PRIVATE", "must be true or false"}
+		}
+	}
 	return c, nil
 }
 
@@ -180,6 +205,9 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("livemode", c.Livemode),
 		slog.Bool("trust_proxy", c.TrustProxy),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("public_url", c.PublicURL),
+		slog.String("reconcile_interval", max(c.ReconcileInterval, 0).String()),
+		slog.Bool("webhook_allow_private", c.AllowPrivateHooks),
 	)...)
 }
 

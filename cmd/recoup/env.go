@@ -24,9 +24,12 @@ var envVars = []envVar{
 	{"RECOUP_WORKER_CONCURRENCY", "4", "tasks run at once per process (1–1024)"},
 	{"RECOUP_WORKER_POLL", "1s", "longest wait before due work is noticed"},
 	{"RECOUP_WORKER_LEASE", "5m", "how long a claimed task stays with its worker"},
-	{"RECOUP_METRICS_ADDR", "unset", "recoup worker only: address serving GET /metrics and GET /healthz"},
+	{"RECOUP_METRICS_ADDR", "unset", "address serving /metrics, /healthz and /readyz apart from the API"},
 	{"RECOUP_TRUST_PROXY", "false", "count failed logins by the last X-Forwarded-For address (behind a proxy only)"},
 	{"RECOUP_EVENT_RETENTION", "720h", "how long idempotency locks are kept before hourly pruning"},
+	{"RECOUP_PUBLIC_URL", "unset", "external base URL (https://…): customer emails carry update links to it"},
+	{"RECOUP_RECONCILE_INTERVAL", "1h", "how often the worker reconciles undelivered Stripe events; 0 turns it off"},
+	{"RECOUP_WEBHOOK_ALLOW_PRIVATE", "false", "let merchants' webhook endpoints be on loopback or private addresses"},
 }
 
 // The variables each command reads, by name (all of them are checked at
@@ -36,13 +39,16 @@ var (
 		"RECOUP_ADDR", "DATABASE_URL", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY", "STRIPE_API_BASE",
 		"STRIPE_LIVEMODE", "RECOUP_ADMIN_TOKEN", "RECOUP_LOG_FORMAT", "RECOUP_SMTP_URL", "RECOUP_EMAIL_FROM",
 		"RECOUP_WORKER_CONCURRENCY", "RECOUP_WORKER_POLL", "RECOUP_WORKER_LEASE", "RECOUP_TRUST_PROXY",
-		"RECOUP_EVENT_RETENTION",
+		"RECOUP_EVENT_RETENTION", "RECOUP_METRICS_ADDR", "RECOUP_PUBLIC_URL", "RECOUP_RECONCILE_INTERVAL",
+		"RECOUP_WEBHOOK_ALLOW_PRIVATE",
 	}
 	workerEnv = []string{
 		"DATABASE_URL", "STRIPE_API_KEY", "STRIPE_API_BASE", "RECOUP_LOG_FORMAT", "RECOUP_SMTP_URL",
 		"RECOUP_EMAIL_FROM", "RECOUP_WORKER_CONCURRENCY", "RECOUP_WORKER_POLL", "RECOUP_WORKER_LEASE",
-		"RECOUP_METRICS_ADDR", "RECOUP_EVENT_RETENTION",
+		"RECOUP_METRICS_ADDR", "RECOUP_EVENT_RETENTION", "STRIPE_WEBHOOK_SECRET", "RECOUP_PUBLIC_URL",
+		"RECOUP_RECONCILE_INTERVAL", "RECOUP_WEBHOOK_ALLOW_PRIVATE",
 	}
+	reconcileEnv = []string{"DATABASE_URL", "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_LIVEMODE", "RECOUP_LOG_FORMAT"}
 	databaseEnv = []string{"DATABASE_URL"}
 	devEnv      = []string{"STRIPE_WEBHOOK_SECRET", "RECOUP_ADDR"}
 )

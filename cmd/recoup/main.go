@@ -28,6 +28,7 @@ commands:
   serve [--addr A] [--worker=false]   HTTP server (and the task worker, unless --worker=false)
   worker                               the task worker alone (PostgreSQL only)
   migrate up|down|status               schema migrations (PostgreSQL only)
+  reconcile [--since 72h]              process the events Stripe could not deliver (PostgreSQL only)
   merchant create --name N --stripe-account acct_…
                                        create a merchant in PostgreSQL, print it with its API key
   dev send-event --type T --account acct_… [--url U] [--invoice in_…] [--attempt N]
@@ -67,6 +68,8 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 		return runMigrate(ctx, rest, getenv, stdin, stdout, stderr)
 	case "merchant":
 		return runMerchant(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "dev":
 		return runDev(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":

@@ -134,6 +134,10 @@ func provideOptions(cfg config, store ports.Storage, gateway ports.PaymentGatewa
 		Observer:       m,
 		Worker:         app.WorkerConfig{Concurrency: cfg.WorkerConcurrency, Poll: cfg.WorkerPoll, Lease: cfg.WorkerLease},
 		EventRetention: cfg.EventRetention,
+		PublicURL:      cfg.PublicURL,
+		// RECOUP_RECONCILE_INTERVAL=0 is "off", a negative interval here.
+		ReconcileInterval:     cfg.ReconcileInterval,
+		AllowPrivateEndpoints: cfg.AllowPrivateHooks,
 	}
 }
 

@@ -131,9 +131,12 @@ var workerHelp = cmdHelp{
 The task worker alone, apart from the HTTP servers (run those with
 recoup serve --worker=false): it claims due tasks from PostgreSQL, runs them
 (payment retries on Stripe, customer emails) and prunes old idempotency
-locks. Run as many as the backlog needs. It serves no HTTP unless
-RECOUP_METRICS_ADDR is set. It does not need the webhook secret. SIGTERM or
-Ctrl-C lets the tasks in flight finish, then exits 0.`,
+locks; it also delivers the merchants' outbound webhooks and, with
+STRIPE_API_KEY, reconciles the events Stripe could not deliver every
+RECOUP_RECONCILE_INTERVAL. Run as many as the backlog needs. It serves no
+HTTP unless RECOUP_METRICS_ADDR is set. It needs the webhook secret only
+with RECOUP_PUBLIC_URL (to sign update links). SIGTERM or Ctrl-C lets the
+tasks in flight finish, then exits 0.`,
 	env:      workerEnv,
 	required: []string{"DATABASE_URL"},
 }
@@ -149,6 +152,9 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if cfg.DatabaseURL == "" {
 		return &configError{"DATABASE_URL", "is required by recoup worker (a worker apart from the server needs shared storage)"}
+	}
+	if cfg.PublicURL != "" && len(cfg.WebhookSecrets) == 0 {
+		return &configError{"STRIPE_WEBHOOK_SECRET", "is required by recoup worker when RECOUP_PUBLIC_URL is set (update links are signed with keys derived from it)"}
 	}
 	// The worker listens on nothing but RECOUP_METRICS_ADDR: RECOUP_ADDR
 	// means nothing to it, and its start-up line does not show it.
