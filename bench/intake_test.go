@@ -106,6 +106,7 @@ func benchIntakeRecoup(b *testing.B, dbURL string, senders int) float64 {
 		Webhooks:  app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}),
 		Tasks:     app.NewTaskService(store.Tasks(), store.Ledger(), clock),
 		Merchants: merchantSvc,
+		Policies:  app.NewPolicyService(store.Policies()),
 		Logger:    log,
 	}))
 	b.Cleanup(srv.Close)
@@ -194,8 +195,19 @@ const (
 		tasks.amount_due, tasks.currency, tasks.hosted_invoice_url, tasks.invoice_attempt,
 		tasks.attempts, tasks.run_at, tasks.lease_until, tasks.last_error,
 		tasks.decline_code, tasks.reason, tasks.created_at, tasks.updated_at`
-	notifySQL = insertTaskSQL + notifyConflict + returningTask
-	retrySQL  = insertTaskSQL + retryConflict + returningTask
+	notifySQL   = insertTaskSQL + notifyConflict + returningTask
+	reminderSQL = insertTaskSQL + `
+		ON CONFLICT (merchant_id, stripe_invoice_id, invoice_attempt)
+		WHERE type = 'notify_reminder' DO NOTHING` + returningTask
+	// The merchant's policy, read in the event's transaction.
+	policySQL = `SELECT policy FROM merchant_policies WHERE merchant_id = $1`
+	// The plan's cancellation: an end of dunning the new retry supersedes.
+	cancelSQL = `
+		UPDATE tasks SET status = 'cancelled', reason = $4, updated_at = $2
+		WHERE merchant_id = $1 AND status = 'pending' AND stripe_invoice_id = $3
+			AND ($5::text = '' OR type = ANY (string_to_array($5::text, ',')))
+		RETURNING id`
+	retrySQL = insertTaskSQL + retryConflict + returningTask
 	// The invoice's record, as the ledger's Record writes it: created (or
 	// found) and locked, then written with the failure merged.
 	holdInvoiceSQL = `
@@ -270,7 +282,7 @@ func benchIntakePgx(b *testing.B, dbURL string, senders int) float64 {
 	}
 	warmPgx(b, pool, senders)
 	evs := failedInvoices(b.N)
-	retryDelay := domain.DefaultPolicy().RetryDelays[0]
+	retryDelay := time.Duration(domain.DefaultDunningPolicy().RetryDelaysHours[0]) * time.Hour
 	lat := make([]time.Duration, b.N)
 
 	b.ResetTimer()
@@ -302,20 +314,9 @@ func intakeTx(ctx context.Context, pool *pgxpool.Pool, ev failedInvoice, merchan
 	if err := tx.QueryRow(ctx, lockSQL, ev.EventID, now).Scan(&locked); err != nil {
 		return fmt.Errorf("lock %s: %w", ev.EventID, err)
 	}
-	var got returnedTask
-	for _, task := range []struct {
-		sql, typ string
-		runAt    time.Time
-	}{
-		{notifySQL, string(domain.TypeNotifyPaymentFailed), now},
-		{retrySQL, string(domain.TypeRetryPayment), now.Add(retryDelay)},
-	} {
-		err := tx.QueryRow(ctx, task.sql, domain.NewID(), merchant, task.typ, ev.EventID, ev.Customer,
-			ev.InvoiceID, ev.Subscription, ev.Email, ev.Amount, ev.Currency, ev.HostedURL, ev.Attempt,
-			task.runAt, now).Scan(got.dest()...)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("insert %s: %w", task.typ, err)
-		}
+	var policy []byte
+	if err := tx.QueryRow(ctx, policySQL, merchant).Scan(&policy); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("read policy: %w", err)
 	}
 	// The event's failure merged into the record the insert returned (a
 	// new, empty one) gives these values.
@@ -327,6 +328,31 @@ func intakeTx(ctx context.Context, pool *pgxpool.Pool, ev failedInvoice, merchan
 		ev.Amount, now, now, ev.Attempt, 0, nil, "", nil, nil, "", "", nil, 0, ""); err != nil {
 		return fmt.Errorf("record invoice %s: %w", ev.InvoiceID, err)
 	}
+	rows, err := tx.Query(ctx, cancelSQL, merchant, now, ev.InvoiceID, "superseded", string(domain.TypeEndDunning))
+	if err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	var got returnedTask
+	for _, task := range []struct {
+		sql, typ string
+		runAt    time.Time
+	}{
+		{notifySQL, string(domain.TypeNotifyPaymentFailed), now},
+		{reminderSQL, string(domain.TypeNotifyReminder), now.Add(72 * time.Hour)},
+		{reminderSQL, string(domain.TypeNotifyReminder), now.Add(168 * time.Hour)},
+		{retrySQL, string(domain.TypeRetryPayment), now.Add(retryDelay)},
+	} {
+		err := tx.QueryRow(ctx, task.sql, domain.NewID(), merchant, task.typ, ev.EventID, ev.Customer,
+			ev.InvoiceID, ev.Subscription, ev.Email, ev.Amount, ev.Currency, ev.HostedURL, ev.Attempt,
+			task.runAt, now).Scan(got.dest()...)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("insert %s: %w", task.typ, err)
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -337,9 +363,9 @@ func intakeTx(ctx context.Context, pool *pgxpool.Pool, ev failedInvoice, merchan
 // checkIntake needs.
 type rowScanner[R interface{ Scan(...any) error }] func(ctx context.Context, sql string, args ...any) R
 
-// checkIntake fails b unless the run stored all n events with their two
-// tasks and invoice record: a benchmark that lost work would flatter
-// itself.
+// checkIntake fails b unless the run stored all n events with their four
+// tasks (a notice, two reminders, a retry) and invoice record: a benchmark
+// that lost work would flatter itself.
 func checkIntake[R interface{ Scan(...any) error }](b *testing.B, query rowScanner[R], n int) {
 	b.Helper()
 	var events, tasks, invoices int
@@ -350,8 +376,8 @@ func checkIntake[R interface{ Scan(...any) error }](b *testing.B, query rowScann
 	if err != nil {
 		b.Fatalf("count rows: %v", err)
 	}
-	if events != n || tasks != 2*n || invoices != n {
-		b.Fatalf("stored %d events, %d tasks, %d invoice records; want %d, %d, %d", events, tasks, invoices, n, 2*n, n)
+	if events != n || tasks != 4*n || invoices != n {
+		b.Fatalf("stored %d events, %d tasks, %d invoice records; want %d, %d, %d", events, tasks, invoices, n, 4*n, n)
 	}
 }
 

@@ -123,9 +123,9 @@ func benchWorkerRecoup(b *testing.B, dbURL string, procs, conc int) float64 {
 		store := postgres.New(db)
 		// A short poll bounds the wait of a worker whose claim found every
 		// remaining task locked by the other's claim.
-		w, err := app.NewWorker(app.WorkerConfig{Concurrency: conc, Poll: 50 * time.Millisecond},
-			worktest.CountingQueue{TaskQueue: store.Queue(), Claims: &claims}, store.Merchants(), gw, worktest.DiscardNotifier{},
-			ports.SystemClock{}, log)
+		w, err := app.NewWorker(app.WorkerConfig{Concurrency: conc, Poll: 50 * time.Millisecond}, app.WorkerPorts{
+			Storage: worktest.CountingStorage{Storage: store, Claims: &claims}, Gateway: gw,
+			Notifier: worktest.DiscardNotifier{}, Clock: ports.SystemClock{}, Logger: log})
 		if err != nil {
 			b.Fatal(err)
 		}
