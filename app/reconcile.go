@@ -161,6 +161,8 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 
 	res := ReconcileResult{Merchants: 1}
 	q := ports.EventQuery{Types: handledEventTypes, Since: from, Undelivered: true, Limit: r.cfg.PageSize}
+	lost := func(err error) error { return fmt.Errorf("lost the merchant's lease: %v", err) }
+	var listed [][]byte
 	var failure error
 	for {
 		page, err := r.listPage(ctx, m.StripeAccountID, q)
@@ -169,19 +171,34 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 			res.Failed++
 			break
 		}
-		res.Listed += len(page.Payloads)
-		for _, payload := range page.Payloads {
-			r.event(ctx, payload, &res)
-		}
+		listed = append(listed, page.Payloads...)
 		if !page.HasMore || page.LastID == "" {
 			break
 		}
 		q.StartingAfter = page.LastID
 		if held, err := hold(); err != nil || !held {
-			failure = fmt.Errorf("lost the merchant's lease: %v", err)
+			// Another process took the merchant over: it applies the
+			// events.
+			failure = lost(err)
 			res.Failed++
+			listed = nil
 			break
 		}
+	}
+	res.Listed = len(listed)
+	// Stripe lists the newest first; the events are applied oldest first,
+	// as their webhooks would have come, so that a payment comes after the
+	// failure it ends (cancelling its tasks, reporting the recovery). What
+	// was listed before a listing failed is applied all the same.
+	for n := range listed {
+		if n > 0 && n%r.cfg.PageSize == 0 {
+			if held, err := hold(); err != nil || !held {
+				failure = lost(err)
+				res.Failed++
+				break
+			}
+		}
+		r.event(ctx, listed[len(listed)-1-n], &res)
 	}
 	attrs := []slog.Attr{slog.String("merchant_id", string(m.ID)), slog.String("account", m.StripeAccountID),
 		slog.Int("listed", res.Listed), slog.Int("processed", res.Processed), slog.Int("duplicates", res.Duplicates),
