@@ -139,7 +139,8 @@ func (r *Reconciler) Run(ctx context.Context, since time.Duration) (ReconcileRes
 }
 
 // merchant reconciles one merchant under its lease; false when another
-// process holds the lease.
+// process holds the lease. A lease that cannot be taken (storage
+// unreachable) counts the merchant as failed.
 func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.Time) (ReconcileResult, bool) {
 	lease := "reconcile " + string(m.ID)
 	hold := func() (bool, error) {
@@ -147,10 +148,11 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 		return r.store.Leases().AcquireLease(ctx, lease, r.holder, now, now.Add(r.cfg.Lease))
 	}
 	held, err := hold()
-	if err != nil || !held {
-		if err != nil {
-			r.log.LogAttrs(ctx, slog.LevelWarn, "reconcile: lease", slog.String("merchant_id", string(m.ID)), slog.String("error", err.Error()))
-		}
+	if err != nil {
+		r.log.LogAttrs(ctx, slog.LevelError, "reconcile: lease", slog.String("merchant_id", string(m.ID)), slog.String("error", err.Error()))
+		return ReconcileResult{Merchants: 1, Failed: 1}, true
+	}
+	if !held {
 		return ReconcileResult{}, false
 	}
 	defer func() {

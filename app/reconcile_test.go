@@ -907,3 +907,95 @@ func TestReconcileThroughStripeAPI(t *testing.T) {
 		is.Equal(len(api.Requests()), before)                       // and nothing sent
 	})
 }
+
+// brokenStorage is a store whose merchant directory or leases cannot be
+// reached.
+type brokenStorage struct {
+	ports.Storage
+	merchants, leases bool
+}
+
+func (s brokenStorage) Merchants() ports.MerchantDirectory {
+	if s.merchants {
+		return brokenMerchants{s.Storage.Merchants()}
+	}
+	return s.Storage.Merchants()
+}
+
+func (s brokenStorage) Leases() ports.Leases {
+	if s.leases {
+		return brokenLeases{}
+	}
+	return s.Storage.Leases()
+}
+
+type brokenMerchants struct{ ports.MerchantDirectory }
+
+func (brokenMerchants) ListMerchants(context.Context, domain.MerchantID, int) ([]domain.Merchant, error) {
+	return nil, fmt.Errorf("list merchants: %w", domain.ErrUnavailable)
+}
+
+type brokenLeases struct{}
+
+func (brokenLeases) AcquireLease(context.Context, string, string, time.Time, time.Time) (bool, error) {
+	return false, fmt.Errorf("acquire lease: %w", domain.ErrUnavailable)
+}
+
+func (brokenLeases) ReleaseLease(context.Context, string, string) error { return nil }
+
+func TestReconcileWithoutStorage(t *testing.T) {
+	t.Run("merchants cannot be listed", func(t *testing.T) {
+		is := is.New(t)
+		u := newUseCases(t, nil)
+		u.merchant(t, "Acme")
+		gw := newEventsGateway()
+		r, err := app.NewReconciler(reconcileConfig(), brokenStorage{Storage: u.mem, merchants: true}, gw, stripe.Decoder{}, u.webhooks, u.clock, nil, nil)
+		is.NoErr(err)
+
+		_, err = r.Run(context.Background(), 72*time.Hour)
+
+		is.True(errors.Is(err, domain.ErrUnavailable)) // the run fails
+		is.Equal(len(gw.listings()), 0)
+	})
+
+	t.Run("a merchant's lease cannot be taken", func(t *testing.T) {
+		is := is.New(t)
+		u := newUseCases(t, nil)
+		m := u.merchant(t, "Acme")
+		gw := newEventsGateway()
+		gw.add(failedEvent(m.StripeAccountID, stripetest.NewID("in_"), u.clock.Now().Add(-time.Hour)), false)
+		r, err := app.NewReconciler(reconcileConfig(), brokenStorage{Storage: u.mem, leases: true}, gw, stripe.Decoder{}, u.webhooks, u.clock, nil, nil)
+		is.NoErr(err)
+
+		res := reconcile(t, r, 72*time.Hour)
+
+		is.Equal(res, app.ReconcileResult{Merchants: 1, Failed: 1}) // the merchant is counted as failed, not as done
+		is.Equal(len(gw.listings()), 0)                             // and not listed without its lease
+		is.Equal(len(u.tasksOf(t, m.ID)), 0)
+	})
+}
+
+func TestNewReconcilerNeedsItsPorts(t *testing.T) {
+	u := newUseCases(t, nil)
+	gw := newEventsGateway()
+	for name, build := range map[string]func() (*app.Reconciler, error){
+		"no storage": func() (*app.Reconciler, error) {
+			return app.NewReconciler(app.ReconcileConfig{}, nil, gw, stripe.Decoder{}, u.webhooks, u.clock, nil, nil)
+		},
+		"no gateway": func() (*app.Reconciler, error) {
+			return app.NewReconciler(app.ReconcileConfig{}, u.mem, nil, stripe.Decoder{}, u.webhooks, u.clock, nil, nil)
+		},
+		"no decoder": func() (*app.Reconciler, error) {
+			return app.NewReconciler(app.ReconcileConfig{}, u.mem, gw, nil, u.webhooks, u.clock, nil, nil)
+		},
+		"no webhook use case": func() (*app.Reconciler, error) {
+			return app.NewReconciler(app.ReconcileConfig{}, u.mem, gw, stripe.Decoder{}, nil, u.clock, nil, nil)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			_, err := build()
+			is.True(errors.Is(err, domain.ErrInvalid)) // refused
+		})
+	}
+}
