@@ -645,6 +645,70 @@ func TestReconcileOneProcessAtATime(t *testing.T) {
 		is.Equal(s.res, app.ReconcileResult{Merchants: 1, Listed: 2, Processed: 2}) // to the second
 		is.Equal(len(u.tasksOf(t, m.ID)), 2*tasksPerFailure)                        // each event once
 	})
+
+	t.Run("a lease lost while the events are applied stops its old holder", func(t *testing.T) {
+		is := is.New(t)
+		u := newUseCases(t, nil)
+		m := u.merchant(t, "Acme")
+		gw := newEventsGateway()
+		at := u.clock.Now().Add(-time.Hour)
+		older := gw.add(failedEvent(m.StripeAccountID, stripetest.NewID("in_"), at.Add(-time.Minute)), false)
+		newer := gw.add(failedEvent(m.StripeAccountID, stripetest.NewID("in_"), at), false)
+		cfg := app.ReconcileConfig{PageSize: 1, Lease: 10 * time.Minute, Backoff: time.Microsecond}
+		firstIn, firstGo := make(chan struct{}), make(chan struct{})
+		secondIn, secondGo := make(chan struct{}), make(chan struct{})
+		// Each reconciler stalls as it decodes its first event.
+		first, err := app.NewReconciler(cfg, u.mem, gw, &stallingDecoder{in: firstIn, proceed: firstGo}, u.webhooks, u.clock, nil, nil)
+		is.NoErr(err)
+		second, err := app.NewReconciler(cfg, u.mem, gw, &stallingDecoder{in: secondIn, proceed: secondGo}, u.webhooks, u.clock, nil, nil)
+		is.NoErr(err)
+
+		type outcome struct {
+			res app.ReconcileResult
+			err error
+		}
+		firstDone, secondDone := make(chan outcome, 1), make(chan outcome, 1)
+		go func() {
+			res, err := first.Run(context.Background(), 72*time.Hour)
+			firstDone <- outcome{res, err}
+		}()
+		<-firstIn                     // the first listed both pages, and applies the older event
+		u.clock.Add(11 * time.Minute) // past its lease
+		go func() {
+			res, err := second.Run(context.Background(), 72*time.Hour+11*time.Minute)
+			secondDone <- outcome{res, err}
+		}()
+		<-secondIn // the second took the merchant over
+		close(firstGo)
+		f := <-firstDone
+		close(secondGo)
+		s := <-secondDone
+
+		is.NoErr(f.err)
+		is.NoErr(s.err)
+		is.Equal(f.res, app.ReconcileResult{Merchants: 1, Listed: 2, Processed: 1, Failed: 1})     // the first applied one event, then found its lease lost
+		is.Equal(s.res, app.ReconcileResult{Merchants: 1, Listed: 2, Processed: 1, Duplicates: 1}) // the second the other
+		byEvent := map[string]int{}
+		for _, task := range u.tasksOf(t, m.ID) {
+			byEvent[task.StripeEventID]++
+		}
+		is.Equal(byEvent, map[string]int{older: tasksPerFailure, newer: tasksPerFailure}) // each event once
+	})
+}
+
+// stallingDecoder is the Stripe decoder, but its first decoding waits:
+// it closes in, then waits for proceed to close.
+type stallingDecoder struct {
+	in, proceed chan struct{}
+	calls       atomic.Int32
+}
+
+func (d *stallingDecoder) DecodeEvent(payload []byte) (domain.Event, error) {
+	if d.calls.Add(1) == 1 {
+		close(d.in)
+		<-d.proceed
+	}
+	return stripe.Decoder{}.DecodeEvent(payload)
 }
 
 // TestReconcileRacingReconcilers: reconcilers of several processes run at
