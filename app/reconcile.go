@@ -139,7 +139,8 @@ func (r *Reconciler) Run(ctx context.Context, since time.Duration) (ReconcileRes
 }
 
 // merchant reconciles one merchant under its lease; false when another
-// process holds the lease.
+// process holds the lease. A lease that cannot be taken (storage
+// unreachable) counts the merchant as failed.
 func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.Time) (ReconcileResult, bool) {
 	lease := "reconcile " + string(m.ID)
 	hold := func() (bool, error) {
@@ -147,10 +148,11 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 		return r.store.Leases().AcquireLease(ctx, lease, r.holder, now, now.Add(r.cfg.Lease))
 	}
 	held, err := hold()
-	if err != nil || !held {
-		if err != nil {
-			r.log.LogAttrs(ctx, slog.LevelWarn, "reconcile: lease", slog.String("merchant_id", string(m.ID)), slog.String("error", err.Error()))
-		}
+	if err != nil {
+		r.log.LogAttrs(ctx, slog.LevelError, "reconcile: lease", slog.String("merchant_id", string(m.ID)), slog.String("error", err.Error()))
+		return ReconcileResult{Merchants: 1, Failed: 1}, true
+	}
+	if !held {
 		return ReconcileResult{}, false
 	}
 	defer func() {
@@ -161,6 +163,8 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 
 	res := ReconcileResult{Merchants: 1}
 	q := ports.EventQuery{Types: handledEventTypes, Since: from, Undelivered: true, Limit: r.cfg.PageSize}
+	lost := func(err error) error { return fmt.Errorf("lost the merchant's lease: %v", err) }
+	var listed [][]byte
 	var failure error
 	for {
 		page, err := r.listPage(ctx, m.StripeAccountID, q)
@@ -169,19 +173,34 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 			res.Failed++
 			break
 		}
-		res.Listed += len(page.Payloads)
-		for _, payload := range page.Payloads {
-			r.event(ctx, payload, &res)
-		}
+		listed = append(listed, page.Payloads...)
 		if !page.HasMore || page.LastID == "" {
 			break
 		}
 		q.StartingAfter = page.LastID
 		if held, err := hold(); err != nil || !held {
-			failure = fmt.Errorf("lost the merchant's lease: %v", err)
+			// Another process took the merchant over: it applies the
+			// events.
+			failure = lost(err)
 			res.Failed++
+			listed = nil
 			break
 		}
+	}
+	res.Listed = len(listed)
+	// Stripe lists the newest first; the events are applied oldest first,
+	// as their webhooks would have come, so that a payment comes after the
+	// failure it ends (cancelling its tasks, reporting the recovery). What
+	// was listed before a listing failed is applied all the same.
+	for n := range listed {
+		if n > 0 && n%r.cfg.PageSize == 0 {
+			if held, err := hold(); err != nil || !held {
+				failure = lost(err)
+				res.Failed++
+				break
+			}
+		}
+		r.event(ctx, listed[len(listed)-1-n], &res)
 	}
 	attrs := []slog.Attr{slog.String("merchant_id", string(m.ID)), slog.String("account", m.StripeAccountID),
 		slog.Int("listed", res.Listed), slog.Int("processed", res.Processed), slog.Int("duplicates", res.Duplicates),
