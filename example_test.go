@@ -3,6 +3,7 @@ package recoup_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"net/http"
@@ -118,10 +119,17 @@ func ExampleService_TaskAPI() {
 	req.Header.Set("Authorization", "Bearer "+key.Plain)
 	rec = httptest.NewRecorder()
 	mux.ServeHTTP(rec, req)
-	fmt.Println("stats:", rec.Code, strings.TrimSpace(rec.Body.String()))
+	var stats struct {
+		ByCurrency    json.RawMessage `json:"by_currency"`
+		TasksByStatus json.RawMessage `json:"tasks_by_status"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &stats); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("stats:", rec.Code, string(stats.ByCurrency), string(stats.TasksByStatus))
 	// Output:
 	// webhook: 200
-	// stats: 200 {"by_currency":{"usd":{"failed_amount":2000,"recovered_amount":0,"recovery_rate":0}},"tasks_by_status":{"cancelled":0,"failed":0,"pending":1,"running":0,"succeeded":0}}
+	// stats: 200 {"usd":{"failed_amount":2000,"recovered_amount":0,"recovery_rate":0}} {"cancelled":0,"failed":0,"pending":3,"running":0,"succeeded":0}
 }
 
 // printNotifier stands in for an email service: a Notifier is one method.

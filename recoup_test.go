@@ -347,7 +347,7 @@ func exerciseTenantRules(t *testing.T, svc *recoup.Service, base string) {
 		} `json:"tasks"`
 	}
 	is.NoErr(json.Unmarshal([]byte(body), &page))
-	is.Equal(len(page.Tasks), 2) // notify_payment_failed and retry_payment
+	is.Equal(len(page.Tasks), 4) // the notice, two reminders and the retry
 	bobTask := page.Tasks[0].ID
 
 	status, body = do(http.MethodGet, "/api/tasks/"+bobTask, aliceKey.Plain, nil)
@@ -537,7 +537,7 @@ func TestPoisonEventsAnswerAlike(t *testing.T) {
 			is.True(strings.Contains(body, `"processed":true`))
 			page, err := svc.Tasks().List(t.Context(), m, domain.TaskFilter{Limit: 10})
 			is.NoErr(err)
-			is.Equal(len(page.Tasks), 2) // the notify and the retry
+			is.Equal(len(page.Tasks), 4) // the notice, two reminders and the retry
 			for _, task := range page.Tasks {
 				is.Equal(task.CustomerEmail, "jenny\uFFFD@example.com")
 			}

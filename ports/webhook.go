@@ -21,5 +21,7 @@ type WebhookVerifier interface {
 // is decoded, without a signature: for events recoup fetched from Stripe
 // itself (reconciliation). Every rejection is ErrInvalid.
 type EventDecoder interface {
+	// DecodeEvent decodes one event's JSON body; ErrInvalid when it is not
+	// a Stripe event recoup can read.
 	DecodeEvent(payload []byte) (domain.Event, error)
 }
