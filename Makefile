@@ -67,7 +67,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTaskListCursor$$'      -fuzztime $(FUZZTIME) ./adapters/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzTaskByID$$'            -fuzztime $(FUZZTIME) ./adapters/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTaskID$$'         -fuzztime $(FUZZTIME) ./domain
-	$(GO) test -run '^$$' -fuzz '^FuzzPolicyApply$$'         -fuzztime $(FUZZTIME) ./domain
+	$(GO) test -run '^$$' -fuzz '^FuzzDecide$$'              -fuzztime $(FUZZTIME) ./domain
+	$(GO) test -run '^$$' -fuzz '^FuzzUpdateLinkParse$$'     -fuzztime $(FUZZTIME) ./domain
 
 ## generate: regenerate wire_gen.go
 generate: check-tools
