@@ -179,9 +179,8 @@ func TestEndpointDeliveries(t *testing.T) {
 	m := f.merchant(t, "Acme")
 	ctx := context.Background()
 	ep := f.endpoint(t, m, "https://hooks.example.com/recoup")
-	var payloads [][]byte
 	for i := range 5 {
-		payloads = append(payloads, f.enqueue(t, m, domain.OutboundTaskSucceeded, map[string]int{"n": i}))
+		f.enqueue(t, m, domain.OutboundTaskSucceeded, map[string]int{"n": i})
 		f.clock.Add(time.Minute)
 	}
 	is.Equal(runDeliveries(t, f.worker(app.DeliveryConfig{Concurrency: 2, Lease: time.Minute})), 2) // two delivered
