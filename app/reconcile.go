@@ -200,7 +200,7 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 				break
 			}
 		}
-		r.event(ctx, listed[len(listed)-1-n], &res)
+		r.event(ctx, m.StripeAccountID, listed[len(listed)-1-n], &res)
 	}
 	attrs := []slog.Attr{slog.String("merchant_id", string(m.ID)), slog.String("account", m.StripeAccountID),
 		slog.Int("listed", res.Listed), slog.Int("processed", res.Processed), slog.Int("duplicates", res.Duplicates),
@@ -233,15 +233,20 @@ func (r *Reconciler) listPage(ctx context.Context, account string, q ports.Event
 	}
 }
 
-// event puts one listed event through the webhook's path and counts how
-// it ended.
-func (r *Reconciler) event(ctx context.Context, payload []byte, res *ReconcileResult) {
+// event puts one event listed on account through the webhook's path and
+// counts how it ended.
+func (r *Reconciler) event(ctx context.Context, account string, payload []byte, res *ReconcileResult) {
 	ev, err := r.decoder.DecodeEvent(payload)
 	if err != nil {
 		res.Failed++
 		r.obs.ReconciledEvent(ports.DeliveryFailed)
 		r.log.LogAttrs(ctx, slog.LevelError, "reconcile: undecodable event", slog.String("error", err.Error()))
 		return
+	}
+	if ev.Account == "" {
+		// Listed on the connected account itself: the event is that
+		// account's even where its body does not say so.
+		ev.Account = account
 	}
 	out, duplicate, err := r.webhooks.handle(ctx, ev, sourceReconcile)
 	outcome := deliveryOutcome(out, err, duplicate)

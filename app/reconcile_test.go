@@ -1063,3 +1063,20 @@ func TestNewReconcilerNeedsItsPorts(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileEventWithoutAccount: an event listed on a connected account
+// whose body does not name the account is that account's.
+func TestReconcileEventWithoutAccount(t *testing.T) {
+	is := is.New(t)
+	u := newUseCases(t, nil)
+	m := u.merchant(t, "Acme")
+	gw := newEventsGateway()
+	ev := failedEvent("", stripetest.NewID("in_"), u.clock.Now().Add(-time.Hour))
+	gw.addRaw(m.StripeAccountID, listedEvent{id: ev.ID, typ: ev.Type, created: ev.Created, payload: ev.JSON()})
+	r, _ := u.reconciler(t, reconcileConfig(), gw)
+
+	res := reconcile(t, r, 72*time.Hour)
+
+	is.Equal(res, app.ReconcileResult{Merchants: 1, Listed: 1, Processed: 1}) // processed
+	is.Equal(len(u.tasksOf(t, m.ID)), tasksPerFailure)                        // for the account's merchant
+}
