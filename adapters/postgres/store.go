@@ -86,6 +86,18 @@ func (s *Store) Merchants() ports.MerchantDirectory { return merchantDir{bun: s.
 // Queue returns the worker's view of the tasks.
 func (s *Store) Queue() ports.TaskQueue { return taskQueue{db: s.sql} }
 
+// Emails returns the email log of the weekly cap.
+func (s *Store) Emails() ports.EmailLog { return emailLog{store: s} }
+
+// Leases returns the named leases.
+func (s *Store) Leases() ports.Leases { return leases{db: s.sql} }
+
+// inTx runs fn in a transaction of its own (a savepoint when the store is
+// on a caller's transaction), for a call whose statements must share one.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, db querier) error) error {
+	return s.InTx(ctx, func(ctx context.Context, tx ports.Tx) error { return fn(ctx, tx.(txScope).db) })
+}
+
 // PruneEvents deletes up to batch idempotency locks recorded before cutoff,
 // oldest first, in one short statement; rows another pruner is deleting at
 // the same moment are skipped rather than waited for.
