@@ -6,9 +6,13 @@
 // transaction that applies the event's effects (a concurrent duplicate waits
 // for that transaction and then sees the conflict); the "at most one" task
 // rules are partial unique indexes that Schedule targets with ON CONFLICT;
-// the worker claims tasks with FOR UPDATE SKIP LOCKED; an invoice's record
-// is merged under its row's lock; and every task and invoice query names
-// the merchant in its WHERE clause.
+// the worker claims tasks, and delivery workers claim deliveries, with FOR
+// UPDATE SKIP LOCKED; an invoice's record is merged under its row's lock;
+// the weekly email cap and the limit of endpoints per merchant are counted
+// under a transaction advisory lock (see Schema); a named lease is one row
+// taken with INSERT … ON CONFLICT … DO UPDATE … WHERE; and every task,
+// invoice, endpoint and delivery query names the merchant in its WHERE
+// clause (but the claims and the unscoped existence checks).
 //
 // # Driver
 //
@@ -54,6 +58,23 @@
 // the first one committed. Policies are a JSON document per merchant in
 // merchant_policies.
 //
+// # Outbox
+//
+// An outbound message is stored as its deliveries: a row of
+// webhook_deliveries per endpoint of the merchant subscribed to its type
+// and not disabled, carrying the message's type and payload, so that a
+// claim reads one row and an endpoint's deletion takes its deliveries
+// with it (ON DELETE CASCADE) and nothing else. The rows are inserted by
+// the statement of the change they report, or in its transaction: Queue's
+// Finish with messages is one statement, whose data-modifying CTEs update
+// the task and, only if that changed it, insert the deliveries (one round
+// trip on the worker's path, as a Finish without messages); Enqueue is one
+// statement in the unit of work (Tx.Outbox) or on its own. Both read the
+// merchant's endpoints FOR SHARE, so that a concurrent deletion or 410
+// either waits for them or is seen by them. A 410 disables the endpoint
+// and marks its pending deliveries endpoint_disabled, which takes them out
+// of the claim's partial indexes.
+//
 // # Schema
 //
 // Migrations (package migrations, run with Migrate) create recoup's tables,
@@ -70,11 +91,39 @@
 // recoup deployments can share one database this way, each in its own
 // schema.
 //
+// The tables:
+//
+//   - merchants and api_keys: the directory (keys as their SHA-256);
+//   - processed_events: the idempotency locks, pruned by age;
+//   - tasks: every merchant's tasks, a notify_card_expiring with its card
+//     (stripe_payment_method_id); the "at most one" rules are partial
+//     unique indexes, the worker's claim reads two partial indexes (pending
+//     by run_at, running by lease_until);
+//   - invoices and merchant_policies: the ledger's records and the
+//     policies;
+//   - email_reservations: the emails reserved under the weekly cap, a row
+//     per merchant, customer and instant with how many; ReserveEmail and
+//     ReleaseEmail take pg_advisory_xact_lock on the merchant and customer
+//     (hashed) and then count in a statement of their own, which in READ
+//     COMMITTED sees what the lock's previous holder committed;
+//   - leases: a named lease's holder and end;
+//   - webhook_endpoints: a merchant's endpoints (their events as text[]);
+//     CreateEndpoint counts them under an advisory lock on the merchant;
+//   - webhook_deliveries: the outbox (see Outbox), listed per endpoint
+//     newest first by (endpoint_id, created_at, id), claimed through two
+//     partial indexes as tasks are.
+//
+// Advisory locks are transaction-scoped, so they also work through
+// PgBouncer in transaction mode; their keys are hashes, and two keys that
+// collide only make two customers (or merchants) wait for each other.
+//
 // # Errors
 //
 // Database errors are translated in one place: a unique violation is
 // domain.ErrConflict; a server that cannot be reached, a dropped
-// connection, or a deadline that expired while talking to the server is
-// domain.ErrUnavailable (wrapping the cause), so callers can answer "try
-// again later".
+// connection, a deadline that expired while talking to the server, or a
+// transaction PostgreSQL rolled back for what ran beside it (a deadlock,
+// 40P01, or a serialization failure, 40001) is domain.ErrUnavailable
+// (wrapping the cause), so callers can answer "try again later", or simply
+// run the unit of work again.
 package postgres

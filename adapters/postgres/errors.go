@@ -25,7 +25,9 @@ const (
 	codeCrashShutdown      = "57P02"
 	codeCannotConnectNow   = "57P03"
 	codeTooManyConnections = "53300"
-	classConnection        = "08" // connection_exception and its subclasses
+	codeDeadlock           = "40P01" // deadlock_detected: PostgreSQL chose this transaction to fail
+	codeSerialization      = "40001" // serialization_failure
+	classConnection        = "08"    // connection_exception and its subclasses
 )
 
 // interpretError translates an error from the database into the domain's
@@ -46,6 +48,10 @@ func interpretError(op string, err error) error {
 			pgErr.Code == codeAdminShutdown, pgErr.Code == codeCrashShutdown,
 			pgErr.Code == codeCannotConnectNow, pgErr.Code == codeTooManyConnections:
 			return fmt.Errorf("%s: %w: %w", op, domain.ErrUnavailable, err)
+		case pgErr.Code == codeDeadlock, pgErr.Code == codeSerialization:
+			// The transaction was rolled back for what others did at the
+			// same moment; run again, it goes through.
+			return fmt.Errorf("%s: %w: try again: %w", op, domain.ErrUnavailable, err)
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}

@@ -28,6 +28,8 @@ func TestInterpretError(t *testing.T) {
 		{"server shutting down", &pgconn.PgError{Code: "57P01"}, domain.ErrUnavailable},
 		{"connection failure", &pgconn.PgError{Code: "08006"}, domain.ErrUnavailable},
 		{"too many connections", &pgconn.PgError{Code: "53300"}, domain.ErrUnavailable},
+		{"deadlock detected", &pgconn.PgError{Code: "40P01"}, domain.ErrUnavailable},
+		{"serialization failure", &pgconn.PgError{Code: "40001"}, domain.ErrUnavailable},
 		{"undefined table", &pgconn.PgError{Code: "42P01"}, nil},
 		{"check violation", &pgconn.PgError{Code: "23514"}, nil},
 		{"connection refused", &pgconn.ConnectError{}, domain.ErrUnavailable},

@@ -3,9 +3,11 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/matryer/is"
 
 	"github.com/recoupdev/recoup/adapters/postgres"
@@ -56,4 +58,48 @@ func TestLockWaitPastDeadline(t *testing.T) {
 		return err
 	}))
 	is.True(!won) // the committed lock holds
+}
+
+// TestDeadlockIsUnavailable: two units of work that record two invoices
+// in opposite orders wait for each other; PostgreSQL fails one of them
+// (40P01), which the store answers as ErrUnavailable, so that its caller
+// tries again; the other commits.
+func TestDeadlockIsUnavailable(t *testing.T) {
+	is := is.New(t)
+	ctx := ctxTimeout(t)
+	st := postgres.New(newSchemaDB(t, pgtest.NewDatabase(t), 4))
+	m := domain.MerchantID(domain.NewID())
+	fact := func(invoice string) domain.InvoiceFact {
+		return domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: invoice, AmountDue: 100, Currency: "usd", At: now(), AttemptCount: 1}
+	}
+
+	var held sync.WaitGroup
+	held.Add(2)
+	errs := make(chan error, 2)
+	for _, order := range [][2]string{{"in_a", "in_b"}, {"in_b", "in_a"}} {
+		go func() {
+			errs <- st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+				_, err := tx.Ledger().Record(ctx, m, fact(order[0]))
+				held.Done() // each holds its first invoice's row
+				if err != nil {
+					return err
+				}
+				held.Wait() // and then waits for the other's
+				_, err = tx.Ledger().Record(ctx, m, fact(order[1]))
+				return err
+			})
+		}()
+	}
+	var failed []error
+	for range 2 {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	is.Equal(len(failed), 1) // one is chosen to fail, the other commits
+	err := failed[0]
+	t.Logf("the deadlock's victim: %v", err)
+	var pgErr *pgconn.PgError
+	is.True(errors.As(err, &pgErr) && pgErr.Code == "40P01") // a deadlock
+	is.True(errors.Is(err, domain.ErrUnavailable))           // answered as "try again"
 }

@@ -158,3 +158,30 @@ func (d merchantDir) RevokeAPIKey(ctx context.Context, merchant domain.MerchantI
 	}
 	return nil
 }
+
+// Statements of ListMerchants, from the start and after an id: two
+// texts, so that each plan is the primary key's range scan.
+const (
+	listMerchantsSQL      = `SELECT ` + merchantColumns + ` FROM merchants ORDER BY id LIMIT $1`
+	listMerchantsAfterSQL = `SELECT ` + merchantColumns + ` FROM merchants WHERE id > $2 ORDER BY id LIMIT $1`
+)
+
+// ListMerchants reads one page of merchants by keyset on the primary key.
+func (d merchantDir) ListMerchants(ctx context.Context, after domain.MerchantID, limit int) ([]domain.Merchant, error) {
+	query, args := listMerchantsSQL, []any{max(limit, 0)}
+	if after != "" {
+		id, err := domain.ParseUUID(string(after))
+		if err != nil {
+			return nil, fmt.Errorf("list merchants after %s: %w", after, err)
+		}
+		query, args = listMerchantsAfterSQL, append(args, id)
+	}
+	ms, err := queryAll(ctx, d.db, func(rows *sql.Rows) (domain.Merchant, error) { return scanMerchant(rows) }, query, args...)
+	if err != nil {
+		return nil, interpretError("list merchants", err)
+	}
+	if ms == nil {
+		ms = []domain.Merchant{}
+	}
+	return ms, nil
+}

@@ -1,9 +1,12 @@
 package postgres_test
 
 import (
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/matryer/is"
 	"github.com/uptrace/bun"
 
@@ -44,7 +47,8 @@ func TestMigrateUpDownUp(t *testing.T) {
 	pending, err = postgres.PendingMigrations(ctx, db)
 	is.NoErr(err)
 	is.Equal(len(pending), 0) // a migrated database has nothing pending
-	for _, table := range []string{"merchants", "api_keys", "processed_events", "tasks", "invoices", "merchant_policies"} {
+	for _, table := range []string{"merchants", "api_keys", "processed_events", "tasks", "invoices", "merchant_policies",
+		"email_reservations", "leases", "webhook_endpoints", "webhook_deliveries"} {
 		is.True(tableExists(table)) // the schema's tables exist
 	}
 	is.NoErr(postgres.Migrate(ctx, db)) // migrating a migrated database is a no-op
@@ -117,6 +121,18 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 	is.NoErr(postgres.Migrate(ctx, db)) // the stale lock is cleared
 }
 
+// migrationsFrom lists the migrations from name (a timestamp) on, oldest
+// first, as MigrationStatus names them.
+func migrationsFrom(name string) []string {
+	var out []string
+	for _, m := range migrations.Migrations.Sorted() {
+		if m.Name >= name {
+			out = append(out, m.String())
+		}
+	}
+	return out
+}
+
 func newSchemaDBUnmigrated(t *testing.T) *bun.DB {
 	t.Helper()
 	return pgtest.Open(t, pgtest.NewSchema(t, pgtest.NewDatabase(t)))
@@ -168,7 +184,7 @@ func TestMigrateRecoveriesToInvoiceRecords(t *testing.T) {
 	is.NoErr(postgres.Rollback(ctx, db))
 	applied, pending, err := postgres.MigrationStatus(ctx, db)
 	is.NoErr(err)
-	is.Equal(len(pending), 1) // the rollback undid the last group, this migration alone
+	is.Equal(pending, migrationsFrom("20261206000000")) // the rollback undid the last group: this migration and the later ones
 	is.True(len(applied) > 0)
 	type row struct {
 		Invoice, Currency string
@@ -197,4 +213,92 @@ func TestMigrateRecoveriesToInvoiceRecords(t *testing.T) {
 	is.Equal(types, []string{"retry_payment"}) // a task of a type the earlier schema knows stays; the others go
 
 	is.NoErr(postgres.Migrate(ctx, db)) // and up again
+}
+
+// TestMigrateCardsEmailsLeasesAndOutbound fills the schema before
+// 20261207000000 with notify_card_expiring tasks, which name no card
+// there, migrates, and checks that one of each merchant and expiry month
+// stays, and that the new tables work through the store; then rolls back
+// and checks that they are gone and the tasks stay.
+func TestMigrateCardsEmailsLeasesAndOutbound(t *testing.T) {
+	is := is.New(t)
+	ctx := ctxTimeout(t)
+	db := newSchemaDBUnmigrated(t)
+	const name = "20261207000000"
+	is.NoErr(postgres.MigrateBefore(ctx, db, name))
+
+	m, other := domain.MerchantID(domain.NewID()), domain.MerchantID(domain.NewID())
+	t0 := now().Add(-time.Hour)
+	type card struct {
+		merchant domain.MerchantID
+		month    int
+		at       time.Time
+	}
+	cards := []card{
+		{m, 202708, t0}, {m, 202708, t0.Add(time.Minute)}, {m, 202708, t0.Add(2 * time.Minute)}, // one month thrice
+		{m, 202709, t0.Add(time.Minute)},     // the next month
+		{other, 202708, t0.Add(time.Minute)}, // another merchant's
+	}
+	ids := make([]string, len(cards))
+	for i, c := range cards {
+		ids[i] = domain.NewID()
+		_, err := db.NewRaw(`INSERT INTO tasks (id, merchant_id, type, status, invoice_attempt, run_at, created_at, updated_at)
+			VALUES (?, ?, 'notify_card_expiring', 'pending', ?, ?, ?, ?)`, ids[i], c.merchant, c.month, c.at, c.at, c.at).Exec(ctx)
+		is.NoErr(err)
+	}
+
+	is.NoErr(postgres.Migrate(ctx, db))
+	var kept []string
+	is.NoErr(db.NewRaw(`SELECT id::text FROM tasks WHERE type = 'notify_card_expiring' AND stripe_payment_method_id = ''
+		ORDER BY created_at, id`).Scan(ctx, &kept))
+	want := []string{ids[0], ids[3], ids[4]}
+	slices.Sort(want[1:]) // created at the same instant: by id
+	is.Equal(kept, want)  // the earliest of a merchant's month stays, and every other month and merchant
+
+	st := postgres.New(db)
+	merchant := createMerchant(t, st)
+	expiring := newTask(merchant.ID, domain.TypeNotifyCardExpiring, "", 202708)
+	expiring.StripePaymentMethodID = "card_1"
+	again := newTask(merchant.ID, domain.TypeNotifyCardExpiring, "", 202708)
+	again.StripePaymentMethodID = "card_1"
+	stored, err := st.Tasks().Schedule(ctx, merchant.ID, []domain.Task{expiring, again})
+	is.NoErr(err)
+	is.Equal(len(stored), 1) // once per card and month
+	is.Equal(stored[0].StripePaymentMethodID, "card_1")
+	e, err := domain.NewWebhookEndpoint(merchant.ID, "https://hooks.example/migrated", []string{"*"}, now())
+	is.NoErr(err)
+	is.NoErr(st.Endpoints().CreateEndpoint(ctx, merchant.ID, e))
+	n, err := st.Outbox().Enqueue(ctx, merchant.ID, domain.OutboundMessage{Type: domain.OutboundTaskSucceeded, Payload: []byte(`{}`), At: now()})
+	is.NoErr(err)
+	is.Equal(n, 1) // the outbox works
+	ok, err := st.Emails().ReserveEmail(ctx, merchant.ID, "cus_1", now(), time.Hour, 1)
+	is.NoErr(err)
+	is.True(ok) // and the email cap
+	ok, err = st.Leases().AcquireLease(ctx, "reconcile", "me", now(), now().Add(time.Minute))
+	is.NoErr(err)
+	is.True(ok) // and the leases
+
+	is.NoErr(postgres.Rollback(ctx, db))
+	_, pending, err := postgres.MigrationStatus(ctx, db)
+	is.NoErr(err)
+	is.Equal(pending, migrationsFrom(name)) // the rollback undid this migration
+	for _, table := range []string{"email_reservations", "leases", "webhook_endpoints", "webhook_deliveries"} {
+		var reg *string
+		is.NoErr(db.NewRaw("SELECT to_regclass(?)::text", table).Scan(ctx, &reg))
+		is.True(reg == nil) // its tables are gone
+	}
+	var columns int
+	is.NoErr(db.NewRaw(`SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'tasks' AND column_name = 'stripe_payment_method_id'`).Scan(ctx, &columns))
+	is.Equal(columns, 0) // and the tasks' card
+	var cardTasks int
+	is.NoErr(db.NewRaw(`SELECT count(*) FROM tasks WHERE type = 'notify_card_expiring'`).Scan(ctx, &cardTasks))
+	is.Equal(cardTasks, 4) // the tasks stay
+
+	is.NoErr(postgres.Migrate(ctx, db)) // and up again
+	_, err = db.NewRaw(`INSERT INTO tasks (id, merchant_id, type, status, invoice_attempt, run_at, created_at, updated_at)
+		SELECT gen_random_uuid(), merchant_id, type, 'pending', invoice_attempt, now(), now(), now()
+		FROM tasks WHERE id = ?`, ids[0]).Exec(ctx)
+	var pgErr *pgconn.PgError
+	is.True(errors.As(err, &pgErr) && pgErr.Code == "23505") // the rule holds again
 }

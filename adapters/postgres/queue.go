@@ -12,6 +12,9 @@ import (
 // connection pool or in a unit of work.
 type taskQueue struct {
 	db querier
+	// now is the store's clock, which stamps the deliveries of a
+	// Finish's messages.
+	now func() time.Time
 }
 
 // claimDueSQL is ClaimDue's statement: $1 is now, $2 the limit, $3 the
@@ -77,10 +80,29 @@ const finishSQL = `
 		lease_until = NULL, run_at = COALESCE($6::timestamptz, run_at), updated_at = COALESCE($7::timestamptz, updated_at)
 	WHERE merchant_id = $1 AND id = $2 AND status = 'running' AND attempts = $3`
 
+// finishWithMessagesSQL is Finish's statement when res has k messages:
+// finishSQL, and the messages' deliveries stored in the same statement
+// only if it changed the task (enqueueSQL). $10 is the store's now, the
+// messages' parameters follow. The texts of one and two messages (a
+// task's outcome, and dunning.exhausted) are made once.
+func finishWithMessagesSQL(k int) string {
+	if k < len(finishWithMessagesSQLs) {
+		return finishWithMessagesSQLs[k]
+	}
+	return enqueueSQL(k, finishSQL, 10, 11)
+}
+
+var finishWithMessagesSQLs = [...]string{1: enqueueSQL(1, finishSQL, 10, 11), 2: enqueueSQL(2, finishSQL, 10, 11)}
+
 // Finish records the end of a run only while the claim still holds: the
 // task is running with the attempt number its claim gave it. A worker whose
 // lease expired and whose task another worker claimed finds attempts moved
 // on and changes nothing.
+//
+// The outcome's messages go in the same statement as the task's update,
+// and are stored only if it changed the task: one round trip on the
+// worker's path, and a message is never stored without its change, nor a
+// change without its message (see enqueueSQL).
 func (q taskQueue) Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error {
 	mid, err := merchantParam(merchant)
 	if err != nil {
@@ -98,6 +120,9 @@ func (q taskQueue) Finish(ctx context.Context, merchant domain.MerchantID, id do
 	if !domain.StorableText(res.LastError, res.Reason, res.DeclineCode) {
 		return fmt.Errorf("finish task %s: %w: text with a NUL character", id, domain.ErrInvalid)
 	}
+	if err := checkMessages(res.Messages...); err != nil {
+		return fmt.Errorf("finish task %s: %w", id, err)
+	}
 	// A zero RunAt or At leaves the column as it is.
 	var runAt, at any
 	if !res.RunAt.IsZero() {
@@ -106,8 +131,14 @@ func (q taskQueue) Finish(ctx context.Context, merchant domain.MerchantID, id do
 	if !res.At.IsZero() {
 		at = res.At
 	}
-	n, err := rowsAffected(ctx, q.db, finishSQL, mid, tid, attempt, string(res.Status), res.LastError, runAt, at,
-		res.Reason, res.DeclineCode)
+	args := []any{mid, tid, attempt, string(res.Status), res.LastError, runAt, at, res.Reason, res.DeclineCode}
+	var n int64
+	if len(res.Messages) == 0 {
+		n, err = rowsAffected(ctx, q.db, finishSQL, args...)
+	} else {
+		args = messageArgs(append(args, q.now()), res.Messages)
+		err = q.db.QueryRowContext(ctx, finishWithMessagesSQL(len(res.Messages)), args...).Scan(&n)
+	}
 	if err != nil {
 		// A unique violation: a retry_payment going back to pending
 		// while its invoice got another pending retry meanwhile.

@@ -25,6 +25,8 @@ const (
 		WHERE type = 'notify_reminder' DO NOTHING`
 	chargeOnConflict = `ON CONFLICT (merchant_id, stripe_charge_id)
 		WHERE type = 'notify_charge_failed' AND stripe_charge_id <> '' DO NOTHING`
+	cardOnConflict = `ON CONFLICT (merchant_id, stripe_payment_method_id, invoice_attempt)
+		WHERE type = 'notify_card_expiring' DO NOTHING`
 	// The pending retry takes the new plan's schedule, event, attempt and
 	// decline code, whatever its attempt (a plan is made from the
 	// invoice's whole record), and keeps its id and place in the list.
@@ -44,7 +46,7 @@ const (
 // Layout of Schedule's parameters: $1 is the merchant, then
 // taskParamCount parameters per task.
 const (
-	taskParamCount = 21
+	taskParamCount = 22
 	// maxScheduleBatch bounds the statement of one batch (and its
 	// parameters, which PostgreSQL limits to 65535).
 	maxScheduleBatch = 64
@@ -132,6 +134,8 @@ func onConflict(t domain.Task) (clause, key string) {
 		return reminderOnConflict, "reminder " + strconv.Itoa(t.InvoiceAttempt) + " " + t.StripeInvoiceID
 	case t.Type == domain.TypeNotifyChargeFailed && t.StripeChargeID != "":
 		return chargeOnConflict, "charge " + t.StripeChargeID
+	case t.Type == domain.TypeNotifyCardExpiring:
+		return cardOnConflict, "card " + strconv.Itoa(t.InvoiceAttempt) + " " + t.StripePaymentMethodID
 	case t.Type == domain.TypeRetryPayment && t.Status == domain.StatusPending:
 		return retryOnConflict, "retry " + t.StripeInvoiceID
 	case t.Type == domain.TypeEndDunning && t.Status != domain.StatusCancelled:
@@ -184,15 +188,15 @@ func scheduleSQL(batch []domain.Task) string {
 		clause, _ := onConflict(t)
 		fmt.Fprintf(&b, `t%d AS (
 		INSERT INTO tasks AS tasks (id, merchant_id, type, status, stripe_event_id, stripe_customer_id,
-			stripe_invoice_id, stripe_subscription_id, stripe_charge_id, customer_email, amount_due,
-			currency, hosted_invoice_url, invoice_attempt, attempts, run_at, lease_until, last_error,
-			decline_code, reason, created_at, updated_at)
-		VALUES (%s::uuid, $1::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+			stripe_invoice_id, stripe_subscription_id, stripe_charge_id, stripe_payment_method_id,
+			customer_email, amount_due, currency, hosted_invoice_url, invoice_attempt, attempts, run_at,
+			lease_until, last_error, decline_code, reason, created_at, updated_at)
+		VALUES (%s::uuid, $1::uuid, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
 			%s::timestamptz, %s::timestamptz, %s, %s, %s, %s::timestamptz, %s::timestamptz)
 		%s
 		RETURNING %d AS ord, %s
 	)`, i, ph(0), ph(1), ph(2), ph(3), ph(4), ph(5), ph(6), ph(7), ph(8), ph(9), ph(10), ph(11), ph(12), ph(13),
-			ph(14), ph(15), ph(16), ph(17), ph(18), ph(19), ph(20), clause, i, taskColumns)
+			ph(14), ph(15), ph(16), ph(17), ph(18), ph(19), ph(20), ph(21), clause, i, taskColumns)
 	}
 	for i := range batch {
 		if i > 0 {
@@ -216,7 +220,7 @@ func scheduleArgs(mid string, batch []domain.Task) []any {
 		}
 		args = append(args, string(t.ID), string(t.Type), string(t.Status), t.StripeEventID,
 			t.StripeCustomerID, t.StripeInvoiceID, t.StripeSubscriptionID, t.StripeChargeID,
-			t.CustomerEmail, t.AmountDue, t.Currency, t.HostedInvoiceURL, t.InvoiceAttempt, t.Attempts,
+			t.StripePaymentMethodID, t.CustomerEmail, t.AmountDue, t.Currency, t.HostedInvoiceURL, t.InvoiceAttempt, t.Attempts,
 			t.RunAt, leaseUntil, t.LastError, t.DeclineCode, t.Reason, t.CreatedAt, t.UpdatedAt)
 	}
 	return args

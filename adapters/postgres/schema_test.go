@@ -67,8 +67,15 @@ func TestSchemaEnforcesRules(t *testing.T) {
 			args: [][]any{{m1, "end_dunning", "cancelled", "in_i", 1}, {m1, "end_dunning", "pending", "in_i", 1}},
 		},
 		{
-			name: "a notify_card_expiring, which no rule limits",
-			args: [][]any{{m1, "notify_card_expiring", "pending", "", 0}, {m1, "notify_card_expiring", "pending", "", 0}},
+			// These rows name no card (''): the rule keys them by it all
+			// the same, as every adapter does.
+			name: "a second notify_card_expiring for a card and month",
+			args: [][]any{{m1, "notify_card_expiring", "succeeded", "", 202708}, {m1, "notify_card_expiring", "pending", "", 202708}},
+			code: "23505",
+		},
+		{
+			name: "notify_card_expiring of the next month",
+			args: [][]any{{m1, "notify_card_expiring", "pending", "", 202709}, {m1, "notify_card_expiring", "pending", "", 202710}},
 		},
 		{
 			name: "an unknown status",

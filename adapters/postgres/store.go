@@ -18,8 +18,8 @@ type Store struct {
 	db bun.IDB // for transactions
 	// sql runs the statements on db (see sqlOf).
 	sql querier
-	// now stamps the idempotency locks, whose age retention judges, and
-	// the policies.
+	// now stamps the idempotency locks, whose age retention judges, the
+	// policies, and deliveries as they are enqueued.
 	now func() time.Time
 }
 
@@ -84,7 +84,25 @@ func (s *Store) Policies() ports.PolicyStore { return policyStore{db: s.sql, now
 func (s *Store) Merchants() ports.MerchantDirectory { return merchantDir{bun: s.db, db: s.sql} }
 
 // Queue returns the worker's view of the tasks.
-func (s *Store) Queue() ports.TaskQueue { return taskQueue{db: s.sql} }
+func (s *Store) Queue() ports.TaskQueue { return taskQueue{db: s.sql, now: s.now} }
+
+// Emails returns the email log of the weekly cap.
+func (s *Store) Emails() ports.EmailLog { return emailLog{store: s} }
+
+// Leases returns the named leases.
+func (s *Store) Leases() ports.Leases { return leases{db: s.sql} }
+
+// Endpoints returns the merchants' webhook endpoints.
+func (s *Store) Endpoints() ports.WebhookEndpoints { return endpoints{db: s.sql, store: s} }
+
+// Outbox returns the outbox, outside any unit of work.
+func (s *Store) Outbox() ports.Outbox { return outbox{db: s.sql, now: s.now} }
+
+// inTx runs fn in a transaction of its own (a savepoint when the store is
+// on a caller's transaction), for a call whose statements must share one.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, db querier) error) error {
+	return s.InTx(ctx, func(ctx context.Context, tx ports.Tx) error { return fn(ctx, tx.(txScope).db) })
+}
 
 // PruneEvents deletes up to batch idempotency locks recorded before cutoff,
 // oldest first, in one short statement; rows another pruner is deleting at
@@ -119,7 +137,8 @@ func (t txScope) Events() ports.EventLocker         { return eventLocker(t) }
 func (t txScope) Tasks() ports.TenantTaskRepository { return taskRepo{db: t.db} }
 func (t txScope) Ledger() ports.InvoiceLedger       { return ledger{db: t.db} }
 func (t txScope) Policies() ports.PolicyStore       { return policyStore{db: t.db, now: t.now} }
-func (t txScope) Queue() ports.TaskQueue            { return taskQueue{db: t.db} }
+func (t txScope) Queue() ports.TaskQueue            { return taskQueue{db: t.db, now: t.now} }
+func (t txScope) Outbox() ports.Outbox              { return outbox{db: t.db, now: t.now} }
 
 // eventLocker takes idempotency locks in its transaction.
 type eventLocker struct {

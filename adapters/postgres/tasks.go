@@ -23,6 +23,7 @@ type taskRow struct {
 	StripeInvoiceID      string
 	StripeSubscriptionID string
 	StripeChargeID       string
+	StripePaymentMethod  string
 	CustomerEmail        string
 	AmountDue            int64
 	Currency             string
@@ -43,7 +44,7 @@ type taskRow struct {
 // break older readers.
 const taskColumns = `tasks.id, tasks.merchant_id, tasks.type, tasks.status,
 	tasks.stripe_event_id, tasks.stripe_customer_id, tasks.stripe_invoice_id,
-	tasks.stripe_subscription_id, tasks.stripe_charge_id, tasks.customer_email,
+	tasks.stripe_subscription_id, tasks.stripe_charge_id, tasks.stripe_payment_method_id, tasks.customer_email,
 	tasks.amount_due, tasks.currency, tasks.hosted_invoice_url, tasks.invoice_attempt,
 	tasks.attempts, tasks.run_at, tasks.lease_until, tasks.last_error,
 	tasks.decline_code, tasks.reason, tasks.created_at, tasks.updated_at`
@@ -52,7 +53,7 @@ const taskColumns = `tasks.id, tasks.merchant_id, tasks.type, tasks.status,
 func (r *taskRow) dest() []any {
 	return []any{&r.ID, &r.MerchantID, &r.Type, &r.Status,
 		&r.StripeEventID, &r.StripeCustomerID, &r.StripeInvoiceID,
-		&r.StripeSubscriptionID, &r.StripeChargeID, &r.CustomerEmail,
+		&r.StripeSubscriptionID, &r.StripeChargeID, &r.StripePaymentMethod, &r.CustomerEmail,
 		&r.AmountDue, &r.Currency, &r.HostedInvoiceURL, &r.InvoiceAttempt,
 		&r.Attempts, &r.RunAt, &r.LeaseUntil, &r.LastError,
 		&r.DeclineCode, &r.Reason, &r.CreatedAt, &r.UpdatedAt}
@@ -72,7 +73,8 @@ func (r taskRow) task() domain.Task {
 		ID: domain.TaskID(r.ID), MerchantID: domain.MerchantID(r.MerchantID),
 		Type: domain.TaskType(r.Type), Status: domain.TaskStatus(r.Status),
 		StripeEventID: r.StripeEventID, StripeCustomerID: r.StripeCustomerID, StripeInvoiceID: r.StripeInvoiceID,
-		StripeSubscriptionID: r.StripeSubscriptionID, StripeChargeID: r.StripeChargeID, CustomerEmail: r.CustomerEmail,
+		StripeSubscriptionID: r.StripeSubscriptionID, StripeChargeID: r.StripeChargeID,
+		StripePaymentMethodID: r.StripePaymentMethod, CustomerEmail: r.CustomerEmail,
 		AmountDue: r.AmountDue, Currency: r.Currency, HostedInvoiceURL: r.HostedInvoiceURL,
 		InvoiceAttempt: r.InvoiceAttempt, Attempts: r.Attempts, RunAt: r.RunAt.UTC(), LastError: r.LastError,
 		DeclineCode: r.DeclineCode, Reason: r.Reason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
