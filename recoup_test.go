@@ -290,7 +290,7 @@ func TestPostgresInCallersTx(t *testing.T) {
 		is.Equal(rec.Code, http.StatusOK) // processed inside the caller's transaction
 		page, err := svc.Tasks().List(ctx, m, domain.TaskFilter{})
 		is.NoErr(err)
-		is.Equal(len(page.Tasks), 2) // visible within it
+		is.Equal(len(page.Tasks), 4) // visible within it
 		return errRollback
 	})
 	is.True(errors.Is(err, errRollback))

@@ -32,6 +32,22 @@ func TestConfigDefaults(t *testing.T) {
 	is.Equal(c.EventRetention, 30*24*time.Hour)
 	is.Equal(c.Livemode, false)
 	is.Equal(c.storageName(), "memory")
+	is.Equal(c.PublicURL, "")
+	is.Equal(c.ReconcileInterval, time.Hour)
+	is.Equal(c.AllowPrivateHooks, false)
+}
+
+func TestRecoveryEngineSettings(t *testing.T) {
+	is := is.New(t)
+	c, err := loadConfig(env("STRIPE_WEBHOOK_SECRET", "whsec_a", "RECOUP_PUBLIC_URL", "https://billing.example.com/",
+		"RECOUP_RECONCILE_INTERVAL", "0", "RECOUP_WEBHOOK_ALLOW_PRIVATE", "true"), true)
+	is.NoErr(err)
+	is.Equal(c.PublicURL, "https://billing.example.com") // without its trailing slash
+	is.True(c.ReconcileInterval < 0)                     // 0 turns reconciliation off
+	is.True(c.AllowPrivateHooks)
+	c, err = loadConfig(env("STRIPE_WEBHOOK_SECRET", "whsec_a", "RECOUP_RECONCILE_INTERVAL", "15m"), true)
+	is.NoErr(err)
+	is.Equal(c.ReconcileInterval, 15*time.Minute)
 }
 
 // A missing or malformed setting stops the process with one line naming the
@@ -54,6 +70,12 @@ func TestBadSettingsExitTwoNamingTheVariable(t *testing.T) {
 		{"livemode", append(ok, "STRIPE_LIVEMODE", "maybe"), "STRIPE_LIVEMODE"},
 		{"api base", append(ok, "STRIPE_API_BASE", "ftp://x"), "STRIPE_API_BASE"},
 		{"trust proxy", append(ok, "RECOUP_TRUST_PROXY", "perhaps"), "RECOUP_TRUST_PROXY"},
+		{"public url", append(ok, "RECOUP_PUBLIC_URL", "billing.example.com"), "RECOUP_PUBLIC_URL"},
+		{"public url with a query", append(ok, "RECOUP_PUBLIC_URL", "https://example.com/?a=1"), "RECOUP_PUBLIC_URL"},
+		{"public url with credentials", append(ok, "RECOUP_PUBLIC_URL", "https://u:p@example.com"), "RECOUP_PUBLIC_URL"},
+		{"reconcile interval", append(ok, "RECOUP_RECONCILE_INTERVAL", "soon"), "RECOUP_RECONCILE_INTERVAL"},
+		{"reconcile interval too short", append(ok, "RECOUP_RECONCILE_INTERVAL", "10s"), "RECOUP_RECONCILE_INTERVAL"},
+		{"allow private", append(ok, "RECOUP_WEBHOOK_ALLOW_PRIVATE", "yes please"), "RECOUP_WEBHOOK_ALLOW_PRIVATE"},
 		{"weak admin token", append(ok, "RECOUP_ADMIN_TOKEN", "a"), "RECOUP_ADMIN_TOKEN"},
 		{"admin token one short", append(ok, "RECOUP_ADMIN_TOKEN", strings.Repeat("x", 31)), "RECOUP_ADMIN_TOKEN"},
 	}
@@ -83,6 +105,39 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 	err := run(context.Background(), []string{"recoup", "frobnicate"}, env(), &stdout, &stderr)
 	is.Equal(exitCode(err, &out), 2)
 	is.True(strings.Contains(stderr.String(), "usage: recoup")) // the usage is shown
+}
+
+func TestReconcileNeedsPostgresAndAStripeKey(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"no database", nil, []string{"STRIPE_API_KEY", "sk_test_x"}, "DATABASE_URL"},
+		{"no key", nil, []string{"DATABASE_URL", "postgres://localhost/x"}, "STRIPE_API_KEY"},
+		{"since zero", []string{"--since", "0s"}, nil, "--since"},
+		{"since past 30 days", []string{"--since", "721h"}, nil, "--since"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			var stdout, stderr, out bytes.Buffer
+			err := run(context.Background(), append([]string{"recoup", "reconcile"}, tc.args...), env(tc.env...), &stdout, &stderr)
+			is.Equal(exitCode(err, &out), 2)                 // a mistake of set-up
+			is.True(strings.Contains(out.String(), tc.want)) // says which
+			is.Equal(stdout.Len(), 0)                        // and prints no result
+		})
+	}
+}
+
+func TestWorkerWithPublicURLNeedsTheSecret(t *testing.T) {
+	is := is.New(t)
+	var stdout, stderr, out bytes.Buffer
+	err := run(context.Background(), []string{"recoup", "worker"},
+		env("DATABASE_URL", "postgres://localhost/x", "RECOUP_PUBLIC_URL", "https://billing.example.com"), &stdout, &stderr)
+	is.Equal(exitCode(err, &out), 2)
+	is.True(strings.Contains(out.String(), "STRIPE_WEBHOOK_SECRET")) // update links are signed with it
 }
 
 func TestWorkerNeedsPostgres(t *testing.T) {

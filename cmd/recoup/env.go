@@ -49,8 +49,8 @@ var (
 		"RECOUP_RECONCILE_INTERVAL", "RECOUP_WEBHOOK_ALLOW_PRIVATE",
 	}
 	reconcileEnv = []string{"DATABASE_URL", "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_LIVEMODE", "RECOUP_LOG_FORMAT"}
-	databaseEnv = []string{"DATABASE_URL"}
-	devEnv      = []string{"STRIPE_WEBHOOK_SECRET", "RECOUP_ADDR"}
+	databaseEnv  = []string{"DATABASE_URL"}
+	devEnv       = []string{"STRIPE_WEBHOOK_SECRET", "RECOUP_ADDR"}
 )
 
 // lookupEnvVar returns the table's row for name.

@@ -38,20 +38,23 @@ func TestEnvTableMatchesLoadConfig(t *testing.T) {
 
 	// What each variable is when unset, in the table's notation.
 	effective := map[string]string{
-		"RECOUP_ADDR":               c.Addr,
-		"DATABASE_URL":              unsetIfEmpty(c.DatabaseURL),
-		"STRIPE_API_KEY":            unsetIfEmpty(c.StripeAPIKey),
-		"STRIPE_LIVEMODE":           strconv.FormatBool(c.Livemode),
-		"RECOUP_ADMIN_TOKEN":        unsetIfEmpty(c.AdminToken),
-		"RECOUP_LOG_FORMAT":         c.LogFormat,
-		"RECOUP_SMTP_URL":           unsetIfEmpty(c.SMTPURL),
-		"RECOUP_EMAIL_FROM":         c.EmailFrom,
-		"RECOUP_WORKER_CONCURRENCY": strconv.Itoa(c.WorkerConcurrency),
-		"RECOUP_METRICS_ADDR":       unsetIfEmpty(c.MetricsAddr),
-		"RECOUP_TRUST_PROXY":        strconv.FormatBool(c.TrustProxy),
+		"RECOUP_ADDR":                  c.Addr,
+		"DATABASE_URL":                 unsetIfEmpty(c.DatabaseURL),
+		"STRIPE_API_KEY":               unsetIfEmpty(c.StripeAPIKey),
+		"STRIPE_LIVEMODE":              strconv.FormatBool(c.Livemode),
+		"RECOUP_ADMIN_TOKEN":           unsetIfEmpty(c.AdminToken),
+		"RECOUP_LOG_FORMAT":            c.LogFormat,
+		"RECOUP_SMTP_URL":              unsetIfEmpty(c.SMTPURL),
+		"RECOUP_EMAIL_FROM":            c.EmailFrom,
+		"RECOUP_WORKER_CONCURRENCY":    strconv.Itoa(c.WorkerConcurrency),
+		"RECOUP_METRICS_ADDR":          unsetIfEmpty(c.MetricsAddr),
+		"RECOUP_TRUST_PROXY":           strconv.FormatBool(c.TrustProxy),
+		"RECOUP_PUBLIC_URL":            unsetIfEmpty(c.PublicURL),
+		"RECOUP_WEBHOOK_ALLOW_PRIVATE": strconv.FormatBool(c.AllowPrivateHooks),
 	}
 	durations := map[string]time.Duration{
 		"RECOUP_WORKER_POLL": c.WorkerPoll, "RECOUP_WORKER_LEASE": c.WorkerLease, "RECOUP_EVENT_RETENTION": c.EventRetention,
+		"RECOUP_RECONCILE_INTERVAL": c.ReconcileInterval,
 	}
 	for _, v := range envVars {
 		switch {

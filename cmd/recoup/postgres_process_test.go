@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/recoupdev/recoup/internal/pgtest"
+	"github.com/recoupdev/recoup/internal/stripetest"
 )
 
 // recoupCommand runs a maintenance subcommand to its end and returns stdout.
@@ -146,10 +147,10 @@ func TestTwoProcessesShareOneDatabase(t *testing.T) {
 	if err := db.NewRaw("SELECT count(*) FROM processed_events").Scan(ctx, &locks); err != nil {
 		t.Fatal(err)
 	}
-	// Each invoice.payment_failed (attempt 1, no Stripe retry) makes one
-	// notification and one payment retry.
-	if tasks != 2*events || locks != events {
-		t.Errorf("%d tasks and %d locks; want %d and %d", tasks, locks, 2*events, events)
+	// Each invoice.payment_failed (attempt 1, no Stripe retry) makes the
+	// default policy's plan: a notice, two reminders and a payment retry.
+	if tasks != 4*events || locks != events {
+		t.Errorf("%d tasks and %d locks; want %d and %d", tasks, locks, 4*events, events)
 	}
 }
 
@@ -252,8 +253,8 @@ func TestPostgresOutage(t *testing.T) {
 
 	px.restore()
 	status, ans = deliver(t, p.base, payload)
-	if status != http.StatusOK || !ans.Processed || len(ans.Tasks) != 2 {
-		t.Errorf("redelivery after the outage: %d %+v; want 200, processed, 2 tasks", status, ans)
+	if status != http.StatusOK || !ans.Processed || len(ans.Tasks) != 4 {
+		t.Errorf("redelivery after the outage: %d %+v; want 200, processed, 4 tasks", status, ans)
 	}
 	if got := getStatus(t, p.base+"/readyz"); got != http.StatusOK {
 		t.Errorf("/readyz after the outage: %d", got)
@@ -269,4 +270,52 @@ func pgHostPort(t *testing.T, databaseURL string) (string, string) {
 		t.Fatalf("database URL %q: %v", databaseURL, err)
 	}
 	return host, port
+}
+
+// TestReconcileCommand: recoup reconcile processes an event Stripe could
+// not deliver, prints its counts as one JSON line and exits 0; run again,
+// the event is a duplicate.
+func TestReconcileCommand(t *testing.T) {
+	url := migratedDatabase(t)
+	if _, err := recoupCommand(t, url, "merchant", "create", "--name", "Acme", "--stripe-account", "acct_1Reconcile"); err != nil {
+		t.Fatalf("merchant create: %v", err)
+	}
+	api := stripetest.NewAPI(t)
+	api.AddEvent("acct_1Reconcile", failedInvoiceEvent("acct_1Reconcile"), false)
+	api.AddEvent("acct_1Reconcile", failedInvoiceEvent("acct_1Reconcile"), true) // delivered: not listed
+
+	reconcile := func() map[string]int {
+		t.Helper()
+		cmd := exec.Command(binary, "reconcile", "--since", "24h")
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "STRIPE_API_KEY=sk_test_reconcile", "STRIPE_API_BASE="+api.URL())
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("recoup reconcile: %v\n%s", err, stderr.String())
+		}
+		if strings.Count(stdout.String(), "\n") != 1 {
+			t.Fatalf("recoup reconcile printed more than one line:\n%s", stdout.String())
+		}
+		var counts map[string]int
+		if err := json.Unmarshal(stdout.Bytes(), &counts); err != nil {
+			t.Fatalf("recoup reconcile printed no JSON: %v\n%s", err, stdout.String())
+		}
+		return counts
+	}
+	want := map[string]int{"merchants": 1, "listed": 1, "processed": 1, "duplicates": 0, "ignored": 0, "failed": 0}
+	if got := reconcile(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("first run: %v; want %v", got, want)
+	}
+	want["processed"], want["duplicates"] = 0, 1
+	if got := reconcile(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("second run: %v; want %v", got, want)
+	}
+	db := pgtest.Open(t, url)
+	var tasks int
+	if err := db.NewRaw("SELECT count(*) FROM tasks").Scan(context.Background(), &tasks); err != nil {
+		t.Fatal(err)
+	}
+	if tasks != 4 {
+		t.Errorf("%d tasks; want the 4 of one failure", tasks)
+	}
 }

@@ -212,8 +212,8 @@ func TestServeOnMemoryAndSIGTERM(t *testing.T) {
 	}
 	createMerchant(t, p.base, "acct_1Memory")
 	status, a := deliver(t, p.base, failedInvoiceEvent("acct_1Memory"))
-	if status != http.StatusOK || !a.Processed || len(a.Tasks) != 2 {
-		t.Errorf("first delivery: status %d, answer %+v; want 200, processed with 2 tasks", status, a)
+	if status != http.StatusOK || !a.Processed || len(a.Tasks) != 4 {
+		t.Errorf("first delivery: status %d, answer %+v; want 200, processed with 4 tasks (a notice, two reminders, a retry)", status, a)
 	}
 	if got := getStatus(t, p.base+"/healthz"); got != http.StatusOK {
 		t.Errorf("/healthz: %d", got)
@@ -272,7 +272,7 @@ func TestServeWakesTheWorker(t *testing.T) {
 	// run the task before an hour is the wake.
 	time.Sleep(200 * time.Millisecond)
 	status, a := deliver(t, p.base, failedInvoiceEvent("acct_1Wake"))
-	if status != http.StatusOK || len(a.Tasks) != 2 {
+	if status != http.StatusOK || len(a.Tasks) != 4 {
 		t.Fatalf("delivery: status %d, answer %+v", status, a)
 	}
 	deadline := time.Now().Add(30 * time.Second) // a small fraction of the hour

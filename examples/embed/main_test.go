@@ -90,7 +90,7 @@ func exerciseHost(t *testing.T, billing *recoup.Service) {
 		} `json:"tasks"`
 	}
 	is.NoErr(json.Unmarshal([]byte(body), &page))
-	is.Equal(len(page.Tasks), 2) // notify_payment_failed and retry_payment
+	is.Equal(len(page.Tasks), 4) // the notice, two reminders and the retry
 	bobTask := page.Tasks[0].ID
 
 	status, body = alice.get("/billing/api/tasks/" + bobTask)
