@@ -15,6 +15,7 @@ import (
 	recoupstripe "github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/stripetest"
+	"github.com/recoupdev/recoup/ports"
 )
 
 const apiKey = "sk_test_recoup0123456789"
@@ -41,6 +42,23 @@ func TestGatewayAgainstStripeMock(t *testing.T) {
 	t.Run("PayInvoice repeated with the same key", func(t *testing.T) {
 		is := is.New(t)
 		is.NoErr(g.PayInvoice(ctx, "acct_1", "in_123", "task-1:attempt-1")) // a repeat is accepted
+	})
+	t.Run("the recovery engine's calls", func(t *testing.T) {
+		is := is.New(t)
+		is.NoErr(g.CancelSubscription(ctx, "acct_1", "sub_123", "task-2:end")) // stripe-mock accepts the request
+		is.NoErr(g.MarkUncollectible(ctx, "acct_1", "in_123", "task-3:end"))   // and this one
+		_, err := g.Customer(ctx, "acct_1", "cus_123")                         // and this one
+		is.NoErr(err)
+		url, err := g.PortalSession(ctx, "acct_1", "cus_123", "https://invoice.stripe.com/i/x")
+		is.NoErr(err)      // and the portal session
+		is.True(url != "") // which has a URL
+		page, err := g.Events(ctx, "acct_1", ports.EventQuery{Types: []string{"invoice.payment_failed", "invoice.paid"},
+			Since: time.Now().Add(-72 * time.Hour), Undelivered: true, Limit: 100})
+		is.NoErr(err)                   // the events list, with every filter reconciliation sends
+		is.True(len(page.Payloads) > 0) // stripe-mock answers a page of events
+		is.True(page.LastID != "")      // whose last id pages on
+		_, err = recoupstripe.Decoder{}.DecodeEvent(page.Payloads[0])
+		is.NoErr(err) // in the shape the decoder reads
 	})
 	t.Run("a key stripe-mock refuses", func(t *testing.T) {
 		is := is.New(t)
