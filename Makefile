@@ -46,7 +46,7 @@ docker:
 
 ## test: every test, the PostgreSQL suites included (-race)
 test: test-tools
-	@echo "go test -race ./... (about 1.5 min on a warm cache; see the README for a cold one)"
+	@echo "go test -race ./... (minutes: about 3 warm, about 15 on empty caches; see the README)"
 	@$(GO) test -race -count=1 ./...
 
 ## bench: the benchmarks the README reports

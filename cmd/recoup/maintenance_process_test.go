@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -183,4 +184,28 @@ type boundAccounts struct{ ports.MerchantDirectory }
 
 func (boundAccounts) CreateMerchant(context.Context, domain.Merchant, domain.APIKey) error {
 	return fmt.Errorf("create merchant: %w: stripe account already bound", domain.ErrConflict)
+}
+
+// migrate down asks only on a terminal: a pipe, a file, /dev/null or no
+// input at all is never one, and down then refuses without --yes.
+func TestIsTerminal(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for _, tc := range []struct {
+		name string
+		in   io.Reader
+	}{{"no input", nil}, {"null device", null}, {"pipe", r}, {"buffer", strings.NewReader("yes\n")}} {
+		if isTerminal(tc.in) {
+			t.Errorf("%s is taken for a terminal", tc.name)
+		}
+	}
 }
