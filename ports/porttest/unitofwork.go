@@ -366,7 +366,7 @@ func RunUnitOfWorkContract(t *testing.T, newStorage func(t *testing.T) ports.Sto
 		// long the read took does not tell whether it waited: on a loaded
 		// machine a read that waited for nothing may outlast any grace.
 		is.True((r.err == nil && r.committed) || errors.Is(r.err, domain.ErrNotFound)) // no uncommitted task is visible
-		is.Equal(mustGet(t, st, m, task.ID).ID, task.ID) // committed work is visible
+		is.Equal(mustGet(t, st, m, task.ID).ID, task.ID)                               // committed work is visible
 	})
 }
 
