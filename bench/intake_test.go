@@ -339,15 +339,16 @@ func intakeTx(ctx context.Context, pool *pgxpool.Pool, ev failedInvoice, merchan
 	var got returnedTask
 	for _, task := range []struct {
 		sql, typ string
+		attempt  int // a reminder's is its number
 		runAt    time.Time
 	}{
-		{notifySQL, string(domain.TypeNotifyPaymentFailed), now},
-		{reminderSQL, string(domain.TypeNotifyReminder), now.Add(72 * time.Hour)},
-		{reminderSQL, string(domain.TypeNotifyReminder), now.Add(168 * time.Hour)},
-		{retrySQL, string(domain.TypeRetryPayment), now.Add(retryDelay)},
+		{notifySQL, string(domain.TypeNotifyPaymentFailed), ev.Attempt, now},
+		{reminderSQL, string(domain.TypeNotifyReminder), 1, now.Add(72 * time.Hour)},
+		{reminderSQL, string(domain.TypeNotifyReminder), 2, now.Add(168 * time.Hour)},
+		{retrySQL, string(domain.TypeRetryPayment), ev.Attempt, now.Add(retryDelay)},
 	} {
 		err := tx.QueryRow(ctx, task.sql, domain.NewID(), merchant, task.typ, ev.EventID, ev.Customer,
-			ev.InvoiceID, ev.Subscription, ev.Email, ev.Amount, ev.Currency, ev.HostedURL, ev.Attempt,
+			ev.InvoiceID, ev.Subscription, ev.Email, ev.Amount, ev.Currency, ev.HostedURL, task.attempt,
 			task.runAt, now).Scan(got.dest()...)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("insert %s: %w", task.typ, err)
