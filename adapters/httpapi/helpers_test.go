@@ -88,7 +88,12 @@ type envConfig struct {
 	admin    string
 	resolver func(*app.MerchantService) httpapi.MerchantResolver
 	ready    func(context.Context) error
+	clock    ports.Clock
 }
+
+// withClock gives the use cases a clock of the test's (the webhook's
+// signatures are still judged by the real one).
+func withClock(c ports.Clock) envOption { return func(cfg *envConfig) { cfg.clock = c } }
 
 func withStore(wrap func(ports.Storage) ports.Storage) envOption {
 	return func(c *envConfig) { c.wrap = wrap }
@@ -116,7 +121,10 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatalf("verifier: %v", err)
 	}
-	clock := ports.SystemClock{}
+	var clock ports.Clock = ports.SystemClock{}
+	if cfg.clock != nil {
+		clock = cfg.clock
+	}
 	merchants := app.NewMerchantService(store.Merchants(), clock)
 	var resolver httpapi.MerchantResolver
 	if cfg.resolver != nil {
