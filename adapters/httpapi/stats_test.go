@@ -170,9 +170,10 @@ func TestStatsFiguresJSON(t *testing.T) {
 
 func TestStatsShowOnlyTheCallersFigures(t *testing.T) {
 	is := is.New(t)
-	e := newEnv(t)
+	now := time.Date(2026, 3, 4, 15, 4, 5, 0, time.UTC)
+	e := newEnv(t, withClock(clocktest.New(now)))
 	a, b := e.createMerchant("A"), e.createMerchant("B")
-	today := domain.Day(time.Now())
+	today := domain.Day(now)
 	same := failedOn(today, 100)
 	same.InvoiceID = stripetest.NewID("in_")
 	for _, m := range []domain.MerchantID{a.ID, b.ID} { // the same invoice id at both
