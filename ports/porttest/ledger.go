@@ -474,6 +474,52 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 // that set none, a stored policy read back whole, policies per merchant,
 // and an invalid policy refused with nothing changed.
 func RunPolicyContract(t *testing.T, newStorage func(t *testing.T) ports.Storage) {
+	t.Run("a rolled-back policy and record leave no trace", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		failed := func(inv, cus string, at time.Time) domain.InvoiceFact {
+			return domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: inv, CustomerID: cus, At: at, AttemptCount: 1}
+		}
+		t0 := now()
+		for _, inv := range []string{"in_b", "in_a"} { // the same first failure: ordered by id
+			_, err := st.Ledger().Record(ctx, m, failed(inv, "cus_1", t0))
+			is.NoErr(err)
+		}
+		changed := domain.DefaultDunningPolicy()
+		changed.MaxAttempts = 2
+		err := st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+			if err := tx.Policies().SetPolicy(ctx, m, changed); err != nil {
+				return err
+			}
+			if _, err := tx.Ledger().Record(ctx, m, failed("in_c", "cus_1", t0.Add(-time.Hour))); err != nil {
+				return err
+			}
+			_, err := tx.Ledger().Record(ctx, m, domain.InvoiceFact{Kind: domain.FactPaid, InvoiceID: "in_a", At: t0.Add(time.Hour)})
+			if err != nil {
+				return err
+			}
+			open, err := tx.Ledger().OpenFailed(ctx, m, "cus_1")
+			if err != nil || len(open) != 2 || open[0].InvoiceID != "in_c" || open[1].InvoiceID != "in_b" {
+				return fmt.Errorf("open in the unit of work: %v, %v", open, err)
+			}
+			return errors.New("roll back")
+		})
+		is.Equal(err.Error(), "roll back") // the unit of work saw its own changes
+		p, err := st.Policies().Policy(ctx, m)
+		is.NoErr(err)
+		is.Equal(p, domain.DefaultDunningPolicy()) // the policy it set is gone
+		_, err = st.Ledger().Invoice(ctx, m, "in_c")
+		is.True(errors.Is(err, domain.ErrNotFound)) // and the record it made
+		open, err := st.Ledger().OpenFailed(ctx, m, "cus_1")
+		is.NoErr(err)
+		is.Equal(len(open), 2)
+		is.Equal(open[0].InvoiceID, "in_a") // and the one it closed is open again, in its place
+		is.Equal(open[1].InvoiceID, "in_b")
+	})
+
 	t.Run("a merchant's policy is its own", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)

@@ -191,6 +191,42 @@ func RunOutboundContract(t *testing.T, newStorage func(t *testing.T) ports.Stora
 		return e
 	}
 
+	t.Run("a rolled-back delivery attempt leaves no trace", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		e := endpoint(t, st, m, "*")
+		msg := message(domain.OutboundTaskFailed, now())
+		want := string(msg.Payload)
+		_, err := st.Outbox().Enqueue(ctx, m, msg)
+		is.NoErr(err)
+		msg.Payload[0] = 'x' // the caller's buffer is not what is stored
+
+		err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+			d, err := tx.Outbox().ClaimDeliveries(ctx, now(), time.Minute, 10)
+			if err != nil || len(d) != 1 {
+				return fmt.Errorf("claim in the unit of work: %v, %v", d, err)
+			}
+			if err := tx.Outbox().FinishDelivery(ctx, d[0].ID, 1, domain.DeliveryResult{Status: domain.DeliveryFailed,
+				StatusCode: 410, At: now(), DisableEndpoint: true}); err != nil {
+				return err
+			}
+			return errors.New("roll back")
+		})
+		is.Equal(err.Error(), "roll back")
+		list, err := st.Endpoints().ListEndpoints(ctx, m)
+		is.NoErr(err)
+		is.True(list[0].DisabledAt.IsZero()) // the rolled-back 410 disabled nothing
+		d, err := st.Outbox().ClaimDeliveries(ctx, now(), time.Minute, 10)
+		is.NoErr(err)
+		is.Equal(len(d), 1)        // the delivery is due again
+		is.Equal(d[0].Attempts, 1) // its rolled-back attempt forgotten
+		is.Equal(string(d[0].Payload), want)
+		is.Equal(d[0].Secret, e.Secret)
+	})
+
 	t.Run("endpoints are per merchant", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
