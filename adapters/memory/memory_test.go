@@ -152,52 +152,6 @@ func TestPoliciesAndRecordsAreCopies(t *testing.T) {
 	is.True(!stored.StripeRetryAt.IsZero()) // neither the fact's pointer nor the answer's is the store's
 }
 
-func TestEndDunningKeyAcrossCancelUndoAndRetry(t *testing.T) {
-	is := is.New(t)
-	ctx := t.Context()
-	st := memory.New(nil)
-	m := domain.MerchantID(domain.NewID())
-	end := func() domain.Task {
-		task := notifyTask(m)
-		task.Type, task.StripeInvoiceID, task.RunAt = domain.TypeEndDunning, "in_1", task.RunAt.Add(time.Hour)
-		return task
-	}
-	first := end()
-	_, err := st.Tasks().Schedule(ctx, m, []domain.Task{first})
-	is.NoErr(err)
-	err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
-		if _, err := tx.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: "in_1", Reason: domain.ReasonPaid}, time.Now()); err != nil {
-			return err
-		}
-		if stored, err := tx.Tasks().Schedule(ctx, m, []domain.Task{end()}); err != nil || len(stored) != 1 || stored[0].ID == first.ID {
-			return fmt.Errorf("a cancelled end_dunning frees its invoice: %v, %v", stored, err)
-		}
-		return errors.New("roll back")
-	})
-	is.Equal(err.Error(), "roll back")
-	stored, err := st.Tasks().Schedule(ctx, m, []domain.Task{end()})
-	is.NoErr(err)
-	is.Equal(len(stored), 1)
-	is.Equal(stored[0].ID, first.ID) // rolled back, the first is pending and holds its invoice again
-
-	_, err = st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: "in_1"}, time.Now())
-	is.NoErr(err)
-	second := end()
-	_, err = st.Tasks().Schedule(ctx, m, []domain.Task{second})
-	is.NoErr(err)
-	_, err = st.Tasks().Retry(ctx, m, first.ID, time.Now())
-	is.True(errors.Is(err, domain.ErrConflict)) // a cancelled end_dunning cannot come back beside another
-
-	noInvoice := func() domain.Task {
-		task := notifyTask(m)
-		task.Type, task.InvoiceAttempt = domain.TypeNotifyPaymentFailed, 1
-		return task
-	}
-	stored, err = st.Tasks().Schedule(ctx, m, []domain.Task{noInvoice(), noInvoice()})
-	is.NoErr(err)
-	is.Equal(len(stored), 1) // the rules hold for tasks of no invoice too, as "" is a key to PostgreSQL
-}
-
 func TestRolledBackDeliveryAttemptLeavesNoTrace(t *testing.T) {
 	is := is.New(t)
 	ctx := t.Context()

@@ -19,6 +19,45 @@ import (
 // scoping, the "at most one" scheduling rules (also under concurrency),
 // keyset pagination, retry, delete, cancel and counts.
 func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports.Storage) {
+	t.Run("an end_dunning holds its invoice across cancel, undo and retry", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		m := newMerchant(t, st)
+		invoice := "in_" + token()
+		end := func() domain.Task { return newTask(m, domain.TypeEndDunning, invoice, 0, now().Add(time.Hour)) }
+		first := end()
+		_, err := st.Tasks().Schedule(ctx, m, []domain.Task{first})
+		is.NoErr(err)
+		err = st.InTx(ctx, func(ctx context.Context, tx ports.Tx) error {
+			if _, err := tx.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: invoice, Reason: domain.ReasonPaid}, now()); err != nil {
+				return err
+			}
+			if stored, err := tx.Tasks().Schedule(ctx, m, []domain.Task{end()}); err != nil || len(stored) != 1 || stored[0].ID == first.ID {
+				return fmt.Errorf("a cancelled end_dunning frees its invoice: %v, %v", stored, err)
+			}
+			return errors.New("roll back")
+		})
+		is.Equal(err.Error(), "roll back")
+		stored, err := st.Tasks().Schedule(ctx, m, []domain.Task{end()})
+		is.NoErr(err)
+		is.Equal(len(stored), 1)
+		is.Equal(stored[0].ID, first.ID) // rolled back, the first is pending and holds its invoice again
+
+		_, err = st.Tasks().CancelPending(ctx, m, domain.CancelSelector{InvoiceID: invoice}, now())
+		is.NoErr(err)
+		_, err = st.Tasks().Schedule(ctx, m, []domain.Task{end()})
+		is.NoErr(err)
+		_, err = st.Tasks().Retry(ctx, m, first.ID, now())
+		is.True(errors.Is(err, domain.ErrConflict)) // a cancelled end_dunning cannot come back beside another
+
+		noInvoice := func() domain.Task { return newTask(m, domain.TypeNotifyPaymentFailed, "", 1, now()) }
+		stored, err = st.Tasks().Schedule(ctx, m, []domain.Task{noInvoice(), noInvoice()})
+		is.NoErr(err)
+		is.Equal(len(stored), 1) // the rules hold for tasks of no invoice too, "" being a key like any other
+	})
+
 	t.Run("stored tasks come back whole", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
