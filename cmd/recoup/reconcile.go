@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"io"
 	"time"
-)
 
-// maxReconcileSince is as far back as Stripe lists events.
-const maxReconcileSince = 30 * 24 * time.Hour
+	"github.com/recoupdev/recoup/app"
+)
 
 var reconcileHelp = cmdHelp{
 	usage: "recoup reconcile [--since 72h]",
@@ -33,7 +32,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if ok, err := parseFlags(fs, reconcileHelp, args, stdout, stderr); !ok {
 		return err
 	}
-	if *since <= 0 || *since > maxReconcileSince {
+	if *since <= 0 || *since > app.MaxReconcileWindow {
 		return &usageError{"reconcile: --since must be more than 0 and at most 720h (30 days)"}
 	}
 	cfg, err := loadConfig(getenv, false)
