@@ -12,19 +12,16 @@ import (
 	"github.com/recoupdev/recoup/domain"
 )
 
-// customerInvoice is an entry of tenant.open, which lists each open
-// failed invoice under its customer: a map of lists, most of one
-// invoice, would cost about four times the memory. Most invoices close,
-// so it stays as small as what OpenFailed can return.
-type customerInvoice struct{ customer, invoice string }
+// tenant.open lists each open failed invoice under its customer, as
+// OpenFailed asks for them. A customer has few at a time, so each list
+// is short and unordered; a single sorted list of every customer's would
+// make each new failure move the whole list, which grows with the
+// merchant's open invoices.
 
-func (a customerInvoice) compare(b customerInvoice) int {
-	return cmp.Or(strings.Compare(a.customer, b.customer), strings.Compare(a.invoice, b.invoice))
-}
-
-// openOf is r's entry in tenant.open, if it is open and failed.
-func openOf(r domain.InvoiceRecord) (customerInvoice, bool) {
-	return customerInvoice{r.CustomerID, r.InvoiceID}, r.Failed() && r.Status == ""
+// openOf is the customer under whom tenant.open lists r, if r is open and
+// failed.
+func openOf(r domain.InvoiceRecord) (customer string, open bool) {
+	return r.CustomerID, r.Failed() && r.Status == ""
 }
 
 // setRecord stores r, logging how to restore the record it replaces.
@@ -43,7 +40,7 @@ func (u *unit) setRecord(ten *tenant, r domain.InvoiceRecord) {
 }
 
 // reopen moves the invoice's entry in tenant.open as its record changes
-// from from to to.
+// from from to to (both records of one invoice).
 func (ten *tenant) reopen(from, to domain.InvoiceRecord) {
 	a, wasOpen := openOf(from)
 	b, isOpen := openOf(to)
@@ -51,12 +48,15 @@ func (ten *tenant) reopen(from, to domain.InvoiceRecord) {
 		return
 	}
 	if wasOpen {
-		i, _ := slices.BinarySearchFunc(ten.open, a, customerInvoice.compare)
-		ten.open = slices.Delete(ten.open, i, i+1)
+		rest := slices.DeleteFunc(ten.open[a], func(id string) bool { return id == from.InvoiceID })
+		if len(rest) == 0 {
+			delete(ten.open, a)
+		} else {
+			ten.open[a] = rest
+		}
 	}
 	if isOpen {
-		i, _ := slices.BinarySearchFunc(ten.open, b, customerInvoice.compare)
-		ten.open = slices.Insert(ten.open, i, b)
+		ten.open[b] = append(ten.open[b], to.InvoiceID)
 	}
 }
 
@@ -112,9 +112,8 @@ func (c scope) Invoice(ctx context.Context, merchant domain.MerchantID, invoiceI
 func (c scope) OpenFailed(ctx context.Context, merchant domain.MerchantID, customerID string) ([]domain.InvoiceRecord, error) {
 	var out []domain.InvoiceRecord
 	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
-		i, _ := slices.BinarySearchFunc(ten.open, customerInvoice{customer: customerID}, customerInvoice.compare)
-		for ; i < len(ten.open) && ten.open[i].customer == customerID; i++ {
-			out = append(out, detached(ten.invoices[ten.open[i].invoice]))
+		for _, id := range ten.open[customerID] {
+			out = append(out, detached(ten.invoices[id]))
 		}
 		return nil
 	})

@@ -20,7 +20,7 @@ type tenant struct {
 	byCharge  map[string]*domain.Task         // notify_charge_failed tasks, by charge
 	byCard    map[cardMonth]*domain.Task      // notify_card_expiring tasks, by card and month
 	invoices  map[string]domain.InvoiceRecord // by invoice
-	open      []customerInvoice               // the open failed invoices, sorted
+	open      map[string][]string             // the open failed invoices, by customer
 	policy    *domain.DunningPolicy           // nil: the default
 	hooks     []*endpoint                     // webhook endpoints, in no order
 }
@@ -81,7 +81,7 @@ func (s *Store) tenant(m domain.MerchantID) *tenant {
 	t := s.tenants[m]
 	if t == nil {
 		t = &tenant{id: m, byInvoice: map[string][]*domain.Task{}, bySub: map[string][]*domain.Task{},
-			byCharge: map[string]*domain.Task{}, byCard: map[cardMonth]*domain.Task{}, invoices: map[string]domain.InvoiceRecord{}}
+			byCharge: map[string]*domain.Task{}, byCard: map[cardMonth]*domain.Task{}, invoices: map[string]domain.InvoiceRecord{}, open: map[string][]string{}}
 		s.tenants[m] = t
 	}
 	return t
