@@ -309,6 +309,9 @@ type run struct {
 	// replan asks for the invoice's plan to be made again with the result,
 	// from what its record already holds.
 	replan bool
+	// policy is the merchant's policy the attempt ran under, which the new
+	// plan follows; nil when the attempt did not get to read it.
+	policy *domain.DunningPolicy
 }
 
 // runTask executes one claimed task and records its outcome. ctx is not
@@ -426,12 +429,22 @@ func (w *Worker) record(ctx context.Context, t domain.Task, r run) error {
 		if err := tx.Queue().Finish(ctx, t.MerchantID, t.ID, t.Attempts, r.res); err != nil {
 			return err
 		}
-		policy, err := tx.Policies().Policy(ctx, t.MerchantID)
-		if err != nil {
-			return fmt.Errorf("read policy: %w", err)
+		if !rec.Failed() {
+			return nil // nothing to plan: Replan would decide nothing
+		}
+		// The policy the attempt ran under: one stored since applies to
+		// the tasks scheduled after it, as a policy change never moves
+		// tasks already scheduled.
+		policy := r.policy
+		if policy == nil {
+			p, err := tx.Policies().Policy(ctx, t.MerchantID)
+			if err != nil {
+				return fmt.Errorf("read policy: %w", err)
+			}
+			policy = &p
 		}
 		now := w.clock.Now()
-		_, err = apply(ctx, tx, t.MerchantID, domain.Replan(rec, policy, t, now), now)
+		_, err = apply(ctx, tx, t.MerchantID, domain.Replan(rec, *policy, t, now), now)
 		return err
 	})
 }
@@ -477,14 +490,21 @@ func (w *Worker) execute(ctx context.Context, t domain.Task) (r run) {
 		inv = &got
 	}
 
+	r = w.executeAs(ctx, t, merchant, policy, inv)
+	r.policy = &policy
+	return r
+}
+
+// executeAs runs t by its type, under the merchant's policy.
+func (w *Worker) executeAs(ctx context.Context, t domain.Task, m domain.Merchant, policy domain.DunningPolicy, inv *domain.Invoice) run {
 	switch t.Type {
 	case domain.TypeRetryPayment:
-		return w.retryPayment(ctx, t, merchant, policy)
+		return w.retryPayment(ctx, t, m, policy)
 	case domain.TypeEndDunning:
-		return w.endDunning(ctx, t, merchant, policy, inv)
+		return w.endDunning(ctx, t, m, policy, inv)
 	}
 	if t.Type.IsNotification() {
-		return w.notify(ctx, t, merchant, policy, inv)
+		return w.notify(ctx, t, m, policy, inv)
 	}
 	return failed(merchantError(fmt.Sprintf("unknown task type %q", t.Type)))
 }
