@@ -316,10 +316,11 @@ type run struct {
 
 // runTask executes one claimed task and records its outcome. ctx is not
 // cancelled by shutdown: a task that started is finished and recorded.
-func (w *Worker) runTask(ctx context.Context, t domain.Task) {
+func (w *Worker) runTask(ctx context.Context, c ports.Claim) {
 	start := time.Now()
+	t := c.Task
 	runCtx, cancel := context.WithTimeout(ctx, w.cfg.TaskTimeout)
-	r := w.execute(runCtx, t)
+	r := w.execute(runCtx, c)
 	cancel()
 	r.res.At = w.clock.Now()
 	r.res.Messages = outcomeMessages(t, r.res)
@@ -449,10 +450,11 @@ func (w *Worker) record(ctx context.Context, t domain.Task, r run) error {
 	})
 }
 
-// execute does one attempt of t and says how it ended. A panic in it is a
-// failed attempt like any other error, so one bad task cannot stop the
-// worker.
-func (w *Worker) execute(ctx context.Context, t domain.Task) (r run) {
+// execute does one attempt of the claimed task and says how it ended. A
+// panic in it is a failed attempt like any other error, so one bad task
+// cannot stop the worker.
+func (w *Worker) execute(ctx context.Context, c ports.Claim) (r run) {
+	t := c.Task
 	defer func() {
 		if p := recover(); p != nil {
 			w.log.LogAttrs(ctx, slog.LevelError, "worker: task panicked",
@@ -468,12 +470,6 @@ func (w *Worker) execute(ctx context.Context, t domain.Task) (r run) {
 		}
 		return w.retryLater(t, fmt.Errorf("find merchant: %w", err))
 	}
-	// A policy applies to the tasks run after it is stored.
-	policy, err := w.store.Policies().Policy(ctx, t.MerchantID)
-	if err != nil {
-		return w.retryLater(t, fmt.Errorf("read policy: %w", err))
-	}
-
 	// Stripe's events arrive out of order: the invoice may have been paid
 	// or closed since this task was scheduled. Acting on it then would
 	// charge or email a customer who owes nothing.
@@ -490,16 +486,20 @@ func (w *Worker) execute(ctx context.Context, t domain.Task) (r run) {
 		inv = &got
 	}
 
-	r = w.executeAs(ctx, t, merchant, policy, inv)
-	r.policy = &policy
+	// A policy applies to the tasks run after it is stored: the claim
+	// read the merchant's.
+	r = w.executeAs(ctx, c, merchant, inv)
+	r.policy = &c.Policy
 	return r
 }
 
-// executeAs runs t by its type, under the merchant's policy.
-func (w *Worker) executeAs(ctx context.Context, t domain.Task, m domain.Merchant, policy domain.DunningPolicy, inv *domain.Invoice) run {
+// executeAs runs the claimed task by its type, under the merchant's
+// policy.
+func (w *Worker) executeAs(ctx context.Context, c ports.Claim, m domain.Merchant, inv *domain.Invoice) run {
+	t, policy := c.Task, c.Policy
 	switch t.Type {
 	case domain.TypeRetryPayment:
-		return w.retryPayment(ctx, t, m, policy)
+		return w.retryPayment(ctx, t, m, policy, c.Invoice)
 	case domain.TypeEndDunning:
 		return w.endDunning(ctx, t, m, policy, inv)
 	}
@@ -511,29 +511,25 @@ func (w *Worker) executeAs(ctx context.Context, t domain.Task, m domain.Merchant
 
 // retryPayment pays the invoice on the merchant's account, if the plan
 // still wants an attempt: a policy stored since the task was scheduled,
-// or a decline learned meanwhile, may have ended it.
-func (w *Worker) retryPayment(ctx context.Context, t domain.Task, m domain.Merchant, policy domain.DunningPolicy) run {
+// or a decline learned meanwhile (rec, the invoice's record as the task
+// was claimed), may have ended it.
+func (w *Worker) retryPayment(ctx context.Context, t domain.Task, m domain.Merchant, policy domain.DunningPolicy, rec *domain.InvoiceRecord) run {
 	if w.gateway == nil {
 		return failed(ErrNoPaymentGateway)
 	}
 	if t.StripeInvoiceID == "" {
 		return failed(merchantError("the task names no invoice to pay"))
 	}
-	rec, err := w.store.Ledger().Invoice(ctx, t.MerchantID, t.StripeInvoiceID)
-	switch {
-	case errors.Is(err, domain.ErrNotFound):
-		// No record: a task from before the invoice ledger, or one a
-		// merchant made; pay as asked.
-	case err != nil:
-		return w.retryLater(t, fmt.Errorf("read invoice record: %w", err))
-	default:
-		if step := policy.Plan(rec); step.RetryAt.IsZero() {
+	// No record: a task from before the invoice ledger, or one a merchant
+	// made; pay as asked.
+	if rec != nil {
+		if step := policy.Plan(*rec); step.RetryAt.IsZero() {
 			r := cancelled(step.Reason, "the policy plans no further attempt now: "+step.Reason)
 			r.replan = true
 			return r
 		}
 	}
-	err = w.gateway.PayInvoice(ctx, m.StripeAccountID, t.StripeInvoiceID, paymentKey(t))
+	err := w.gateway.PayInvoice(ctx, m.StripeAccountID, t.StripeInvoiceID, paymentKey(t))
 	if err == nil {
 		r := succeeded(t, domain.ReasonPaid)
 		r.fact = &domain.InvoiceFact{Kind: domain.FactRecoupPaid, InvoiceID: t.StripeInvoiceID, At: w.clock.Now()}

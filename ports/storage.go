@@ -194,6 +194,18 @@ type MerchantDirectory interface {
 	RevokeAPIKey(ctx context.Context, merchant domain.MerchantID, prefix string, at time.Time) error
 }
 
+// A Claim is a task ClaimDue marked running, with what its run is decided
+// by, read as the task was claimed, so that a run needs no reads of its
+// own before it acts: the merchant's dunning policy (the default when it
+// stored none) and the record of the task's invoice (nil when the task
+// names no invoice or the ledger has no record of it). Both are copies the
+// caller owns.
+type Claim struct {
+	domain.Task
+	Policy  domain.DunningPolicy
+	Invoice *domain.InvoiceRecord
+}
+
 // TaskQueue is the worker's view of tasks: across merchants, because the
 // worker serves them all, yet every write after the claim names the
 // merchant and the claim's attempt.
@@ -202,8 +214,9 @@ type TaskQueue interface {
 	// Attempts incremented. Due means pending with RunAt <= now, or running
 	// with a lease that expired before now (its worker died). The lease
 	// lasts until now+lease. No task is handed to two callers at once, also
-	// across processes.
-	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error)
+	// across processes. Each comes with what its run decides by, read by
+	// the claim itself (see Claim).
+	ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Claim, error)
 	// Finish records the end of the run that claimed the merchant's task
 	// with this attempt: its status, last error, reason, decline code (when
 	// res sets one) and, back to pending, its new RunAt; ErrConflict if

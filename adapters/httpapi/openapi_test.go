@@ -701,7 +701,7 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	var running domain.Task
 	for _, ct := range claimed {
 		if ct.ID == one {
-			running = ct
+			running = ct.Task
 		}
 	}
 	is.Equal(running.ID, one)                                                                      // the due notification was claimed

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
 )
 
 // due is a task a claim may take, claimable since since.
@@ -40,22 +41,22 @@ func (s *Store) dueAt(now time.Time) []due {
 }
 
 // ClaimDue hands out no task twice: the store's lock serialises claims.
-func (c scope) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error) {
+func (c scope) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]ports.Claim, error) {
 	if limit < 1 {
-		return []domain.Task{}, nil
+		return []ports.Claim{}, nil
 	}
 	if lease <= 0 {
 		return nil, fmt.Errorf("claim tasks: %w: lease must be positive", domain.ErrInvalid)
 	}
 	now = norm(now)
-	claimed := []domain.Task{}
+	claimed := []ports.Claim{}
 	err := c.do(ctx, func(u *unit) error {
 		due := u.s.dueAt(now)
 		for _, d := range due[:min(limit, len(due))] {
 			next := *d.t
 			next.Status, next.Attempts, next.UpdatedAt = domain.StatusRunning, next.Attempts+1, now
 			u.update(d.t, next, norm(now.Add(lease)))
-			claimed = append(claimed, next)
+			claimed = append(claimed, u.s.claim(next))
 		}
 		return nil
 	})
@@ -111,4 +112,19 @@ func (c scope) Backlog(ctx context.Context, now time.Time) (count int, oldest ti
 		return nil
 	})
 	return count, oldest, err
+}
+
+// claim is t with its merchant's policy and its invoice's record, as
+// ClaimDue returns it.
+func (s *Store) claim(t domain.Task) ports.Claim {
+	c := ports.Claim{Task: t, Policy: domain.DefaultDunningPolicy()}
+	ten := s.tenants[t.MerchantID]
+	if ten.policy != nil {
+		c.Policy = clonePolicy(*ten.policy)
+	}
+	if r, ok := ten.invoices[t.StripeInvoiceID]; ok && t.StripeInvoiceID != "" {
+		r = detached(r)
+		c.Invoice = &r
+	}
+	return c
 }

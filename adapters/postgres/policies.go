@@ -79,9 +79,18 @@ func (s policyStore) Policy(ctx context.Context, merchant domain.MerchantID) (do
 	if err != nil {
 		return domain.DunningPolicy{}, interpretError("read policy", err)
 	}
+	p, err := decodePolicy(doc)
+	if err != nil {
+		return domain.DunningPolicy{}, fmt.Errorf("read policy of merchant %s: %w", merchant, err)
+	}
+	return p, nil
+}
+
+// decodePolicy reads a policy column.
+func decodePolicy(doc []byte) (domain.DunningPolicy, error) {
 	var stored storedPolicy
 	if err := json.Unmarshal(doc, &stored); err != nil {
-		return domain.DunningPolicy{}, fmt.Errorf("read policy of merchant %s: %w", merchant, err)
+		return domain.DunningPolicy{}, err
 	}
 	return stored.policy(), nil
 }

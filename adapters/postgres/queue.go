@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/ports"
 )
 
 // taskQueue is the worker's view of the tasks, across merchants, on the
@@ -18,8 +20,9 @@ type taskQueue struct {
 }
 
 // claimDueSQL is ClaimDue's statement: $1 is now, $2 the limit, $3 the
-// end of the lease.
-const claimDueSQL = `
+// end of the lease. It returns each claimed task with its merchant's
+// policy (NULL: the default) and its invoice's record (claimInvoiceColumns).
+var claimDueSQL = `
 	WITH expired AS (
 		SELECT id FROM tasks
 		WHERE status = 'running' AND lease_until < $1
@@ -37,16 +40,58 @@ const claimDueSQL = `
 		UNION ALL
 		SELECT id FROM pending
 		LIMIT $2
+	), claimed AS (
+		UPDATE tasks
+		SET status = 'running', attempts = tasks.attempts + 1, lease_until = $3, updated_at = $1
+		FROM due
+		WHERE tasks.id = due.id
+		RETURNING tasks.*
 	)
-	UPDATE tasks
-	SET status = 'running', attempts = tasks.attempts + 1, lease_until = $3, updated_at = $1
-	FROM due
-	WHERE tasks.id = due.id
-	RETURNING ` + taskColumns
+	SELECT ` + taskColumns + `, merchant_policies.policy, ` + claimInvoiceColumns + `
+	FROM claimed AS tasks
+	LEFT JOIN merchant_policies ON merchant_policies.merchant_id = tasks.merchant_id
+	LEFT JOIN invoices ON invoices.merchant_id = tasks.merchant_id AND invoices.invoice_id = tasks.stripe_invoice_id`
+
+// claimInvoiceColumns are invoiceColumns where a claimed task's invoice
+// may have no row: invoices.invoice_id tells (NULL: no record), and the
+// columns that are never NULL in a row read as their zero values.
+var claimInvoiceColumns = `invoices.invoice_id IS NOT NULL, COALESCE(invoices.merchant_id, tasks.merchant_id),
+	COALESCE(invoices.invoice_id, ''), COALESCE(invoices.customer_id, ''),
+	COALESCE(invoices.subscription_id, ''), COALESCE(invoices.currency, ''), COALESCE(invoices.amount_due, 0),
+	invoices.first_failed_at, invoices.last_failed_at, COALESCE(invoices.stripe_attempts, 0),
+	COALESCE(invoices.recoup_attempts, 0), invoices.stripe_retry_at, COALESCE(invoices.decline_code, ''),
+	invoices.declined_at, invoices.card_updated_at, COALESCE(invoices.recoup_paid, ''),
+	COALESCE(invoices.status, ''), invoices.closed_at, COALESCE(invoices.paid_amount, 0),
+	COALESCE(invoices.recovered_by, '')`
+
+// scanClaim reads a row of claimDueSQL.
+func scanClaim(rows *sql.Rows) (ports.Claim, error) {
+	var t taskRow
+	var policy []byte
+	var hasInvoice bool
+	var inv invoiceRow
+	if err := rows.Scan(append(append(t.dest(), &policy, &hasInvoice), inv.dest()...)...); err != nil {
+		return ports.Claim{}, err
+	}
+	c := ports.Claim{Task: t.task(), Policy: domain.DefaultDunningPolicy()}
+	if policy != nil {
+		p, err := decodePolicy(policy)
+		if err != nil {
+			return ports.Claim{}, fmt.Errorf("policy of merchant %s: %w", c.MerchantID, err)
+		}
+		c.Policy = p
+	}
+	if hasInvoice {
+		r := inv.record()
+		c.Invoice = &r
+	}
+	return c, nil
+}
 
 // ClaimDue locks up to limit due tasks, skipping those another worker is
 // claiming at this moment, and marks them running, in one statement: no
-// task goes to two workers, on any number of processes.
+// task goes to two workers, on any number of processes. The same
+// statement reads each task's policy and invoice record.
 //
 // Tasks whose lease expired come first (they have waited longest), then
 // pending tasks by run_at. Each kind is read in the order of its partial
@@ -55,21 +100,21 @@ const claimDueSQL = `
 // million due tasks as with ten; a single scan with OR would collect and
 // sort the whole backlog on every claim. The second CTE only runs when the
 // first one yields fewer than limit rows.
-func (q taskQueue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error) {
+func (q taskQueue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]ports.Claim, error) {
 	if limit < 1 {
-		return []domain.Task{}, nil
+		return []ports.Claim{}, nil
 	}
 	if lease <= 0 {
 		return nil, fmt.Errorf("claim tasks: %w: lease must be positive", domain.ErrInvalid)
 	}
-	tasks, err := queryAll(ctx, q.db, scanTask, claimDueSQL, now, limit, now.Add(lease))
+	claims, err := queryAll(ctx, q.db, scanClaim, claimDueSQL, now, limit, now.Add(lease))
 	if err != nil {
 		return nil, interpretError("claim tasks", err)
 	}
-	if tasks == nil {
-		tasks = []domain.Task{}
+	if claims == nil {
+		claims = []ports.Claim{}
 	}
-	return tasks, nil
+	return claims, nil
 }
 
 // finishSQL is Finish's statement. An empty decline code ($9) keeps the

@@ -77,7 +77,7 @@ func BenchmarkClaimFinish(b *testing.B) {
 					if err != nil || len(tasks) == 0 {
 						return false, err
 					}
-					t := tasks[0]
+					t := tasks[0].Task
 					res := domain.TaskResult{Status: domain.StatusSucceeded, At: time.Now().UTC()}
 					if c.message {
 						msg, err := succeededMessage(t, res.At)

@@ -79,7 +79,7 @@ type CountingQueue struct {
 }
 
 // ClaimDue counts the claim and passes it on.
-func (q CountingQueue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.Task, error) {
+func (q CountingQueue) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]ports.Claim, error) {
 	q.Claims.Add(1)
 	return q.TaskQueue.ClaimDue(ctx, now, lease, limit)
 }

@@ -147,6 +147,15 @@ func listAll(t *testing.T, st ports.Storage, m domain.MerchantID, status domain.
 	return nil
 }
 
+// tasksOf is the tasks of claims.
+func tasksOf(claims []ports.Claim) []domain.Task {
+	out := make([]domain.Task, len(claims))
+	for i, c := range claims {
+		out[i] = c.Task
+	}
+	return out
+}
+
 func ids(tasks []domain.Task) []domain.TaskID {
 	out := make([]domain.TaskID, len(tasks))
 	for i, t := range tasks {
@@ -207,7 +216,7 @@ func taskIn(t *testing.T, st ports.Storage, m domain.MerchantID, status domain.T
 			t.Fatalf("claim: %v", err)
 		}
 		if len(claimed) != 1 || claimed[0].ID != task.ID {
-			t.Fatalf("claimed %v, want only %s", ids(claimed), task.ID)
+			t.Fatalf("claimed %v, want only %s", ids(tasksOf(claimed)), task.ID)
 		}
 		if status != domain.StatusRunning {
 			res := domain.TaskResult{Status: status, At: now()}

@@ -21,6 +21,74 @@ func RunQueueContract(t *testing.T, newStorage func(t *testing.T) ports.Storage)
 		return task
 	}
 
+	t.Run("a claim brings its merchant's policy and its invoice's record", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		mine := domain.DefaultDunningPolicy()
+		mine.MaxAttempts, mine.HardDeclineCodes = 3, []string{"stolen_card"}
+		mine.DelaysByDeclineCode = map[string][]int{"insufficient_funds": {72}}
+		is.NoErr(st.Policies().SetPolicy(ctx, a, mine))
+
+		// One invoice id at both merchants, with different records: each
+		// task gets its own merchant's.
+		shared, unrecorded := newInvoiceID(), newInvoiceID()
+		at := claimBase.Add(-time.Hour)
+		recA, err := st.Ledger().Record(ctx, a, domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: shared, CustomerID: "cus_a",
+			AmountDue: 1200, Currency: "eur", AttemptCount: 2, DeclineCode: "insufficient_funds", At: at})
+		is.NoErr(err)
+		_, err = st.Ledger().Record(ctx, b, domain.InvoiceFact{Kind: domain.FactFailed, InvoiceID: shared, CustomerID: "cus_b",
+			AmountDue: 99, Currency: "jpy", AttemptCount: 1, At: at})
+		is.NoErr(err)
+
+		retryA := newTask(a, domain.TypeRetryPayment, shared, 2, now())
+		noRecord := newTask(a, domain.TypeRetryPayment, unrecorded, 1, now())
+		noInvoice := newTask(b, domain.TypeNotifyCardExpiring, "", 0, now())
+		for _, task := range []*domain.Task{&retryA, &noRecord, &noInvoice} {
+			task.RunAt = claimBase.Add(-time.Minute)
+		}
+		retryB := newTask(b, domain.TypeRetryPayment, shared, 1, now())
+		retryB.RunAt = claimBase.Add(-time.Second)
+		schedule(t, st, a, retryA, noRecord)
+		schedule(t, st, b, noInvoice, retryB)
+
+		claimed, err := st.Queue().ClaimDue(ctx, claimBase, time.Hour, 10)
+		is.NoErr(err)
+		is.Equal(len(claimed), 4) // every due task
+		byID := map[domain.TaskID]ports.Claim{}
+		for _, c := range claimed {
+			byID[c.ID] = c
+		}
+		got := byID[retryA.ID]
+		is.Equal(got.Policy, mine)   // the merchant's stored policy
+		is.True(got.Invoice != nil)  // and its record of the invoice
+		is.Equal(*got.Invoice, recA) // as the ledger keeps it
+		got = byID[retryB.ID]
+		is.Equal(got.Policy, domain.DefaultDunningPolicy()) // a merchant without a policy has the default
+		is.True(got.Invoice != nil)
+		is.Equal(got.Invoice.MerchantID, b) // the other merchant's record of the same invoice id
+		is.Equal(got.Invoice.CustomerID, "cus_b")
+		is.Equal(got.Invoice.AmountDue, int64(99))
+		is.True(byID[noRecord.ID].Invoice == nil)  // no record: nil
+		is.True(byID[noInvoice.ID].Invoice == nil) // no invoice: nil
+		is.Equal(byID[noRecord.ID].Policy, mine)
+
+		// The claim's copies are the caller's: changing them changes
+		// nothing stored.
+		got = byID[retryA.ID]
+		got.Policy.HardDeclineCodes[0] = "changed"
+		got.Policy.DelaysByDeclineCode["insufficient_funds"][0] = 1
+		got.Invoice.CustomerID = "changed"
+		p, err := st.Policies().Policy(ctx, a)
+		is.NoErr(err)
+		is.Equal(p, mine)
+		rec, err := st.Ledger().Invoice(ctx, a, shared)
+		is.NoErr(err)
+		is.Equal(rec, recA)
+	})
+
 	t.Run("only due pending tasks are claimed", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
@@ -41,10 +109,10 @@ func RunQueueContract(t *testing.T, newStorage func(t *testing.T) ports.Storage)
 		is.Equal(len(claimed), 2) // the two due pending tasks, across merchants
 		byID := map[domain.TaskID]domain.Task{}
 		for _, c := range claimed {
-			byID[c.ID] = c
+			byID[c.ID] = c.Task
 			is.Equal(c.Status, domain.StatusRunning) // claimed tasks are running
 			is.Equal(c.Attempts, 1)                  // with Attempts incremented
-			is.Equal(mustGet(t, st, c.MerchantID, c.ID), canon(c))
+			is.Equal(mustGet(t, st, c.MerchantID, c.ID), canon(c.Task))
 		}
 		_, ok := byID[early.ID]
 		is.True(ok) // due before now
@@ -103,7 +171,7 @@ func RunQueueContract(t *testing.T, newStorage func(t *testing.T) ports.Storage)
 						results <- result{mine, err}
 						return
 					}
-					mine = append(mine, claimed...)
+					mine = append(mine, tasksOf(claimed)...)
 				}
 			}()
 		}
@@ -118,7 +186,7 @@ func RunQueueContract(t *testing.T, newStorage func(t *testing.T) ports.Storage)
 		// is left is claimed here, still never twice.
 		rest, err := st.Queue().ClaimDue(ctx, claimBase, time.Hour, merchants*perMerchant)
 		is.NoErr(err)
-		all = append(all, rest...)
+		all = append(all, tasksOf(rest)...)
 		seen := map[domain.TaskID]bool{}
 		for _, c := range all {
 			is.True(!seen[c.ID]) // each task is claimed once

@@ -441,7 +441,7 @@ func RunTaskRepositoryContract(t *testing.T, newStorage func(t *testing.T) ports
 		schedule(t, st, a, ran)
 		claimed, err := st.Queue().ClaimDue(ctx, claimBase, time.Hour, 10)
 		is.NoErr(err)
-		is.Equal(ids(claimed), []domain.TaskID{ran.ID})
+		is.Equal(ids(tasksOf(claimed)), []domain.TaskID{ran.ID})
 		is.NoErr(st.Queue().Finish(ctx, a, ran.ID, claimed[0].Attempts, domain.TaskResult{Status: domain.StatusSucceeded, Reason: string(domain.ExhaustedNone), At: now()}))
 		late := newTask(a, domain.TypeEndDunning, ran.StripeInvoiceID, 9, t0)
 		is.Equal(len(schedule(t, st, a, late)), 0) // once it ran, never again
