@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -113,14 +114,24 @@ func TestReconcileDuringAWebhookStorm(t *testing.T) {
 				res, reconcileErr = svc.Reconcile(context.Background(), 72*time.Hour)
 			})
 			statuses := make(chan int, senders*events)
-			for s := range senders {
+			// The senders start as the listing is answered, when the
+			// reconciliation starts applying what it listed.
+			listed := make(chan struct{})
+			wg.Go(func() {
+				defer close(listed)
+				<-start
+				for !slices.ContainsFunc(api.Requests(), func(r stripetest.Request) bool { return r.Path == "/v1/events" }) {
+					time.Sleep(time.Millisecond)
+				}
+			})
+			for range senders {
 				wg.Go(func() {
-					<-start
-					// Each sender goes through the events from its own
-					// starting point, so that they collide at different
-					// events.
+					<-listed
+					// Each sender goes through the events newest first,
+					// all of them together, the reconciliation oldest
+					// first: they meet on the way.
 					for i := range events {
-						payload := payloads[(i+s*events/senders)%events]
+						payload := payloads[events-1-i]
 						req, err := http.NewRequest(http.MethodPost, hook.URL, bytes.NewReader(payload))
 						if err != nil {
 							statuses <- 0
