@@ -109,7 +109,9 @@ func TestReconcileDuringAWebhookStorm(t *testing.T) {
 			var wg sync.WaitGroup
 			var res app.ReconcileResult
 			var reconcileErr error
+			reconciled := make(chan struct{})
 			wg.Go(func() {
+				defer close(reconciled)
 				<-start
 				res, reconcileErr = svc.Reconcile(context.Background(), 72*time.Hour)
 			})
@@ -121,7 +123,11 @@ func TestReconcileDuringAWebhookStorm(t *testing.T) {
 				defer close(listed)
 				<-start
 				for !slices.ContainsFunc(api.Requests(), func(r stripetest.Request) bool { return r.Path == "/v1/events" }) {
-					time.Sleep(time.Millisecond)
+					select {
+					case <-reconciled: // it never listed: the assertions say so
+						return
+					case <-time.After(time.Millisecond):
+					}
 				}
 			})
 			for range senders {
