@@ -62,7 +62,6 @@ type Reconciler struct {
 	clock    ports.Clock
 	log      *slog.Logger
 	obs      ports.Observer
-	holder   string // this process, in leases
 }
 
 // NewReconciler returns a reconciler; ErrInvalid without a storage, a
@@ -94,7 +93,7 @@ func NewReconciler(cfg ReconcileConfig, store ports.Storage, gateway ports.Payme
 		obs = ports.NopObserver{}
 	}
 	return &Reconciler{cfg: cfg, store: store, gateway: gateway, decoder: decoder, webhooks: webhooks,
-		clock: clock, log: log, obs: obs, holder: "reconciler " + rand.Text()}, nil
+		clock: clock, log: log, obs: obs}, nil
 }
 
 // handledEventTypes are the event types reconciliation lists: those the
@@ -139,13 +138,17 @@ func (r *Reconciler) Run(ctx context.Context, since time.Duration) (ReconcileRes
 }
 
 // merchant reconciles one merchant under its lease; false when another
-// process holds the lease. A lease that cannot be taken (storage
-// unreachable) counts the merchant as failed.
+// run holds the lease, in this process or another. A lease that cannot
+// be taken (storage unreachable) counts the merchant as failed.
 func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.Time) (ReconcileResult, bool) {
 	lease := "reconcile " + string(m.ID)
+	// The holder is this run's, not the process's: two runs of one
+	// reconciler at once (Service.Reconcile called beside RunWorker's)
+	// must not both take the lease.
+	holder := "reconciler " + rand.Text()
 	hold := func() (bool, error) {
 		now := r.clock.Now()
-		return r.store.Leases().AcquireLease(ctx, lease, r.holder, now, now.Add(r.cfg.Lease))
+		return r.store.Leases().AcquireLease(ctx, lease, holder, now, now.Add(r.cfg.Lease))
 	}
 	held, err := hold()
 	if err != nil {
@@ -156,7 +159,7 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 		return ReconcileResult{}, false
 	}
 	defer func() {
-		if err := r.store.Leases().ReleaseLease(context.WithoutCancel(ctx), lease, r.holder); err != nil {
+		if err := r.store.Leases().ReleaseLease(context.WithoutCancel(ctx), lease, holder); err != nil {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "reconcile: release lease", slog.String("merchant_id", string(m.ID)), slog.String("error", err.Error()))
 		}
 	}()

@@ -594,6 +594,42 @@ func TestReconcileOneProcessAtATime(t *testing.T) {
 		is.Equal(reconcile(t, second, 72*time.Hour), app.ReconcileResult{Merchants: 1, Listed: 1, Duplicates: 1})
 	})
 
+	t.Run("two runs of one reconciler: the second skips the merchant the first holds", func(t *testing.T) {
+		// An embedder may call Service.Reconcile while RunWorker's
+		// periodic run is under way: the same reconciler, twice at once.
+		is := is.New(t)
+		u := newUseCases(t, nil)
+		m := u.merchant(t, "Acme")
+		gw := newEventsGateway()
+		gw.add(failedEvent(m.StripeAccountID, stripetest.NewID("in_"), u.clock.Now().Add(-time.Hour)), false)
+		inside, release := make(chan struct{}), make(chan struct{})
+		gw.before = func(_ string, call int) {
+			if call == 1 {
+				close(inside)
+				<-release
+			}
+		}
+		r, _ := u.reconciler(t, reconcileConfig(), gw)
+
+		var firstRes app.ReconcileResult
+		var firstErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			firstRes, firstErr = r.Run(context.Background(), 72*time.Hour)
+		}()
+		<-inside // the first run holds the merchant, listing its events
+
+		secondRes := reconcile(t, r, 72*time.Hour)
+		close(release)
+		<-done
+
+		is.Equal(secondRes, app.ReconcileResult{}) // the second run left the merchant alone
+		is.NoErr(firstErr)
+		is.Equal(firstRes, app.ReconcileResult{Merchants: 1, Listed: 1, Processed: 1})
+		is.Equal(len(gw.listings()), 1) // one listing of the account
+	})
+
 	t.Run("an expired lease is taken over, and its old holder leaves the events to the new", func(t *testing.T) {
 		is := is.New(t)
 		u := newUseCases(t, nil)

@@ -65,6 +65,7 @@ type API struct {
 	now      func() time.Time
 	accounts map[string]*account
 	failures []*failure
+	holds    map[string]time.Duration // by method and path
 	log      []Request
 }
 
@@ -80,6 +81,13 @@ type Request struct {
 	Form     url.Values
 	Status   int  // the status answered
 	Replayed bool // an idempotent replay: the first answer again, no effect
+	// Key is the API key of the Authorization header, which tells apart
+	// callers that use different keys.
+	Key string
+	// Received and Answered are when the request came in and when its
+	// answer was ready, to be written; between them it may have been
+	// held (Hold).
+	Received, Answered time.Time
 }
 
 // account is one connected account's objects.
@@ -373,6 +381,19 @@ func (a *API) FailNext(method, path string, status, times int) {
 	a.failures = append(a.failures, &failure{method: method, path: path, status: status, left: times})
 }
 
+// Hold makes every request with this method and path (on any account)
+// wait d before it is answered, without keeping other requests waiting:
+// a slow endpoint, which widens the time the code under test spends in
+// it, for a test about what overlaps what.
+func (a *API) Hold(method, path string, d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.holds == nil {
+		a.holds = map[string]time.Duration{}
+	}
+	a.holds[method+" "+path] = d
+}
+
 // Requests are the requests answered so far, in the order they were.
 func (a *API) Requests() []Request {
 	a.mu.Lock()
@@ -427,14 +448,26 @@ func (acct *account) putCharge(c Charge) {
 }
 
 func (a *API) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
 	raw, parseErr := requestParams(r)
+	key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	req := Request{
 		Method: r.Method, Path: r.URL.Path, Account: r.Header.Get("Stripe-Account"),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), Form: withoutIndexes(raw),
+		Key: strings.TrimSpace(key), Received: received,
+	}
+	a.mu.Lock()
+	hold := a.holds[r.Method+" "+r.URL.Path]
+	a.mu.Unlock()
+	if hold > 0 {
+		select {
+		case <-time.After(hold):
+		case <-r.Context().Done():
+		}
 	}
 	a.mu.Lock()
 	ans, replayed := a.answer(r.Header.Get("Authorization"), req, raw, parseErr)
-	req.Status, req.Replayed = ans.status, replayed
+	req.Status, req.Replayed, req.Answered = ans.status, replayed, time.Now()
 	a.log = append(a.log, req)
 	a.mu.Unlock()
 

@@ -706,3 +706,24 @@ func TestAPIConcurrentUse(t *testing.T) {
 	is.Equal(replays, n)
 	is.True(slices.ContainsFunc(api.Requests(), func(r stripetest.Request) bool { return r.Path == "/v1/invoices/in_0/pay" }))
 }
+
+// TestAPIHold: a held endpoint answers no sooner than its hold, and the
+// log says who asked and when, for tests about what overlaps what.
+func TestAPIHold(t *testing.T) {
+	is := is.New(t)
+	api := stripetest.NewAPI(t)
+	const hold = 50 * time.Millisecond
+	api.Hold("GET", "/v1/events", hold)
+
+	held := call(t, api, "GET", "/v1/events", "acct_1", "", nil)
+	other := call(t, api, "GET", "/v1/customers/cus_1", "acct_1", "", nil)
+
+	is.Equal(held.status, 200)  // a held request is answered
+	is.Equal(other.status, 404) // and others as ever
+	log := api.Requests()
+	is.Equal(len(log), 2)
+	is.Equal(log[0].Key, testKey) // the caller's key
+	is.True(log[0].Answered.Sub(log[0].Received) >= hold)
+	is.True(!log[1].Received.Before(log[0].Answered)) // the second came after the first was answered
+	is.True(!log[1].Answered.Before(log[1].Received))
+}
