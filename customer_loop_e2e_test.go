@@ -251,7 +251,7 @@ func TestCustomerLoopOverStripeAndSMTP(t *testing.T) {
 			acme, other := l.merchant(t, "Acme Books"), l.merchant(t, "Other Shop")
 			start := l.clock.Now()
 
-			// 1. Jenny's card has expired: a hard decline.
+			// Jenny's card has expired: a hard decline.
 			inv := l.failedInvoice(acme, "cus_jenny", "jenny@example.com", 5000, "jpy", "expired_card")
 			l.failed(t, acme, inv)
 			l.drain(t)
@@ -286,7 +286,7 @@ func TestCustomerLoopOverStripeAndSMTP(t *testing.T) {
 			otherLink := updateLinkPattern.FindString(otherMail.Text)
 			is.True(otherLink != "" && otherLink != link)
 
-			// 4. Jenny follows the link: a portal session on Acme's account,
+			// Jenny follows the link: a portal session on Acme's account,
 			// for her, returning to the invoice.
 			res, _ := l.open(t, link)
 			is.Equal(res.StatusCode, http.StatusSeeOther)
@@ -331,7 +331,7 @@ func TestCustomerLoopOverStripeAndSMTP(t *testing.T) {
 			is.Equal(len(reqs), 2)
 			is.Equal(reqs[1].Account, other.StripeAccountID)
 
-			// 2. In the portal, Jenny sets a new default card: Stripe sends
+			// In the portal, Jenny sets a new default card: Stripe sends
 			// customer.updated, and the retry is due at once.
 			l.clock.Add(20 * time.Minute)
 			l.deliver(t, stripetest.Event{Type: domain.EventCustomerUpdated, Account: acme.StripeAccountID,
@@ -378,7 +378,12 @@ func TestCustomerLoopOverStripeAndSMTP(t *testing.T) {
 				is.Equal(r.Status, domain.StatusCancelled)
 			}
 			l.inbox(t, "jenny@example.com", "Acme Books", 1)
-			is.Equal(len(l.api.PortalSessions(acme.StripeAccountID)), 1)
+
+			// Thirty days after its email, the link has expired.
+			l.clock.Add(start.Add(domain.UpdateLinkLifetime).Sub(l.clock.Now()))
+			res, _ = l.open(t, link)
+			is.Equal(res.StatusCode, http.StatusNotFound)
+			is.Equal(len(l.api.PortalSessions(acme.StripeAccountID)), 1) // and opens nothing
 		})
 	}
 }
@@ -403,11 +408,18 @@ func TestEmailCapOverSMTP(t *testing.T) {
 
 			// Three invoices fail at once, each with its email and two
 			// reminders: nine emails wanted, two allowed.
+			start := l.clock.Now()
 			for range 3 {
 				l.failed(t, acme, l.failedInvoice(acme, "cus_ada", "ada@example.com", 1500, "eur", "insufficient_funds"))
 			}
 			l.drain(t) // the three emails, run concurrently
 			l.inbox(t, "ada@example.com", "Acme Books", capped)
+			retries := withStatus(l.tasks(t, acme, domain.TypeRetryPayment), domain.StatusPending)
+			is.Equal(len(retries), 3) // a capped email still plans its invoice's retry
+			for _, r := range retries {
+				is.Equal(r.DeclineCode, "insufficient_funds")                                                                     // from the decline it read
+				is.True(r.RunAt.Equal(start.Add(time.Duration(policy.DelaysByDeclineCode["insufficient_funds"][0]) * time.Hour))) // on that code's schedule
+			}
 			for range 2 {
 				l.clock.Add(time.Hour)
 				l.drain(t) // the reminders
