@@ -19,17 +19,23 @@ import (
 	"github.com/recoupdev/recoup/ports"
 )
 
+// e2eStorages are the two adapters an end-to-end test runs on: the
+// in-memory store (nil: recoup's default) and PostgreSQL, a fresh
+// migrated database per test.
+func e2eStorages() map[string]func(t *testing.T) ports.Storage {
+	return map[string]func(t *testing.T) ports.Storage{
+		"memory":   func(t *testing.T) ports.Storage { return nil },
+		"postgres": func(t *testing.T) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
+	}
+}
+
 // TestDunningOverTheStripeAPI drives the composed service, webhook and
 // worker, against the scripted Stripe API on both adapters: a stolen card
 // is never charged again, insufficient funds are retried on their own
 // schedule and paid, and an invoice whose attempts are spent is not
 // retried but ends its dunning.
 func TestDunningOverTheStripeAPI(t *testing.T) {
-	storages := map[string]func(t *testing.T) ports.Storage{
-		"memory":   func(t *testing.T) ports.Storage { return nil },
-		"postgres": func(t *testing.T) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
-	}
-	for name, storage := range storages {
+	for name, storage := range e2eStorages() {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			ctx := t.Context()

@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,11 +72,40 @@ func TestUpdateLink(t *testing.T) {
 // is a link that signs back to the same token.
 func FuzzUpdateLinkParse(f *testing.F) {
 	keys := domain.LinkKeysFromSecrets([]string{"whsec_fuzz"})
-	tok, _ := keys.Sign(sampleLink())
+	sign := func(k domain.LinkKeys, l domain.UpdateLink) string {
+		tok, err := k.Sign(l)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return tok
+	}
+	tok := sign(keys, sampleLink())
 	f.Add(tok)
 	f.Add("")
 	f.Add("AQ")
 	f.Add(tok[:20])
+	// Seeds near the edges, so that the seed run (make test) checks more
+	// than one accepted token: an expiring card's link (no invoice), ids
+	// of the longest length, an expired link, one signed with another key
+	// and one with a byte of its MAC changed.
+	noInvoice := sampleLink()
+	noInvoice.Invoice = ""
+	f.Add(sign(keys, noInvoice))
+	longest := sampleLink()
+	longest.Customer, longest.Invoice = "cus_"+strings.Repeat("x", 251), "in_"+strings.Repeat("y", 252)
+	f.Add(sign(keys, longest))
+	expired := sampleLink()
+	expired.Expires = linkNow
+	f.Add(sign(keys, expired))
+	f.Add(sign(domain.LinkKeysFromSecrets([]string{"whsec_other"}), sampleLink()))
+	tampered := []byte(tok)
+	i := len(tampered) - 10 // in the MAC
+	if tampered[i] == 'A' {
+		tampered[i] = 'B'
+	} else {
+		tampered[i] = 'A'
+	}
+	f.Add(string(tampered))
 	f.Fuzz(func(t *testing.T, token string) {
 		l, err := keys.Parse(token, linkNow)
 		if err != nil {

@@ -10,16 +10,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,6 +25,7 @@ import (
 
 	"github.com/recoupdev/recoup/adapters/email"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/mailpittest"
 )
 
 func TestParseSMTPURL(t *testing.T) {
@@ -79,148 +76,6 @@ func TestNewSMTPNotifierChecksConfig(t *testing.T) {
 			_, err := email.NewSMTPNotifier(cfg, nil)
 			is.True(errors.Is(err, domain.ErrInvalid)) // refused
 		})
-	}
-}
-
-// mailpit is a real SMTP server process with an HTTP API to read back what
-// it received.
-type mailpit struct {
-	smtpPort int
-	api      string
-}
-
-func mailpitBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("mailpit"); err == nil {
-		return p
-	}
-	gopath, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		for dir := range strings.SplitSeq(strings.TrimSpace(string(gopath)), string(os.PathListSeparator)) {
-			p := filepath.Join(dir, "bin", "mailpit")
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	t.Fatalf("mailpit not found in PATH or $(go env GOPATH)/bin: install it with `go install github.com/axllent/mailpit@v1.33.1`")
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startMailpit runs mailpit on free loopback ports with its own database
-// and stops it when the test ends.
-func startMailpit(t *testing.T, args ...string) mailpit {
-	t.Helper()
-	bin := mailpitBinary(t)
-	m := mailpit{smtpPort: freePort(t)}
-	httpPort := freePort(t)
-	m.api = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	dir := t.TempDir()
-	args = append([]string{
-		"--smtp", fmt.Sprintf("127.0.0.1:%d", m.smtpPort), "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--database", filepath.Join(dir, "mailpit.db"), "--disable-version-check", "--smtp-disable-rdns", "--quiet",
-	}, args...)
-	cmd := exec.Command(bin, args...)
-	logFile, err := os.Create(filepath.Join(dir, "mailpit.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mailpit: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		_ = logFile.Close()
-	})
-
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(m.api + "/api/v1/info")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", m.smtpPort)); err == nil {
-					c.Close()
-					return m
-				}
-			}
-		}
-		select {
-		case err := <-exited:
-			out, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("mailpit exited: %v\n%s", err, out)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("mailpit did not become ready\n%s", out)
-		}
-	}
-}
-
-type mailpitAddress struct {
-	Name    string
-	Address string
-}
-
-type mailpitMessage struct {
-	ID        string
-	MessageID string
-	From      mailpitAddress
-	To        []mailpitAddress
-	Subject   string
-	Text      string
-	HTML      string
-}
-
-func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// message waits for the message with this Message-ID and reads it whole.
-func (m mailpit) message(t *testing.T, messageID string) mailpitMessage {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var list struct{ Messages []mailpitMessage }
-		if err := getJSON(m.api+"/api/v1/messages?limit=500", &list); err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range list.Messages {
-			if s.MessageID == messageID {
-				var full mailpitMessage
-				if err := getJSON(m.api+"/api/v1/message/"+url.PathEscape(s.ID), &full); err != nil {
-					t.Fatal(err)
-				}
-				return full
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("message %s never arrived (%d messages)", messageID, len(list.Messages))
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -296,8 +151,8 @@ func TestSMTPNotifierDeliversToMailpit(t *testing.T) {
 	}
 	for _, srv := range servers {
 		t.Run(srv.name, func(t *testing.T) {
-			mp := startMailpit(t, srv.args...)
-			cfg, err := email.ParseSMTPURL(fmt.Sprintf(srv.scheme, mp.smtpPort))
+			mp := mailpittest.Start(t, srv.args...)
+			cfg, err := email.ParseSMTPURL(fmt.Sprintf(srv.scheme, mp.SMTPPort))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -317,7 +172,7 @@ func TestSMTPNotifierDeliversToMailpit(t *testing.T) {
 
 					is.NoErr(notifier.Notify(context.Background(), n)) // sent
 
-					got := mp.message(t, email.MessageID(n.IdempotencyKey, "recoup.example"))
+					got := mp.Message(t, email.MessageID(n.IdempotencyKey, "recoup.example"))
 					is.Equal(len(got.To), 1)                                             // one recipient
 					is.Equal(got.To[0].Address, "jenny@example.com")                     // recipient
 					is.Equal(got.From.Address, "billing@recoup.example")                 // sender
@@ -335,8 +190,8 @@ func TestSMTPNotifierDeliversToMailpit(t *testing.T) {
 func TestSMTPNotifierErrors(t *testing.T) {
 	t.Run("refused recipient is permanent", func(t *testing.T) {
 		is := is.New(t)
-		mp := startMailpit(t, "--smtp-allowed-recipients", `@example\.com$`)
-		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mp.smtpPort, From: "recoup@localhost", Timeout: 10 * time.Second}, nil)
+		mp := mailpittest.Start(t, "--smtp-allowed-recipients", `@example\.com$`)
+		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, From: "recoup@localhost", Timeout: 10 * time.Second}, nil)
 		is.NoErr(err) // notifier
 		note := notification(domain.TypeNotifyPaymentFailed)
 		note.To = "someone@elsewhere.test"
@@ -346,8 +201,8 @@ func TestSMTPNotifierErrors(t *testing.T) {
 
 	t.Run("wrong password", func(t *testing.T) {
 		is := is.New(t)
-		mp := startMailpit(t, "--smtp-auth-file", htpasswd(t, "recoup", "s3cret"), "--smtp-auth-allow-insecure")
-		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mp.smtpPort, Username: "recoup", Password: "wrong",
+		mp := mailpittest.Start(t, "--smtp-auth-file", htpasswd(t, "recoup", "s3cret"), "--smtp-auth-allow-insecure")
+		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, Username: "recoup", Password: "wrong",
 			From: "recoup@localhost", Timeout: 10 * time.Second}, nil)
 		is.NoErr(err) // notifier
 		err = n.Notify(context.Background(), notification(domain.TypeNotifyPaymentFailed))
@@ -357,7 +212,7 @@ func TestSMTPNotifierErrors(t *testing.T) {
 
 	t.Run("server down is retryable", func(t *testing.T) {
 		is := is.New(t)
-		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: freePort(t), From: "recoup@localhost", Timeout: 5 * time.Second}, nil)
+		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mailpittest.FreePort(t), From: "recoup@localhost", Timeout: 5 * time.Second}, nil)
 		is.NoErr(err) // notifier
 		err = n.Notify(context.Background(), notification(domain.TypeNotifyPaymentFailed))
 		is.True(err != nil)                         // not sent
@@ -366,8 +221,8 @@ func TestSMTPNotifierErrors(t *testing.T) {
 
 	t.Run("starttls required but not offered", func(t *testing.T) {
 		is := is.New(t)
-		mp := startMailpit(t)
-		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mp.smtpPort, From: "recoup@localhost", TLS: email.TLSRequired, Timeout: 10 * time.Second}, nil)
+		mp := mailpittest.Start(t)
+		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, From: "recoup@localhost", TLS: email.TLSRequired, Timeout: 10 * time.Second}, nil)
 		is.NoErr(err) // notifier
 		err = n.Notify(context.Background(), notification(domain.TypeNotifyPaymentFailed))
 		is.True(err != nil) // refuses to send in the clear
@@ -376,8 +231,8 @@ func TestSMTPNotifierErrors(t *testing.T) {
 	t.Run("untrusted certificate", func(t *testing.T) {
 		is := is.New(t)
 		certFile, keyFile, _ := selfSigned(t)
-		mp := startMailpit(t, "--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile, "--smtp-require-tls")
-		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mp.smtpPort, From: "recoup@localhost", TLS: email.TLSImplicit, Timeout: 10 * time.Second}, nil)
+		mp := mailpittest.Start(t, "--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile, "--smtp-require-tls")
+		n, err := email.NewSMTPNotifier(email.SMTPConfig{Host: "127.0.0.1", Port: mp.SMTPPort, From: "recoup@localhost", TLS: email.TLSImplicit, Timeout: 10 * time.Second}, nil)
 		is.NoErr(err) // notifier
 		err = n.Notify(context.Background(), notification(domain.TypeNotifyPaymentFailed))
 		is.True(err != nil) // the certificate is verified

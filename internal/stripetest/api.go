@@ -32,7 +32,7 @@ import (
 //	DELETE /v1/subscriptions/{id}
 //	GET    /v1/subscriptions/{id}
 //	GET    /v1/customers/{id}
-//	POST   /v1/billing_portal/sessions           customer, return_url
+//	POST   /v1/billing_portal/sessions           customer, return_url (PortalSessions)
 //	GET    /v1/events                            limit, starting_after, ending_before,
 //	                                             type, types[], created, delivery_success
 //
@@ -97,6 +97,7 @@ type account struct {
 	ordered   []*chargeState // charges in the order they were made, for Charges
 	subs      map[string]*subState
 	customers map[string]map[string]any
+	portals   []PortalSession     // the sessions made, oldest first
 	pays      map[string][]string // decline codes of the next pays, by invoice ("" = succeed)
 	events    []*storedEvent      // newest first, as Stripe lists them
 	seq       int                 // orders events created in the same second
@@ -274,18 +275,12 @@ func (a *API) DeclinePays(account, invoiceID string, declineCodes ...string) {
 }
 
 // PutCustomer stores a customer of the account (GET /v1/customers/{id}):
-// its id and email, in a customer object of Stripe's shape.
+// its id and email, in a customer object of Stripe's shape (Customer),
+// delinquent since its invoice failed.
 func (a *API) PutCustomer(account, id, email string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.account(account).customers[id] = map[string]any{
-		"id": id, "object": "customer", "address": nil, "balance": 0, "created": a.now().Unix(),
-		"currency": "usd", "default_source": nil, "delinquent": true, "description": nil, "discount": nil,
-		"email": nullable(email), "invoice_prefix": "ABC123", "invoice_settings": map[string]any{
-			"custom_fields": nil, "default_payment_method": nil, "footer": nil, "rendering_options": nil},
-		"livemode": false, "metadata": map[string]any{}, "name": nil, "next_invoice_sequence": 1, "phone": nil,
-		"preferred_locales": []any{}, "shipping": nil, "tax_exempt": "none", "test_clock": nil,
-	}
+	a.account(account).customers[id] = Customer{ID: id, Email: email, Delinquent: true, Created: a.now()}.Map()
 }
 
 // PutSubscription stores the subscription on the account, replacing one
@@ -404,6 +399,22 @@ func (a *API) Requests() []Request {
 		out[i] = r
 	}
 	return out
+}
+
+// PortalSession is a customer portal session the API made.
+type PortalSession struct {
+	ID        string // bps_…
+	Customer  string
+	ReturnURL string // "" when none was asked for
+	URL       string // where the session sends the customer
+}
+
+// PortalSessions are the customer portal sessions made on the account,
+// oldest first (an idempotent replay makes none).
+func (a *API) PortalSessions(account string) []PortalSession {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.account(account).portals)
 }
 
 // account returns the account's objects, creating them. a.mu is held.
@@ -543,7 +554,7 @@ func (a *API) route(acct *account, req Request) answer {
 			}
 			return noSuch("customer", parts[1])
 		case m == http.MethodPost && rest == "billing_portal/sessions":
-			return a.createPortalSession(req.Form)
+			return a.createPortalSession(acct, req.Form)
 		case m == http.MethodGet && rest == "events":
 			return a.listEvents(acct, req.Form)
 		}
@@ -653,13 +664,16 @@ func (a *API) getSubscription(acct *account, id string) answer {
 	return jsonAnswer(http.StatusOK, m)
 }
 
-func (a *API) createPortalSession(form url.Values) answer {
+func (a *API) createPortalSession(acct *account, form url.Values) answer {
 	customer := form.Get("customer")
 	if customer == "" {
 		return unsaved(apiError(http.StatusBadRequest, "invalid_request_error", "parameter_missing", "customer", "Missing required param: customer."))
 	}
+	s := PortalSession{ID: NewID("bps_"), Customer: customer, ReturnURL: form.Get("return_url"),
+		URL: "https://billing.stripe.com/p/session/" + NewID("test_")}
+	acct.portals = append(acct.portals, s)
 	return jsonAnswer(http.StatusOK, map[string]any{
-		"id":            NewID("bps_"),
+		"id":            s.ID,
 		"object":        "billing_portal.session",
 		"configuration": NewID("bpc_"),
 		"created":       a.now().Unix(),
@@ -668,8 +682,8 @@ func (a *API) createPortalSession(form url.Values) answer {
 		"livemode":      false,
 		"locale":        nullable(form.Get("locale")),
 		"on_behalf_of":  nullable(form.Get("on_behalf_of")),
-		"return_url":    nullable(form.Get("return_url")),
-		"url":           "https://billing.stripe.com/p/session/" + NewID("test_"),
+		"return_url":    nullable(s.ReturnURL),
+		"url":           s.URL,
 	})
 }
 

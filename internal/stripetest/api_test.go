@@ -423,6 +423,17 @@ func TestAPIBillingPortalWithStripeGo(t *testing.T) {
 	is.Equal(reqs[0].Form.Get("return_url"), "https://merchant.example/account")
 	is.True(reqs[0].IdempotencyKey != "") // stripe-go keys every POST
 	is.Equal(reqs[0].Status, 200)
+
+	is.Equal(api.PortalSessions("acct_1"), []stripetest.PortalSession{{ID: s.ID, Customer: "cus_1",
+		ReturnURL: "https://merchant.example/account", URL: s.URL}}) // the session made, as answered
+	is.Equal(len(api.PortalSessions("acct_2")), 0) // on its account only
+
+	// A replay of the request answers the same session and makes none.
+	replay := call(t, api, "POST", "/v1/billing_portal/sessions", "acct_1", reqs[0].IdempotencyKey,
+		url.Values{"customer": {"cus_1"}, "return_url": {"https://merchant.example/account"}})
+	is.Equal(replay.status, 200)
+	is.Equal(replay.obj["url"], s.URL)
+	is.Equal(len(api.PortalSessions("acct_1")), 1)
 }
 
 // addEvents stores n events on acct_1, one a minute from start: types

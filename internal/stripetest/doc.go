@@ -15,7 +15,7 @@
 //	}.JSON()
 //	header := stripetest.Sign(payload, "whsec_test", time.Now())
 //
-// The object builders (Invoice, Charge, Subscription, PaymentIntent)
+// The object builders (Invoice, Charge, Subscription, PaymentIntent, Customer)
 // render the fields recoup reads plus the usual fields around them, with
 // Stripe's names and nesting, and null where Stripe sends null; their Map
 // method gives the object as a map for a test that wants to change it

@@ -213,6 +213,10 @@ func TestShapesMatchStripeSpec(t *testing.T) {
 		{"payment intent, declined", "payment_intent", stripetest.Event{Type: "payment_intent.payment_failed", Account: "acct_1", Object: stripetest.PaymentIntent{
 			Customer: "cus_1", Invoice: "in_1", Amount: 2000, LatestCharge: "ch_1", DeclineCode: "insufficient_funds",
 		}}},
+		{"customer, defaults", "customer", stripetest.Event{Type: "customer.updated", Account: "acct_1", Object: stripetest.Customer{}}},
+		{"customer, every field", "customer", stripetest.Event{Type: "customer.updated", Account: "acct_1", Livemode: true, Object: stripetest.Customer{
+			ID: "cus_1", Email: "jenny@example.com", DefaultPaymentMethod: "pm_1", Currency: "eur", Delinquent: true, Created: time.Now(), Livemode: true,
+		}, PreviousAttributes: map[string]any{"invoice_settings": map[string]any{"default_payment_method": nil}}}},
 		{"payment intent, expired card", "payment_intent", stripetest.Event{Type: "payment_intent.payment_failed", Object: stripetest.PaymentIntent{DeclineCode: "expired_card"}}},
 	}
 	for _, tc := range cases {
@@ -246,6 +250,7 @@ func TestShapesAreComplete(t *testing.T) {
 		{"charge", stripetest.Charge{Customer: "cus_1", Invoice: "in_1", Amount: 2000}},
 		{"subscription", stripetest.Subscription{}},
 		{"payment_intent", stripetest.PaymentIntent{}},
+		{"customer", stripetest.Customer{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.schema, func(t *testing.T) {
