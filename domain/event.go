@@ -78,8 +78,9 @@ type Customer struct {
 	ID    string
 	Email string
 	// DefaultPaymentMethodChanged: a customer.updated event says its
-	// default payment method changed (its previous_attributes name
-	// invoice_settings.default_payment_method).
+	// default payment method changed to a new one (its previous_attributes
+	// name invoice_settings.default_payment_method, and the customer has
+	// one now: a removal is no card update).
 	DefaultPaymentMethodChanged bool
 }
 

@@ -300,7 +300,7 @@ func decode(payload []byte, onePass bool) (domain.Event, error) {
 		out.Subscription = &domain.Subscription{ID: o.subscription.ID, CustomerID: customerID(o.subscription.Customer)}
 	case "customer":
 		out.Customer = &domain.Customer{ID: o.customer.ID, Email: freeText(o.customer.Email),
-			DefaultPaymentMethodChanged: env.Data.paymentMethodChanged}
+			DefaultPaymentMethodChanged: env.Data.paymentMethodChanged && hasDefaultPaymentMethod(o.customer)}
 	case "payment_method":
 		out.PaymentMethod = &domain.PaymentMethod{ID: o.paymentMethod.ID, CustomerID: customerID(o.paymentMethod.Customer)}
 	case "card":
@@ -469,4 +469,11 @@ func customerID(c *stripego.Customer) string {
 		return ""
 	}
 	return c.ID
+}
+
+// hasDefaultPaymentMethod reports whether the customer has a default
+// payment method for its invoices: a customer.updated that removed it
+// brings no card to retry with.
+func hasDefaultPaymentMethod(c *stripego.Customer) bool {
+	return c.InvoiceSettings != nil && c.InvoiceSettings.DefaultPaymentMethod != nil && c.InvoiceSettings.DefaultPaymentMethod.ID != ""
 }

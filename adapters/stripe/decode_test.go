@@ -183,6 +183,16 @@ func TestDecodeCardEvents(t *testing.T) {
 		is.True(ok) // a card update
 		is.Equal(id, "cus_1")
 	})
+	t.Run("customer.updated removing the default payment method", func(t *testing.T) {
+		is := is.New(t)
+		removed := map[string]any{"id": "cus_1", "object": "customer", "email": "jenny@example.com",
+			"invoice_settings": map[string]any{"default_payment_method": nil}}
+		ev := verify(t, stripetest.Event{Type: domain.EventCustomerUpdated, Account: "acct_1", Object: removed,
+			PreviousAttributes: map[string]any{"invoice_settings": map[string]any{"default_payment_method": "pm_old"}}})
+		is.True(!ev.Customer.DefaultPaymentMethodChanged) // no new card to retry with
+		_, ok := domain.CardUpdate(ev)
+		is.True(!ok) // no card update
+	})
 	t.Run("customer.updated changing something else", func(t *testing.T) {
 		is := is.New(t)
 		ev := verify(t, stripetest.Event{Type: domain.EventCustomerUpdated, Account: "acct_1", Object: customer,
