@@ -65,6 +65,7 @@ type API struct {
 	now      func() time.Time
 	accounts map[string]*account
 	failures []*failure
+	hooks    []*hook
 	log      []Request
 }
 
@@ -134,6 +135,11 @@ type savedAnswer struct {
 type failure struct {
 	method, path string
 	status, left int
+}
+
+type hook struct {
+	method, path string
+	fn           func(Request)
 }
 
 // answer is a response as the API keeps it for an idempotent replay.
@@ -373,6 +379,17 @@ func (a *API) FailNext(method, path string, status, times int) {
 	a.failures = append(a.failures, &failure{method: method, path: path, status: status, left: times})
 }
 
+// OnAnswer calls fn with every request of this method and path once the
+// API has answered it (its effects made, its status set) and before the
+// answer goes back, on the request's goroutine and outside the API's
+// lock, so fn may block. A test kills the caller there to play a crash
+// between Stripe's effect and the caller hearing of it.
+func (a *API) OnAnswer(method, path string, fn func(Request)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hooks = append(a.hooks, &hook{method: method, path: path, fn: fn})
+}
+
 // Requests are the requests answered so far, in the order they were.
 func (a *API) Requests() []Request {
 	a.mu.Lock()
@@ -436,7 +453,16 @@ func (a *API) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ans, replayed := a.answer(r.Header.Get("Authorization"), req, raw, parseErr)
 	req.Status, req.Replayed = ans.status, replayed
 	a.log = append(a.log, req)
+	var hooks []func(Request)
+	for _, h := range a.hooks {
+		if h.method == req.Method && h.path == req.Path {
+			hooks = append(hooks, h.fn)
+		}
+	}
 	a.mu.Unlock()
+	for _, fn := range hooks {
+		fn(req)
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
