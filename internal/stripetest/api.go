@@ -66,6 +66,7 @@ type API struct {
 	accounts map[string]*account
 	failures []*failure
 	holds    map[string]time.Duration // by method and path
+	hooks    []*hook
 	log      []Request
 }
 
@@ -143,6 +144,11 @@ type savedAnswer struct {
 type failure struct {
 	method, path string
 	status, left int
+}
+
+type hook struct {
+	method, path string
+	fn           func(Request)
 }
 
 // answer is a response as the API keeps it for an idempotent replay.
@@ -389,6 +395,17 @@ func (a *API) Hold(method, path string, d time.Duration) {
 	a.holds[method+" "+path] = d
 }
 
+// OnAnswer calls fn with every request of this method and path once the
+// API has answered it (its effects made, its status set) and before the
+// answer goes back, on the request's goroutine and outside the API's
+// lock, so fn may block. A test kills the caller there to play a crash
+// between Stripe's effect and the caller hearing of it.
+func (a *API) OnAnswer(method, path string, fn func(Request)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hooks = append(a.hooks, &hook{method: method, path: path, fn: fn})
+}
+
 // Requests are the requests answered so far, in the order they were.
 func (a *API) Requests() []Request {
 	a.mu.Lock()
@@ -480,7 +497,16 @@ func (a *API) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ans, replayed := a.answer(r.Header.Get("Authorization"), req, raw, parseErr)
 	req.Status, req.Replayed, req.Answered = ans.status, replayed, time.Now()
 	a.log = append(a.log, req)
+	var hooks []func(Request)
+	for _, h := range a.hooks {
+		if h.method == req.Method && h.path == req.Path {
+			hooks = append(hooks, h.fn)
+		}
+	}
 	a.mu.Unlock()
+	for _, fn := range hooks {
+		fn(req)
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

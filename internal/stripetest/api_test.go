@@ -383,6 +383,35 @@ func TestAPISubscriptions(t *testing.T) {
 	is.True(!ok)
 }
 
+// TestAPIOnAnswer: a hook sees each request of its method and path once
+// its effects are made and before the caller hears the answer, and no
+// other request.
+func TestAPIOnAnswer(t *testing.T) {
+	is := is.New(t)
+	api := stripetest.NewAPI(t)
+	api.PutSubscription("acct_1", stripetest.Subscription{ID: "sub_1", Status: "active"})
+	api.PutSubscription("acct_1", stripetest.Subscription{ID: "sub_2", Status: "active"})
+	var seen []stripetest.Request
+	api.OnAnswer(http.MethodDelete, "/v1/subscriptions/sub_1", func(r stripetest.Request) {
+		seen = append(seen, r) // the caller waits for the answer: no race
+		sub, _ := api.Subscription("acct_1", "sub_1")
+		is.Equal(sub.Status, "canceled") // the effect is made before the hook runs
+		reqs := api.Requests()
+		is.Equal(reqs[len(reqs)-1].IdempotencyKey, r.IdempotencyKey) // and logged
+	})
+
+	call(t, api, "DELETE", "/v1/subscriptions/sub_2", "acct_1", "", nil) // another path
+	call(t, api, "GET", "/v1/subscriptions/sub_1", "acct_1", "", nil)    // another method
+	is.Equal(len(seen), 0)
+	call(t, api, "DELETE", "/v1/subscriptions/sub_1", "acct_1", "key_1", nil)
+	call(t, api, "DELETE", "/v1/subscriptions/sub_1", "acct_1", "key_1", nil)
+	is.Equal(len(seen), 2)
+	is.Equal(seen[0].Status, 200)             // with the status answered
+	is.Equal(seen[0].IdempotencyKey, "key_1") // and the request's key
+	is.Equal(seen[1].Status, 404)             // a DELETE is not replayed: the subscription is gone
+	is.True(!seen[1].Replayed)
+}
+
 // stripeClient is stripe-go pointed at the API, with its retries off so
 // that each call is one request.
 func stripeClient(api *stripetest.API) *client.API {

@@ -1,0 +1,176 @@
+package recoup_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/recoupdev/recoup"
+	"github.com/recoupdev/recoup/adapters/memory"
+	"github.com/recoupdev/recoup/adapters/postgres"
+	"github.com/recoupdev/recoup/adapters/stripe"
+	"github.com/recoupdev/recoup/app"
+	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/clocktest"
+	"github.com/recoupdev/recoup/internal/pgtest"
+	"github.com/recoupdev/recoup/internal/stripetest"
+	"github.com/recoupdev/recoup/ports"
+)
+
+// errDead is what a dead worker's storage answers.
+var errDead = errors.New("the worker is dead")
+
+// dyingStorage is a worker's view of storage that goes dark when the
+// worker dies: from then on it records nothing, as a killed process
+// would not. Its claims stay behind, running, until their leases expire.
+type dyingStorage struct {
+	ports.Storage
+	dead atomic.Bool
+}
+
+func (d *dyingStorage) die() { d.dead.Store(true) }
+
+func (d *dyingStorage) InTx(ctx context.Context, fn func(ctx context.Context, tx ports.Tx) error) error {
+	if d.dead.Load() {
+		return errDead
+	}
+	return d.Storage.InTx(ctx, fn)
+}
+
+func (d *dyingStorage) Queue() ports.TaskQueue { return dyingQueue{d.Storage.Queue(), d} }
+
+type dyingQueue struct {
+	ports.TaskQueue
+	d *dyingStorage
+}
+
+func (q dyingQueue) Finish(ctx context.Context, merchant domain.MerchantID, id domain.TaskID, attempt int, res domain.TaskResult) error {
+	if q.d.dead.Load() {
+		return errDead
+	}
+	return q.TaskQueue.Finish(ctx, merchant, id, attempt, res)
+}
+
+// TestEndDunningActsOnceAcrossAWorkerDeath: the worker running an
+// invoice's end_dunning dies after its Stripe request went out and before
+// it recorded the outcome; once the claim's lease expires another worker
+// runs the task again with the same idempotency key, Stripe acts once,
+// and the task succeeds once. On both adapters, in process (the
+// PostgreSQL case with a killed process is in cmd/recoup).
+func TestEndDunningActsOnceAcrossAWorkerDeath(t *testing.T) {
+	storages := map[string]func(t *testing.T, clock ports.Clock) ports.Storage{
+		"memory":   func(t *testing.T, clock ports.Clock) ports.Storage { return memory.New(clock) },
+		"postgres": func(t *testing.T, _ ports.Clock) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
+	}
+	for name, storage := range storages {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			ctx := t.Context()
+			start := time.Now().UTC().Truncate(time.Second)
+			clock := clocktest.New(start)
+			api := stripetest.NewAPI(t)
+			api.SetClock(clock.Now)
+			gw := stripe.NewGateway(stripe.GatewayConfig{APIKey: "sk_test_death", APIBase: api.URL()})
+			store := storage(t, clock)
+			dying := &dyingStorage{Storage: store}
+			cfg := app.WorkerConfig{Lease: time.Minute}
+			first := newService(t, recoup.Options{Storage: dying, Gateway: gw, Clock: clock, ReconcileInterval: -1, Worker: cfg})
+			second := newService(t, recoup.Options{Storage: store, Gateway: gw, Clock: clock, ReconcileInterval: -1, Worker: cfg})
+
+			account := stripetest.NewID("acct_")
+			m, _, err := second.Merchants().Create(ctx, "Shop", account)
+			is.NoErr(err)
+			p := domain.DefaultDunningPolicy()
+			p.OnExhausted = domain.ExhaustedCancelSubscription
+			_, err = second.Policies().Set(ctx, m, p)
+			is.NoErr(err)
+
+			// An invoice whose attempts are spent: its dunning ends at once.
+			invoice, sub, charge := stripetest.NewID("in_"), stripetest.NewID("sub_"), stripetest.NewID("ch_")
+			api.PutCustomer(account, "cus_jenny", "jenny@example.com")
+			api.PutSubscription(account, stripetest.Subscription{ID: sub, Customer: "cus_jenny", Status: "past_due"})
+			api.PutCharge(account, stripetest.Charge{ID: charge, Invoice: invoice, Customer: "cus_jenny", Amount: 2000, Created: start})
+			inv := stripetest.Invoice{ID: invoice, Customer: "cus_jenny", CustomerEmail: "jenny@example.com", AmountDue: 2000,
+				AttemptCount: 8, Subscription: sub, HostedInvoiceURL: "https://invoice.stripe.com/i/" + invoice}
+			withCharge := inv
+			withCharge.Charge = charge
+			api.PutInvoice(account, withCharge)
+			payload := stripetest.Event{Type: domain.EventInvoicePaymentFailed, Account: account, Created: start, Object: inv}.JSON()
+			rec := httptest.NewRecorder()
+			second.WebhookHandler().ServeHTTP(rec, signedEventAt(t, "/", payload, start))
+			is.Equal(rec.Code, http.StatusOK)
+			page, err := second.Tasks().List(ctx, m, domain.TaskFilter{Limit: domain.MaxPageSize})
+			is.NoErr(err)
+			var end domain.Task
+			for _, task := range page.Tasks {
+				if task.Type == domain.TypeEndDunning {
+					is.Equal(end.ID, domain.TaskID("")) // one end_dunning
+					end = task
+				}
+			}
+			is.Equal(end.Status, domain.StatusPending) // planned, due at once
+			is.True(!end.RunAt.After(start))
+
+			// The first worker dies as Stripe answers its request.
+			path := "/v1/subscriptions/" + sub
+			api.OnAnswer(http.MethodDelete, path, func(stripetest.Request) { dying.die() })
+			_, err = first.Worker().RunOnce(ctx)
+			is.NoErr(err)
+			is.Equal(subscriptionStatus(t, api, account, sub), "canceled") // Stripe canceled
+			got, err := second.Tasks().Get(ctx, m, end.ID)
+			is.NoErr(err)
+			is.Equal(got.Status, domain.StatusRunning) // but nobody recorded it
+
+			// Its lease expires; the second worker runs the task again.
+			clock.Add(cfg.Lease + time.Second)
+			_, err = second.Worker().RunOnce(ctx)
+			is.NoErr(err)
+			got, err = second.Tasks().Get(ctx, m, end.ID)
+			is.NoErr(err)
+			is.Equal(got.Status, domain.StatusSucceeded) // it succeeded
+			is.Equal(got.Reason, string(domain.ExhaustedCancelSubscription))
+			is.Equal(got.Attempts, 2) // on its second claim
+
+			var sent, effective int
+			for _, r := range api.Requests() {
+				if r.Method != http.MethodDelete || r.Path != path {
+					continue
+				}
+				sent++
+				is.Equal(r.Account, account)
+				is.Equal(r.IdempotencyKey, domain.RunKey(end)) // both runs with the same key
+				if r.Status == http.StatusOK && !r.Replayed {
+					effective++
+				}
+			}
+			is.Equal(sent, 2)                                              // the cancel went out once per run, with the same key
+			is.Equal(effective, 1)                                         // and canceled once: the repeat found it canceled
+			is.Equal(subscriptionStatus(t, api, account, sub), "canceled") // for good
+
+			page, err = second.Tasks().List(ctx, m, domain.TaskFilter{Limit: domain.MaxPageSize})
+			is.NoErr(err)
+			ends := 0
+			for _, task := range page.Tasks {
+				if task.Type == domain.TypeEndDunning {
+					ends++
+				}
+			}
+			is.Equal(ends, 1) // and no second end was planned
+		})
+	}
+}
+
+func subscriptionStatus(t *testing.T, api *stripetest.API, account, id string) string {
+	t.Helper()
+	sub, ok := api.Subscription(account, id)
+	if !ok {
+		t.Fatalf("the Stripe account has no subscription %s", id)
+	}
+	return sub.Status
+}
