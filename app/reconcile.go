@@ -131,7 +131,7 @@ func (r *Reconciler) Run(ctx context.Context, since time.Duration) (ReconcileRes
 			total.add(res)
 		}
 		if len(page) < 100 {
-			return total, nil
+			return total, ctx.Err() // a run stopped midway says so
 		}
 		after = page[len(page)-1].ID
 	}
@@ -151,6 +151,9 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 		return r.store.Leases().AcquireLease(ctx, lease, holder, now, now.Add(r.cfg.Lease))
 	}
 	held, err := hold()
+	if err != nil && ctx.Err() != nil {
+		return ReconcileResult{}, false // shutting down: the next run does it
+	}
 	if err != nil {
 		r.log.LogAttrs(ctx, slog.LevelError, "reconcile: lease", slog.String("merchant_id", string(m.ID)), slog.String("error", err.Error()))
 		return ReconcileResult{Merchants: 1, Failed: 1}, true
@@ -169,8 +172,16 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 	lost := func(err error) error { return fmt.Errorf("lost the merchant's lease: %v", err) }
 	var listed [][]byte
 	var failure error
+	// interrupted: ctx ended (the process is stopping). That is no
+	// failure: the events not applied are still undelivered, and the
+	// next run lists them again.
+	interrupted := false
 	for {
 		page, err := r.listPage(ctx, m.StripeAccountID, q)
+		if err != nil && ctx.Err() != nil {
+			interrupted = true
+			break
+		}
 		if err != nil {
 			failure = err
 			res.Failed++
@@ -181,7 +192,10 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 			break
 		}
 		q.StartingAfter = page.LastID
-		if held, err := hold(); err != nil || !held {
+		if held, err := hold(); err != nil && ctx.Err() != nil {
+			interrupted = true
+			break
+		} else if err != nil || !held {
 			// Another process took the merchant over: it applies the
 			// events.
 			failure = lost(err)
@@ -196,6 +210,10 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 	// failure it ends (cancelling its tasks, reporting the recovery). What
 	// was listed before a listing failed is applied all the same.
 	for n := range listed {
+		if interrupted || ctx.Err() != nil {
+			interrupted = true
+			break
+		}
 		if n > 0 && n%r.cfg.PageSize == 0 {
 			if held, err := hold(); err != nil || !held {
 				failure = lost(err)
@@ -209,9 +227,12 @@ func (r *Reconciler) merchant(ctx context.Context, m domain.Merchant, from time.
 		slog.Int("listed", res.Listed), slog.Int("processed", res.Processed), slog.Int("duplicates", res.Duplicates),
 		slog.Int("ignored", res.Ignored), slog.Int("failed", res.Failed)}
 	level := slog.LevelInfo
-	if failure != nil {
+	switch {
+	case failure != nil:
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("error", failure.Error()))
+	case interrupted:
+		attrs = append(attrs, slog.Bool("interrupted", true))
 	}
 	r.log.LogAttrs(ctx, level, "reconcile: merchant", attrs...)
 	return res, true
@@ -251,7 +272,9 @@ func (r *Reconciler) event(ctx context.Context, account string, payload []byte, 
 		// account's even where its body does not say so.
 		ev.Account = account
 	}
-	out, duplicate, err := r.webhooks.handle(ctx, ev, sourceReconcile)
+	// An event begun is applied whole, even if ctx ends meanwhile (as a
+	// worker finishes its task): stopping is no failure of the event.
+	out, duplicate, err := r.webhooks.handle(context.WithoutCancel(ctx), ev, sourceReconcile)
 	outcome := deliveryOutcome(out, err, duplicate)
 	switch outcome {
 	case ports.DeliveryProcessed:

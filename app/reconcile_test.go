@@ -1116,3 +1116,42 @@ func TestReconcileEventWithoutAccount(t *testing.T) {
 	is.Equal(res, app.ReconcileResult{Merchants: 1, Listed: 1, Processed: 1}) // processed
 	is.Equal(len(u.tasksOf(t, m.ID)), tasksPerFailure)                        // for the account's merchant
 }
+
+// A run stopped midway (the process shutting down) is no failure: nothing
+// is counted failed or logged as an error, and the next run lists and
+// applies what it left.
+func TestReconcileStoppedMidwayIsNoFailure(t *testing.T) {
+	is := is.New(t)
+	u := newUseCases(t, nil)
+	m := u.merchant(t, "Acme")
+	gw := newEventsGateway()
+	for i := range 3 {
+		gw.add(failedEvent(m.StripeAccountID, stripetest.NewID("in_"), u.clock.Now().Add(-time.Duration(i+1)*time.Minute)), false)
+	}
+	cfg := reconcileConfig()
+	cfg.PageSize = 1
+	r, _ := u.reconciler(t, cfg, gw)
+	ctx, cancel := context.WithCancel(t.Context())
+	gw.before = func(_ string, call int) {
+		if call == 2 {
+			cancel() // stopping while the second page is listed
+		}
+	}
+	gw.fail = func(_ string, call int) error {
+		if call == 2 {
+			return context.Canceled // what the HTTP client answers then
+		}
+		return nil
+	}
+
+	res, err := r.Run(ctx, 72*time.Hour)
+	is.True(errors.Is(err, context.Canceled)) // the run says it was stopped
+	is.Equal(res.Failed, 0)                   // and counts no failure
+	is.True(!strings.Contains(u.logs.String(), `"level":"ERROR"`))
+	is.Equal(len(u.tasksOf(t, m.ID)), 0) // nothing half-applied
+
+	gw.before, gw.fail = nil, nil
+	again := reconcile(t, r, 72*time.Hour)
+	is.Equal(again, app.ReconcileResult{Merchants: 1, Listed: 3, Processed: 3}) // the next run does it all
+	is.Equal(len(u.tasksOf(t, m.ID)), 3*tasksPerFailure)
+}
