@@ -20,17 +20,30 @@ const (
 	pruneBatch = 1000
 )
 
-// EventPruner deletes idempotency locks older than a retention window.
+// EventPruner deletes idempotency locks older than a retention window,
+// and email reservations too old for the weekly cap to count.
 type EventPruner struct {
-	store  ports.EventRetention
+	store  prunable
 	window time.Duration
 	clock  ports.Clock
 	log    *slog.Logger
 }
 
+// prunable is the storage an EventPruner prunes.
+type prunable interface {
+	ports.EventRetention
+	Emails() ports.EmailLog
+}
+
+// emailRetention is how long email reservations are kept: twice the
+// window the cap counts in, so that a worker whose clock lags still finds
+// every reservation its window reaches.
+const emailRetention = 2 * emailWindow
+
 // NewEventPruner returns a pruner of locks older than window; a window of
-// zero or less never prunes. A nil logger discards.
-func NewEventPruner(store ports.EventRetention, window time.Duration, clock ports.Clock, log *slog.Logger) *EventPruner {
+// zero or less never prunes them (email reservations are pruned all the
+// same). A nil logger discards.
+func NewEventPruner(store prunable, window time.Duration, clock ports.Clock, log *slog.Logger) *EventPruner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -61,16 +74,37 @@ func (p *EventPruner) Prune(ctx context.Context) (int, error) {
 	}
 }
 
+// PruneEmails deletes the email reservations older than the cap can
+// count, in small batches, and returns how many it deleted.
+func (p *EventPruner) PruneEmails(ctx context.Context) (int, error) {
+	cutoff := p.clock.Now().Add(-emailRetention)
+	total := 0
+	for {
+		n, err := p.store.Emails().PruneEmails(ctx, cutoff, pruneBatch)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("prune email reservations: %w", err)
+		}
+		if n < pruneBatch {
+			if total > 0 {
+				p.log.LogAttrs(ctx, slog.LevelInfo, "pruned email reservations",
+					slog.Int("count", total), slog.Time("older_than", cutoff))
+			}
+			return total, nil
+		}
+	}
+}
+
 // Run prunes at once and then every hour until ctx ends.
 func (p *EventPruner) Run(ctx context.Context) {
-	if p.window <= 0 {
-		return
-	}
 	tick := time.NewTicker(pruneEvery)
 	defer tick.Stop()
 	for {
 		if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
 			p.log.LogAttrs(ctx, slog.LevelWarn, "pruning idempotency locks", slog.String("error", err.Error()))
+		}
+		if _, err := p.PruneEmails(ctx); err != nil && ctx.Err() == nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "pruning email reservations", slog.String("error", err.Error()))
 		}
 		select {
 		case <-ctx.Done():

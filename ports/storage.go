@@ -127,6 +127,11 @@ type EmailLog interface {
 	// ReleaseEmail removes one reservation made at `at` (its email could
 	// not be sent); with none it does nothing.
 	ReleaseEmail(ctx context.Context, merchant domain.MerchantID, customer string, at time.Time) error
+	// PruneEmails deletes up to batch reservations made before cutoff,
+	// every merchant's, and returns how many it deleted; callers repeat
+	// until it returns < batch. A reservation older than the longest
+	// window any caller counts in can never count again.
+	PruneEmails(ctx context.Context, cutoff time.Time, batch int) (int, error)
 }
 
 // Leases let one process at a time do a named piece of work (a merchant's

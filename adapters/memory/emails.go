@@ -16,8 +16,8 @@ type sentKey struct {
 }
 
 // ReserveEmail counts the customer's reservations at each call: a
-// customer gets a few emails a week. None is forgotten, as no window
-// given later can be known. Reservations later than at count too: made
+// customer gets a few emails a week. None is forgotten until PruneEmails
+// is told it can be, as no window given later can be known. Reservations later than at count too: made
 // out of order, by concurrent callers that read their clocks before
 // taking the lock, they would otherwise pass the cap (the contract's
 // concurrent case). Every window of that length then holds at most max.
@@ -55,4 +55,30 @@ func (c scope) ReleaseEmail(ctx context.Context, merchant domain.MerchantID, cus
 		}
 		return nil
 	})
+}
+
+func (c scope) PruneEmails(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("prune email reservations: %w: batch must be positive", domain.ErrInvalid)
+	}
+	n := 0
+	err := c.do(ctx, func(u *unit) error {
+		for k, sent := range u.s.sent {
+			if n == batch {
+				break
+			}
+			rest := slices.DeleteFunc(slices.Clone(sent), func(at time.Time) bool { // a clone: the undo log keeps the old list
+				if n < batch && at.Before(cutoff) {
+					n++
+					return true
+				}
+				return false
+			})
+			if len(rest) < len(sent) {
+				setIn(u, u.s.sent, k, rest, len(rest) > 0)
+			}
+		}
+		return nil
+	})
+	return n, err
 }

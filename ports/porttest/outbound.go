@@ -59,6 +59,55 @@ func RunEmailLogContract(t *testing.T, newStorage func(t *testing.T) ports.Stora
 		is.True(errors.Is(log.ReleaseEmail(ctx, "", cus, t0), domain.ErrInvalid)) // a merchant is needed
 	})
 
+	t.Run("pruning forgets only reservations before the cutoff", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		log := st.Emails()
+		cus := "cus_" + token()
+		t0 := now().Add(-3 * week)
+		for _, m := range []domain.MerchantID{a, b} {
+			for i := range 3 {
+				ok, err := log.ReserveEmail(ctx, m, cus, t0.Add(time.Duration(i)*time.Hour), week, 3)
+				is.NoErr(err)
+				is.True(ok)
+			}
+		}
+		recent := t0.Add(2 * week)
+		ok, err := log.ReserveEmail(ctx, a, cus, recent, week, 3)
+		is.NoErr(err)
+		is.True(ok)
+
+		_, err = log.PruneEmails(ctx, t0, 0)
+		is.True(errors.Is(err, domain.ErrInvalid)) // a batch of at least one
+		pruned := 0
+		for {
+			n, err := log.PruneEmails(ctx, t0.Add(week), 4)
+			is.NoErr(err)
+			pruned += n
+			if n < 4 {
+				break
+			}
+		}
+		is.Equal(pruned, 6) // both merchants' old reservations, in batches
+		n, err := log.PruneEmails(ctx, t0.Add(week), 4)
+		is.NoErr(err)
+		is.Equal(n, 0) // nothing left before the cutoff
+
+		// The recent one still counts: a window that reaches back past the
+		// cutoff sees it and nothing older.
+		for i := range 2 {
+			ok, err := log.ReserveEmail(ctx, a, cus, recent.Add(time.Duration(i+1)*time.Minute), 4*week, 3)
+			is.NoErr(err)
+			is.True(ok)
+		}
+		ok, err = log.ReserveEmail(ctx, a, cus, recent.Add(time.Hour), 4*week, 3)
+		is.NoErr(err)
+		is.True(!ok) // the cap counts the recent reservation and the two after it
+	})
+
 	t.Run("concurrent reservations never pass the cap", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
