@@ -174,3 +174,129 @@ func subscriptionStatus(t *testing.T, api *stripetest.API, account, id string) s
 	}
 	return sub.Status
 }
+
+// TestCloseOnceAcrossAWorkerDeath: a task whose own Stripe call closes
+// its invoice (a retry that pays it, an end_dunning that marks it
+// uncollectible) dies right after Stripe acted. The run after its lease
+// finds the invoice closed; rather than cancel the task as closed by
+// someone else, it makes the call again with the same idempotency key,
+// which Stripe answers with its first answer: the task succeeds, Stripe
+// acted once, and a payment counts as recoup's even when invoice.paid
+// was recorded first.
+func TestCloseOnceAcrossAWorkerDeath(t *testing.T) {
+	storages := map[string]func(t *testing.T, clock ports.Clock) ports.Storage{
+		"memory":   func(t *testing.T, clock ports.Clock) ports.Storage { return memory.New(clock) },
+		"postgres": func(t *testing.T, _ ports.Clock) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
+	}
+	cases := []struct {
+		name     string
+		attempts int // the failed invoice's attempt_count
+		task     domain.TaskType
+		action   domain.ExhaustedAction
+		call     string // the path of the Stripe call that closes the invoice, after /v1/invoices/{id}
+		status   string // the invoice's status after it
+		reason   string // the task's reason when it succeeds
+	}{
+		{"a retry pays", 1, domain.TypeRetryPayment, domain.ExhaustedNone, "/pay", domain.InvoicePaid, domain.ReasonPaid},
+		{"an end marks uncollectible", 8, domain.TypeEndDunning, domain.ExhaustedMarkUncollectible, "/mark_uncollectible",
+			domain.InvoiceUncollectible, string(domain.ExhaustedMarkUncollectible)},
+	}
+	for name, storage := range storages {
+		for _, tc := range cases {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				is := is.New(t)
+				ctx := t.Context()
+				start := time.Now().UTC().Truncate(time.Second)
+				clock := clocktest.New(start)
+				api := stripetest.NewAPI(t)
+				api.SetClock(clock.Now)
+				gw := stripe.NewGateway(stripe.GatewayConfig{APIKey: "sk_test_death", APIBase: api.URL()})
+				store := storage(t, clock)
+				dying := &dyingStorage{Storage: store}
+				cfg := app.WorkerConfig{Lease: time.Minute}
+				first := newService(t, recoup.Options{Storage: dying, Gateway: gw, Clock: clock, ReconcileInterval: -1, Worker: cfg})
+				second := newService(t, recoup.Options{Storage: store, Gateway: gw, Clock: clock, ReconcileInterval: -1, Worker: cfg})
+
+				account := stripetest.NewID("acct_")
+				m, _, err := second.Merchants().Create(ctx, "Shop", account)
+				is.NoErr(err)
+				p := domain.DefaultDunningPolicy()
+				p.OnExhausted, p.Emails = tc.action, domain.EmailPolicy{} // no emails: only the task of the case runs
+				_, err = second.Policies().Set(ctx, m, p)
+				is.NoErr(err)
+
+				invoice := stripetest.NewID("in_")
+				api.PutCustomer(account, "cus_jenny", "jenny@example.com")
+				inv := stripetest.Invoice{ID: invoice, Customer: "cus_jenny", CustomerEmail: "jenny@example.com", AmountDue: 2000,
+					AttemptCount: tc.attempts, HostedInvoiceURL: "https://invoice.stripe.com/i/" + invoice}
+				api.PutInvoice(account, inv)
+				payload := stripetest.Event{Type: domain.EventInvoicePaymentFailed, Account: account, Created: start, Object: inv}.JSON()
+				rec := httptest.NewRecorder()
+				second.WebhookHandler().ServeHTTP(rec, signedEventAt(t, "/", payload, start))
+				is.Equal(rec.Code, http.StatusOK)
+				page, err := second.Tasks().List(ctx, m, domain.TaskFilter{Limit: domain.MaxPageSize})
+				is.NoErr(err)
+				var task domain.Task
+				for _, pt := range page.Tasks {
+					if pt.Type == tc.task && pt.Status == domain.StatusPending {
+						task = pt
+					}
+				}
+				is.True(task.ID != "") // the task of the case is planned
+				if d := task.RunAt.Sub(clock.Now()); d > 0 {
+					clock.Add(d)
+				}
+
+				// The first worker dies as Stripe answers its call.
+				path := "/v1/invoices/" + invoice + tc.call
+				api.OnAnswer(http.MethodPost, path, func(stripetest.Request) { dying.die() })
+				_, err = first.Worker().RunOnce(ctx)
+				is.NoErr(err)
+				now, _ := api.Invoice(account, invoice)
+				is.Equal(now.Status, tc.status) // Stripe acted
+				got, err := second.Tasks().Get(ctx, m, task.ID)
+				is.NoErr(err)
+				is.Equal(got.Status, domain.StatusRunning) // but nobody recorded it
+
+				if tc.task == domain.TypeRetryPayment {
+					// Stripe's invoice.paid comes before the task runs again.
+					paid := inv
+					paid.Status, paid.AmountPaid, paid.AttemptCount = "paid", 2000, tc.attempts+1
+					payload := stripetest.Event{Type: domain.EventInvoicePaid, Account: account, Created: clock.Now(), Object: paid}.JSON()
+					rec := httptest.NewRecorder()
+					second.WebhookHandler().ServeHTTP(rec, signedEventAt(t, "/", payload, clock.Now()))
+					is.Equal(rec.Code, http.StatusOK)
+				}
+
+				clock.Add(cfg.Lease + time.Second)
+				_, err = second.Worker().RunOnce(ctx)
+				is.NoErr(err)
+				got, err = second.Tasks().Get(ctx, m, task.ID)
+				is.NoErr(err)
+				is.Equal(got.Status, domain.StatusSucceeded) // it succeeded, not "cancelled: already closed"
+				is.Equal(got.Reason, tc.reason)
+				is.Equal(got.Attempts, 2)
+
+				var sent, effective int
+				for _, r := range api.Requests() {
+					if r.Method != http.MethodPost || r.Path != path {
+						continue
+					}
+					sent++
+					is.Equal(r.IdempotencyKey, domain.RunKey(task)) // both runs with the same key
+					if r.Status == http.StatusOK && !r.Replayed {
+						effective++
+					}
+				}
+				is.Equal(sent, 2)      // the call went out once per run
+				is.Equal(effective, 1) // and Stripe acted once: the second was its first answer again
+
+				if tc.task == domain.TypeRetryPayment {
+					record, err := store.Ledger().Invoice(ctx, m.ID, invoice)
+					is.NoErr(err)
+					is.Equal(record.RecoveredBy, domain.RecoveredByRecoupRetry) // recoup's payment, though reported first by Stripe
+				}
+			})
+		}
+	}
+}

@@ -480,8 +480,24 @@ func (w *Worker) execute(ctx context.Context, c ports.Claim) (r run) {
 			return w.outcome(t, err)
 		}
 		if got.Settled() {
-			return cancelled(domain.ClosedReason(got.Status),
+			closed := cancelled(domain.ClosedReason(got.Status),
 				fmt.Sprintf("invoice %s is already %s; nothing to do", t.StripeInvoiceID, got.Status))
+			if !mayHaveClosed(c, got.Status) {
+				return closed
+			}
+			// An earlier run of this task may have closed it and died
+			// before recording so. The same call again, with the same
+			// idempotency key, tells: Stripe answers a request it already
+			// made with its first answer, and refuses one it did not make
+			// (someone else closed the invoice).
+			switch r = w.rerun(ctx, c, merchant, got); r.res.Status {
+			case domain.StatusSucceeded:
+				r.policy = &c.Policy
+				return r
+			case domain.StatusPending:
+				return r // Stripe could not say: ask again later
+			}
+			return closed
 		}
 		inv = &got
 	}
@@ -490,6 +506,39 @@ func (w *Worker) execute(ctx context.Context, c ports.Claim) (r run) {
 	// read the merchant's.
 	r = w.executeAs(ctx, c, merchant, inv)
 	r.policy = &c.Policy
+	return r
+}
+
+// mayHaveClosed reports whether the claimed task's own effect is to close
+// its invoice with this status, and an earlier run of it could have done
+// so: a retry_payment that pays, an end_dunning that marks it
+// uncollectible, run before.
+func mayHaveClosed(c ports.Claim, status string) bool {
+	if c.Attempts < 2 {
+		return false
+	}
+	switch c.Type {
+	case domain.TypeRetryPayment:
+		return status == domain.InvoicePaid
+	case domain.TypeEndDunning:
+		return status == domain.InvoiceUncollectible && c.Policy.OnExhausted == domain.ExhaustedMarkUncollectible
+	}
+	return false
+}
+
+// rerun repeats the Stripe call of a task whose invoice is closed, as
+// mayHaveClosed allows, with the task's idempotency key: it succeeds only
+// if an earlier run of the task made the call.
+func (w *Worker) rerun(ctx context.Context, c ports.Claim, m domain.Merchant, inv domain.Invoice) run {
+	t := c.Task
+	if t.Type == domain.TypeEndDunning {
+		return w.endDunning(ctx, t, m, c.Policy, &inv)
+	}
+	if err := w.gateway.PayInvoice(ctx, m.StripeAccountID, t.StripeInvoiceID, paymentKey(t)); err != nil {
+		return w.outcome(t, err)
+	}
+	r := succeeded(t, domain.ReasonPaid)
+	r.fact = &domain.InvoiceFact{Kind: domain.FactRecoupPaid, InvoiceID: t.StripeInvoiceID, At: w.clock.Now()}
 	return r
 }
 

@@ -171,6 +171,12 @@ func (r InvoiceRecord) Apply(f InvoiceFact) InvoiceRecord {
 				r.RecoupPaid = RecoveredByCardUpdate
 			}
 		}
+		if r.RecoveredBy != "" {
+			// The payment was reported first (its webhook came before the
+			// pay call's answer was recorded): recoup's call made it, as an
+			// invoice is paid once.
+			r.RecoveredBy = r.RecoupPaid
+		}
 	case FactPaid:
 		if r.Status == "" {
 			r.Status, r.ClosedAt, r.PaidAmount = InvoicePaid, f.At, f.Amount
