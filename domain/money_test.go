@@ -34,4 +34,3 @@ func TestFormatAmount(t *testing.T) {
 		})
 	}
 }
-

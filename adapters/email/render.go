@@ -138,4 +138,3 @@ func cardName(brand, last4 string) string {
 
 // oneLine keeps a value that ends up in a header on one line.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
