@@ -164,12 +164,3 @@ var flashes = map[string]string{
 }
 
 func flashOf(r *http.Request) string { return flashes[r.URL.Query().Get("done")] }
-
-// pageError is the message of a 4xx shown on a form's own page.
-func pageError(err error) (int, string, bool) {
-	status := statusOf(err)
-	if status >= 500 || status == http.StatusForbidden || status == http.StatusNotFound {
-		return status, "", false
-	}
-	return status, messageOf(err, status), true
-}
