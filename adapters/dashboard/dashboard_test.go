@@ -454,7 +454,7 @@ func TestOverviewShowsTheFigures(t *testing.T) {
 		body := b.page("/dashboard/")
 		is.True(strings.Contains(body, `<p id="recovery-rate" class="big">25.0%</p>`)) // 5000 of 20000
 		is.True(strings.Contains(body, `<th scope="row">JPY</th><td class="num">¥20,000</td><td class="num">¥5,000</td><td class="num">¥15,000</td>`))
-		is.True(strings.Contains(body, `<th scope="row">2026-03-05</th><td>jpy</td><td class="num">¥20,000</td>`)) // the series table
+		is.True(strings.Contains(body, `<th scope="row">2026-03-05</th><td>JPY</td><td class="num">¥20,000</td>`)) // the series table
 		is.True(strings.Contains(body, `<rect class="bar-failed"`))                                                // the chart's bars
 		is.True(strings.Contains(body, `<title id="series-chart-title">Failed and recovered amounts per day in JPY, 2026-02-09 to 2026-03-10</title>`))
 		is.True(strings.Contains(body, `<code>insufficient_funds</code></th><td class="num">1</td>`)) // by decline code
