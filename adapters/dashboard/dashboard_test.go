@@ -518,3 +518,70 @@ func TestWithAResolverUnderAPrefix(t *testing.T) {
 	is.Equal(s.get(m.ID, task.ID).Status, domain.StatusPending)
 	is.Equal(b.get("/billing/dashboard").header.Get("Location"), "/billing/dashboard/")
 }
+
+func TestWebhookEndpointsAreTheMerchantsOwn(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st ports.Storage) {
+		is := is.New(t)
+		s := newSite(t, st)
+		_, key := s.merchant("Acme")
+		victim, _ := s.merchant("Victim")
+		theirs, err := s.endpoints.Create(context.Background(), victim, "http://127.0.0.1:9/theirs", []string{"*"})
+		is.NoErr(err)
+		b := s.browser()
+		b.signIn(key)
+		token := csrf(t, b.page("/dashboard/webhooks"))
+
+		a := b.get("/dashboard/webhooks/" + string(theirs.ID))
+		is.Equal(a.status, http.StatusForbidden) // another merchant's deliveries
+		a = b.post("/dashboard/webhooks/"+string(theirs.ID)+"/delete", url.Values{"csrf": {token}})
+		is.Equal(a.status, http.StatusForbidden) // nor can it be deleted
+		list, err := s.endpoints.List(context.Background(), victim)
+		is.NoErr(err)
+		is.Equal(len(list), 1) // it is still there
+
+		bad := b.post("/dashboard/webhooks", url.Values{"csrf": {token}, "url": {"ftp://example.com/x"}, "events": {"*"}})
+		is.Equal(bad.status, http.StatusBadRequest) // the use case's own refusal
+		is.True(strings.Contains(bad.body, `<p class="error" role="alert">`))
+		is.True(strings.Contains(bad.body, `value="ftp://example.com/x"`)) // the form keeps the URL
+		none := b.post("/dashboard/webhooks", url.Values{"csrf": {token}, "url": {"http://127.0.0.1:9/x"}})
+		is.Equal(none.status, http.StatusBadRequest) // no event type chosen
+
+		created := b.post("/dashboard/webhooks", url.Values{"csrf": {token}, "url": {"http://127.0.0.1:9/mine"}, "events": {"task.failed"}})
+		is.Equal(created.status, http.StatusCreated)
+		mine := b.page("/dashboard/webhooks")
+		i := strings.Index(mine, `<tr data-endpoint-id="`)
+		is.True(i >= 0)
+		id := mine[i+len(`<tr data-endpoint-id="`):]
+		id = id[:strings.IndexByte(id, '"')]
+		del := b.post("/dashboard/webhooks/"+id+"/delete", url.Values{"csrf": {token}})
+		is.Equal(del.status, http.StatusSeeOther) // its own endpoint is deleted
+		is.Equal(del.header.Get("Location"), "/dashboard/webhooks?done=endpoint-deleted")
+		is.True(strings.Contains(b.page(del.header.Get("Location")), "No endpoints yet."))
+	})
+}
+
+func TestDeliveriesPage(t *testing.T) {
+	is := is.New(t)
+	st := memoryStore()
+	s := newSite(t, st)
+	m, key := s.merchant("Acme")
+	e, err := s.endpoints.Create(context.Background(), m, "http://127.0.0.1:9/hooks", []string{"*"})
+	is.NoErr(err)
+	for range domain.DefaultPageSize + 1 {
+		n, err := st.Outbox().Enqueue(context.Background(), m.ID, domain.OutboundMessage{
+			Type: domain.OutboundTaskFailed, Payload: []byte(`{"type":"task.failed"}`), At: time.Now().UTC()})
+		is.NoErr(err)
+		is.Equal(n, 1)
+	}
+	b := s.browser()
+	b.signIn(key)
+	first := b.page("/dashboard/webhooks/" + string(e.ID))
+	is.Equal(strings.Count(first, "<tr data-delivery-id="), domain.DefaultPageSize) // a full page
+	i := strings.Index(first, `<a id="next-page" href="`)
+	is.True(i >= 0) // and a link to the next
+	href := first[i+len(`<a id="next-page" href="`):]
+	second := b.page(strings.ReplaceAll(href[:strings.IndexByte(href, '"')], "&amp;", "&"))
+	is.Equal(strings.Count(second, "<tr data-delivery-id="), 1) // the rest
+	is.Equal(b.get("/dashboard/webhooks/"+string(e.ID)+"?cursor=forged").status, http.StatusBadRequest)
+	is.Equal(b.get("/dashboard/webhooks/not-an-id").status, http.StatusBadRequest)
+}
