@@ -124,6 +124,10 @@ func TestSignIn(t *testing.T) {
 		is.Equal(b.cookies["recoup_session"], (*http.Cookie)(nil))                          // no session
 
 		b.signIn(key)
+		first := *b.cookies["recoup_session"]
+		b.signIn(key)
+		_, err := st.Sessions().Session(context.Background(), domain.HashSessionToken(first.Value), start)
+		is.True(errors.Is(err, domain.ErrNotFound)) // signing in again ends the browser's previous session
 		c := b.cookies["recoup_session"]
 		is.True(c != nil)
 		is.True(c.HttpOnly)                           // not for scripts
