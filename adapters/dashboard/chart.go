@@ -13,7 +13,8 @@ import (
 
 // chart is the series drawn as an SVG bar chart: per day, the amount that
 // failed beside the amount recovered, in one currency (the one with the
-// most failed in the span; the series table lists every currency). All
+// most failed and recovered in the span; the series table lists every
+// currency). All
 // coordinates are computed here, so that the template only places them.
 type chart struct {
 	Width, Height int

@@ -589,3 +589,27 @@ func TestDeliveriesPage(t *testing.T) {
 	is.Equal(b.get("/dashboard/webhooks/"+string(e.ID)+"?cursor=forged").status, http.StatusBadRequest)
 	is.Equal(b.get("/dashboard/webhooks/not-an-id").status, http.StatusBadRequest)
 }
+
+func TestOverviewWithSeveralCurrencies(t *testing.T) {
+	is := is.New(t)
+	st := memoryStore()
+	s := newSite(t, st)
+	m, key := s.merchant("Acme")
+	day := time.Date(2026, 3, 5, 9, 0, 0, 0, time.UTC)
+	for _, f := range []domain.InvoiceFact{
+		{Kind: domain.FactFailed, InvoiceID: "in_eur", Currency: "eur", AmountDue: 1000, At: day, AttemptCount: 1},
+		{Kind: domain.FactPaid, InvoiceID: "in_eur", Amount: 1000, At: day.Add(time.Hour), AttemptCount: 2},
+		{Kind: domain.FactFailed, InvoiceID: "in_eur2", Currency: "eur", AmountDue: 1000, At: day, AttemptCount: 1},
+		{Kind: domain.FactFailed, InvoiceID: "in_usd", Currency: "usd", AmountDue: 400000, At: day, AttemptCount: 1},
+	} {
+		_, err := st.Ledger().Record(context.Background(), m.ID, f)
+		is.NoErr(err)
+	}
+	b := s.browser()
+	b.signIn(key)
+	body := b.page("/dashboard/")
+	is.True(strings.Contains(body, `<p id="recovery-rate" class="big">50.0% EUR · 0.0% USD</p>`)) // each currency's rate
+	is.True(strings.Contains(body, `<td class="num">$4,000.00</td>`))                             // amounts in their own format
+	is.True(strings.Contains(body, `amounts in USD`))                                             // the chart's currency: the largest amounts
+	is.True(strings.Contains(body, `also in EUR`))                                                // and where the others are
+}
