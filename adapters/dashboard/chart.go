@@ -28,6 +28,13 @@ type chart struct {
 	XTicks                   []tick
 }
 
+// MidX and MidY are the middle of the plot area, where an empty chart
+// says so.
+func (c chart) MidX() float64 { return (c.Left + c.Right) / 2 }
+
+// MidY: see MidX.
+func (c chart) MidY() float64 { return (c.Top + c.Bottom) / 2 }
+
 type bar struct {
 	X, Y, W, H float64
 	Class      string

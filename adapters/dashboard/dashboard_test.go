@@ -54,6 +54,8 @@ func TestEveryPageRendersWithItsElementsAndHeaders(t *testing.T) {
 			is.True(!strings.Contains(a.body, "style="))  // nothing the CSP would block
 		}
 
+		is.True(strings.Contains(b.page("/dashboard/"), `>Nothing failed or was recovered in this period</text>`)) // an empty chart says so
+
 		created := b.post("/dashboard/webhooks", url.Values{"csrf": {csrf(t, b.page("/dashboard/webhooks"))},
 			"url": {"http://127.0.0.1:9/hooks"}, "events": {"*"}})
 		is.Equal(created.status, http.StatusCreated)                                 // the endpoint is created
