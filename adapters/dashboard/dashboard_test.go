@@ -615,3 +615,20 @@ func TestOverviewWithSeveralCurrencies(t *testing.T) {
 	is.True(strings.Contains(body, `amounts in USD`))                                             // the chart's currency: the largest amounts
 	is.True(strings.Contains(body, `also in EUR`))                                                // and where the others are
 }
+
+func TestAFormTooLargeIsRefused(t *testing.T) {
+	is := is.New(t)
+	s := newSite(t, memoryStore())
+	m, key := s.merchant("Acme")
+	b := s.browser()
+	b.signIn(key)
+	before, err := s.policies.Get(context.Background(), m)
+	is.NoErr(err)
+	token := csrf(t, b.page("/dashboard/policy"))
+	a := b.post("/dashboard/policy", url.Values{"csrf": {token}, "max_attempts": {"2"}, "hard_decline_codes": {strings.Repeat("x", 70<<10)}})
+	is.Equal(a.status, http.StatusRequestEntityTooLarge) // over the forms' limit
+	is.True(strings.Contains(a.body, "The form is too large."))
+	after, err := s.policies.Get(context.Background(), m)
+	is.NoErr(err)
+	is.Equal(after.MaxAttempts, before.MaxAttempts) // and nothing changed
+}
