@@ -144,6 +144,12 @@ func TestSignIn(t *testing.T) {
 		is.Equal(sess.MerchantID, m.ID) // for its merchant
 		is.True(strings.Contains(b.page("/dashboard/"), "Acme"))
 
+		tabs := s.browser()
+		one, two := tabs.get("/dashboard/signin"), tabs.get("/dashboard/signin")
+		a := tabs.post("/dashboard/signin", url.Values{"api_key": {key}, "csrf": {csrf(t, one.body)}})
+		is.Equal(a.status, http.StatusSeeOther)        // the first of two open sign-in pages works
+		is.Equal(csrf(t, one.body), csrf(t, two.body)) // as both carry the browser's token
+
 		forged := s.browser()
 		noCSRF := forged.post("/dashboard/signin", url.Values{"api_key": {key}})
 		is.Equal(noCSRF.status, http.StatusForbidden) // a sign-in form must carry its token
