@@ -43,6 +43,7 @@ import (
 
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 //go:embed templates/*.html
@@ -235,13 +236,13 @@ func (d *dashboard) signedIn(h handlerFor) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 			if err := r.ParseForm(); err != nil {
 				if _, tooLarge := errors.AsType[*http.MaxBytesError](err); !tooLarge {
-					err = withMessage(domain.ErrInvalid, "The form could not be read.")
+					err = weberr.WithMessage(domain.ErrInvalid, "The form could not be read.")
 				}
 				d.fail(w, r, v, err)
 				return
 			}
 			if !sameToken(r.PostForm.Get("csrf"), v.csrf) {
-				d.fail(w, r, v, withMessage(domain.ErrForbidden, "Forbidden: the form's security token is missing or wrong; reload the page and try again."))
+				d.fail(w, r, v, weberr.WithMessage(domain.ErrForbidden, "Forbidden: the form's security token is missing or wrong; reload the page and try again."))
 				return
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 type overviewData struct {
@@ -73,7 +74,7 @@ func statsDays(r *http.Request) (from, to *time.Time, err error) {
 		}
 		d, err := time.Parse(domain.DateLayout, v[0])
 		if err != nil {
-			return nil, withMessage(domain.ErrInvalid, fmt.Sprintf("invalid %s %.20q: must be a date written YYYY-MM-DD", name, v[0]))
+			return nil, weberr.WithMessage(domain.ErrInvalid, fmt.Sprintf("invalid %s %.20q: must be a date written YYYY-MM-DD", name, v[0]))
 		}
 		return &d, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 // policyForm is the policy as the form shows it: each field under the
@@ -72,7 +73,7 @@ func readPolicyForm(r *http.Request) policyForm {
 
 // invalidField is a 400 naming the field, as the API's messages do.
 func invalidField(field, problem string) error {
-	return withMessage(domain.ErrInvalid, field+": "+problem)
+	return weberr.WithMessage(domain.ErrInvalid, field+": "+problem)
 }
 
 func parseInt(field, s string) (int, error) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 // page is what every template gets.
@@ -77,16 +78,9 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, errNotSignedIn):
 		return http.StatusUnauthorized
-	case errors.Is(err, domain.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, domain.ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, domain.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, domain.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, domain.ErrUnavailable):
-		return http.StatusServiceUnavailable
+	}
+	if s := weberr.Status(err); s != 0 {
+		return s
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return http.StatusRequestEntityTooLarge
@@ -94,23 +88,11 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// shown is an error with the message the visitor is told, when the
-// error's own text is not fit to show (it may name storage details).
-type shown struct {
-	msg string
-	err error
-}
-
-func (e *shown) Error() string { return e.msg + ": " + e.err.Error() }
-func (e *shown) Unwrap() error { return e.err }
-
-func withMessage(err error, msg string) error { return &shown{msg: msg, err: err} }
-
 // messageOf is what the visitor is told of err answered with status: the
 // task API's text for 4xx, nothing of a 5xx's.
 func messageOf(err error, status int) string {
-	if s, ok := errors.AsType[*shown](err); ok && status < 500 {
-		return s.msg
+	if msg, ok := weberr.Message(err); ok && status < 500 {
+		return msg
 	}
 	switch status {
 	case http.StatusUnauthorized:

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 type tasksData struct {
@@ -22,7 +23,7 @@ func (d *dashboard) handleTasks(w http.ResponseWriter, r *http.Request, v visito
 	case "", "all":
 	default:
 		if !domain.TaskStatus(s).Valid() {
-			d.fail(w, r, v, withMessage(domain.ErrInvalid, fmt.Sprintf("unknown status %.40q", s)))
+			d.fail(w, r, v, weberr.WithMessage(domain.ErrInvalid, fmt.Sprintf("unknown status %.40q", s)))
 			return
 		}
 		f.Status = domain.TaskStatus(s)
@@ -30,7 +31,7 @@ func (d *dashboard) handleTasks(w http.ResponseWriter, r *http.Request, v visito
 	if c := q.Get("cursor"); c != "" {
 		after, err := d.cfg.Cursors.DecodeTask(c, v.merchant.ID)
 		if err != nil {
-			d.fail(w, r, v, withMessage(domain.ErrInvalid, "invalid cursor"))
+			d.fail(w, r, v, weberr.WithMessage(domain.ErrInvalid, "invalid cursor"))
 			return
 		}
 		f.After = &after
@@ -57,31 +58,16 @@ func taskID(r *http.Request) (domain.TaskID, error) {
 	raw := r.PathValue("id")
 	id, err := domain.ParseTaskID(raw)
 	if len(raw) > 36 || err != nil {
-		return "", withMessage(domain.ErrInvalid, "invalid task id: must be a UUID")
+		return "", weberr.WithMessage(domain.ErrInvalid, "invalid task id: must be a UUID")
 	}
 	return id, nil
-}
-
-// explainTaskError gives a task use case's 404 and 409 the task API's
-// message.
-func explainTaskError(err error, id domain.TaskID, conflict string) error {
-	if err == nil {
-		return nil
-	}
-	switch statusOf(err) {
-	case http.StatusNotFound:
-		return withMessage(err, fmt.Sprintf("task %s not found", id))
-	case http.StatusConflict:
-		return withMessage(err, fmt.Sprintf("task %s: %s", id, conflict))
-	}
-	return err
 }
 
 func (d *dashboard) handleRetry(w http.ResponseWriter, r *http.Request, v visitor) {
 	id, err := taskID(r)
 	if err == nil {
 		_, err = d.cfg.Tasks.Retry(r.Context(), v.merchant, id)
-		err = explainTaskError(err, id, "only a failed or cancelled task can be retried")
+		err = weberr.ExplainTask(err, id, "only a failed or cancelled task can be retried")
 	}
 	if err != nil {
 		d.fail(w, r, v, err)
@@ -96,7 +82,7 @@ func (d *dashboard) handleRetry(w http.ResponseWriter, r *http.Request, v visito
 func (d *dashboard) handleDelete(w http.ResponseWriter, r *http.Request, v visitor) {
 	id, err := taskID(r)
 	if err == nil {
-		err = explainTaskError(d.cfg.Tasks.Delete(r.Context(), v.merchant, id), id, "a running task cannot be deleted")
+		err = weberr.ExplainTask(d.cfg.Tasks.Delete(r.Context(), v.merchant, id), id, "a running task cannot be deleted")
 	}
 	if err != nil {
 		d.fail(w, r, v, err)

@@ -1,12 +1,12 @@
 package dashboard
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 type endpointsData struct {
@@ -56,7 +56,7 @@ func (d *dashboard) handleCreateEndpoint(w http.ResponseWriter, r *http.Request,
 	// refusals are 400s whose text is meant for the merchant.
 	e, err := d.cfg.Endpoints.Create(r.Context(), v.merchant, data.URL, data.Events)
 	if err != nil {
-		err = explainEndpointError(err, "")
+		err = weberr.ExplainEndpoint(err, "")
 		if status := statusOf(err); status == http.StatusBadRequest || status == http.StatusConflict {
 			d.endpointsPage(w, r, v, status, page{Error: messageOf(err, status)}, data)
 			return
@@ -73,28 +73,16 @@ func endpointID(r *http.Request) (domain.EndpointID, error) {
 	raw := r.PathValue("id")
 	id, err := domain.ParseUUID(raw)
 	if len(raw) > 36 || err != nil {
-		return "", withMessage(domain.ErrInvalid, "invalid webhook endpoint id: must be a UUID")
+		return "", weberr.WithMessage(domain.ErrInvalid, "invalid webhook endpoint id: must be a UUID")
 	}
 	return domain.EndpointID(id), nil
-}
-
-// explainEndpointError gives the endpoint use cases' 404 and 409 the task
-// API's message.
-func explainEndpointError(err error, id domain.EndpointID) error {
-	switch statusOf(err) {
-	case http.StatusNotFound:
-		return withMessage(err, fmt.Sprintf("webhook endpoint %s not found", id))
-	case http.StatusConflict:
-		return withMessage(err, fmt.Sprintf("a merchant has at most %d webhook endpoints", domain.MaxEndpointsPerShop))
-	}
-	return err
 }
 
 func (d *dashboard) handleDeleteEndpoint(w http.ResponseWriter, r *http.Request, v visitor) {
 	id, err := endpointID(r)
 	if err == nil {
 		if err = d.cfg.Endpoints.Delete(r.Context(), v.merchant, id); err != nil {
-			err = explainEndpointError(err, id)
+			err = weberr.ExplainEndpoint(err, id)
 		}
 	}
 	if err != nil {
@@ -120,7 +108,7 @@ func (d *dashboard) handleDeliveries(w http.ResponseWriter, r *http.Request, v v
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		after, err := d.cfg.Cursors.DecodeDelivery(c, v.merchant.ID, id)
 		if err != nil {
-			d.fail(w, r, v, withMessage(domain.ErrInvalid, "invalid cursor"))
+			d.fail(w, r, v, weberr.WithMessage(domain.ErrInvalid, "invalid cursor"))
 			return
 		}
 		f.After = &after
@@ -128,7 +116,7 @@ func (d *dashboard) handleDeliveries(w http.ResponseWriter, r *http.Request, v v
 	// Deliveries scopes to the merchant and tells 403 from 404.
 	pg, err := d.cfg.Endpoints.Deliveries(r.Context(), v.merchant, id, f)
 	if err != nil {
-		d.fail(w, r, v, explainEndpointError(err, id))
+		d.fail(w, r, v, weberr.ExplainEndpoint(err, id))
 		return
 	}
 	list, err := d.cfg.Endpoints.List(r.Context(), v.merchant)
@@ -143,7 +131,7 @@ func (d *dashboard) handleDeliveries(w http.ResponseWriter, r *http.Request, v v
 		}
 	}
 	if data.Endpoint.ID == "" { // deleted in between
-		d.fail(w, r, v, explainEndpointError(domain.ErrNotFound, id))
+		d.fail(w, r, v, weberr.ExplainEndpoint(domain.ErrNotFound, id))
 		return
 	}
 	if pg.Next != nil {

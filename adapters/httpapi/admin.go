@@ -11,6 +11,7 @@ import (
 
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 // MaxAdminBody is the largest admin request body accepted.
@@ -64,7 +65,7 @@ func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.String("remote_addr", r.RemoteAddr))
 			a.limiter.noteFailure(r, a.log)
-			writeError(w, r, a.log, withMessage(err, "admin token required"))
+			writeError(w, r, a.log, weberr.WithMessage(err, "admin token required"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -98,7 +99,7 @@ func (a *adminAPI) handleCreateMerchant(w http.ResponseWriter, r *http.Request) 
 	m, key, err := a.merchants.Create(r.Context(), req.Name, req.StripeAccountID)
 	if err != nil {
 		if statusOf(err) == http.StatusConflict {
-			err = withMessage(err, fmt.Sprintf("stripe account %s is already bound to a merchant", strings.TrimSpace(req.StripeAccountID)))
+			err = weberr.WithMessage(err, fmt.Sprintf("stripe account %s is already bound to a merchant", strings.TrimSpace(req.StripeAccountID)))
 		}
 		writeError(w, r, a.log, err)
 		return
@@ -133,7 +134,7 @@ func (a *adminAPI) handleIssueKey(w http.ResponseWriter, r *http.Request) {
 	key, err := a.merchants.IssueKey(r.Context(), id)
 	if err != nil {
 		if statusOf(err) == http.StatusNotFound {
-			err = withMessage(err, fmt.Sprintf("merchant %s not found", id))
+			err = weberr.WithMessage(err, fmt.Sprintf("merchant %s not found", id))
 		}
 		writeError(w, r, a.log, err)
 		return
@@ -156,7 +157,7 @@ func (a *adminAPI) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.merchants.RevokeKey(r.Context(), id, prefix); err != nil {
 		if statusOf(err) == http.StatusNotFound {
-			err = withMessage(err, fmt.Sprintf("merchant %s has no api key %s", id, prefix))
+			err = weberr.WithMessage(err, fmt.Sprintf("merchant %s has no api key %s", id, prefix))
 		}
 		writeError(w, r, a.log, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 // endpointRequest is the body of POST /api/webhook-endpoints. Pointers
@@ -82,19 +83,6 @@ func endpointID(r *http.Request) (domain.EndpointID, error) {
 	return domain.EndpointID(id), nil
 }
 
-// explainEndpointError gives the endpoint use cases' 404 and 409 a
-// message of our own: the storage's text may name things the client
-// should not see.
-func explainEndpointError(err error, id domain.EndpointID) error {
-	switch statusOf(err) {
-	case http.StatusNotFound:
-		return withMessage(err, fmt.Sprintf("webhook endpoint %s not found", id))
-	case http.StatusConflict:
-		return withMessage(err, fmt.Sprintf("a merchant has at most %d webhook endpoints", domain.MaxEndpointsPerShop))
-	}
-	return err
-}
-
 func (a *taskAPI) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, m domain.Merchant) {
 	var in endpointRequest
 	if err := decodeJSON(w, r, MaxRequestBody, &in); err != nil {
@@ -114,7 +102,7 @@ func (a *taskAPI) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, m
 	// is meant for the merchant.
 	e, err := a.endpoints.Create(r.Context(), m, *in.URL, *in.Events)
 	if err != nil {
-		writeError(w, r, a.log, explainEndpointError(err, ""))
+		writeError(w, r, a.log, weberr.ExplainEndpoint(err, ""))
 		return
 	}
 	writeJSON(w, http.StatusCreated, createdEndpointJSON{
@@ -144,7 +132,7 @@ func (a *taskAPI) handleDeleteEndpoint(w http.ResponseWriter, r *http.Request, m
 		return
 	}
 	if err := a.endpoints.Delete(r.Context(), m, id); err != nil {
-		writeError(w, r, a.log, explainEndpointError(err, id))
+		writeError(w, r, a.log, weberr.ExplainEndpoint(err, id))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -163,7 +151,7 @@ func (a *taskAPI) handleDeliveries(w http.ResponseWriter, r *http.Request, m dom
 	}
 	page, err := a.endpoints.Deliveries(r.Context(), m, id, f)
 	if err != nil {
-		writeError(w, r, a.log, explainEndpointError(err, id))
+		writeError(w, r, a.log, weberr.ExplainEndpoint(err, id))
 		return
 	}
 	out := deliveryListJSON{Deliveries: make([]deliveryJSON, 0, len(page.Deliveries))}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 // ErrUnauthenticated is what a MerchantResolver returns (wrapped) when a
@@ -20,27 +21,8 @@ var ErrUnauthenticated = errors.New("Unauthorized")
 // the answer reveals nothing about the task beyond its existence.
 const forbiddenMessage = "Forbidden"
 
-// publicError carries the message a client is told for an error whose own
-// text is not fit to send (it may hold storage details).
-type publicError struct {
-	msg string
-	err error
-}
-
-func (e *publicError) Error() string { return e.msg + ": " + e.err.Error() }
-func (e *publicError) Unwrap() error { return e.err }
-
-// withMessage makes msg the client-facing text of err (for 4xx answers;
-// a 5xx never shows anything but a generic message).
-func withMessage(err error, msg string) error {
-	if err == nil {
-		return nil
-	}
-	return &publicError{msg: msg, err: err}
-}
-
 // invalid is a 400 whose message is msg.
-func invalid(msg string) error { return withMessage(domain.ErrInvalid, msg) }
+func invalid(msg string) error { return weberr.WithMessage(domain.ErrInvalid, msg) }
 
 // statusOf is the one mapping from errors to HTTP statuses.
 func statusOf(err error) int {
@@ -49,16 +31,9 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, domain.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, domain.ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, domain.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, domain.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, domain.ErrUnavailable):
-		return http.StatusServiceUnavailable
+	}
+	if s := weberr.Status(err); s != 0 {
+		return s
 	}
 	return http.StatusInternalServerError
 }
@@ -85,8 +60,8 @@ func messageOf(err error, status int) string {
 	if status >= 500 {
 		return "Internal server error"
 	}
-	if pe, ok := errors.AsType[*publicError](err); ok {
-		return pe.msg
+	if msg, ok := weberr.Message(err); ok {
+		return msg
 	}
 	if status == http.StatusNotFound {
 		return "Not found"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 )
 
 // TaskAPIOptions tunes NewTaskAPI.
@@ -187,7 +188,7 @@ func (a *taskAPI) handleGet(w http.ResponseWriter, r *http.Request, m domain.Mer
 	}
 	t, err := a.tasks.Get(r.Context(), m, id)
 	if err != nil {
-		writeError(w, r, a.log, explainTaskError(err, id, ""))
+		writeError(w, r, a.log, weberr.ExplainTask(err, id, ""))
 		return
 	}
 	writeJSON(w, http.StatusOK, t)
@@ -201,7 +202,7 @@ func (a *taskAPI) handleRetry(w http.ResponseWriter, r *http.Request, m domain.M
 	}
 	t, err := a.tasks.Retry(r.Context(), m, id)
 	if err != nil {
-		writeError(w, r, a.log, explainTaskError(err, id, "only a failed or cancelled task can be retried"))
+		writeError(w, r, a.log, weberr.ExplainTask(err, id, "only a failed or cancelled task can be retried"))
 		return
 	}
 	writeJSON(w, http.StatusOK, t)
@@ -214,22 +215,10 @@ func (a *taskAPI) handleDelete(w http.ResponseWriter, r *http.Request, m domain.
 		return
 	}
 	if err := a.tasks.Delete(r.Context(), m, id); err != nil {
-		writeError(w, r, a.log, explainTaskError(err, id, "a running task cannot be deleted"))
+		writeError(w, r, a.log, weberr.ExplainTask(err, id, "a running task cannot be deleted"))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// explainTaskError gives a task use case's 404 and 409 a message of our
-// own: the storage's text may name things the client should not see.
-func explainTaskError(err error, id domain.TaskID, conflict string) error {
-	switch statusOf(err) {
-	case http.StatusNotFound:
-		return withMessage(err, fmt.Sprintf("task %s not found", id))
-	case http.StatusConflict:
-		return withMessage(err, fmt.Sprintf("task %s: %s", id, conflict))
-	}
-	return err
 }
 
 func (a *taskAPI) handleStats(w http.ResponseWriter, r *http.Request, m domain.Merchant) {

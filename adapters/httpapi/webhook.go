@@ -14,6 +14,7 @@ import (
 
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/weberr"
 	"github.com/recoupdev/recoup/ports"
 )
 
@@ -153,14 +154,14 @@ func (h *webhookHandler) reject(w http.ResponseWriter, r *http.Request, start ti
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "webhook rejected",
 		slog.Int("status", status), slog.String("reason", err.Error()),
 		slog.String("remote_addr", r.RemoteAddr))
-	writeErrorStatus(w, status, withMessage(err, err.Error()))
+	writeErrorStatus(w, status, weberr.WithMessage(err, err.Error()))
 }
 
 var errTooLarge = errors.New("request body too large")
 
 // bodyTooLarge is errTooLarge with a message for the client.
 func bodyTooLarge(limit int64) error {
-	return withMessage(errTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
+	return weberr.WithMessage(errTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
 }
 
 // bodies recycles webhook body buffers: the verifier keeps nothing of the
@@ -201,7 +202,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, err
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, bodyTooLarge(limit)
 		}
-		return nil, withMessage(fmt.Errorf("%w: read body: %w", domain.ErrInvalid, err), "could not read request body")
+		return nil, weberr.WithMessage(fmt.Errorf("%w: read body: %w", domain.ErrInvalid, err), "could not read request body")
 	}
 	return buf, nil
 }
