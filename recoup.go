@@ -3,6 +3,8 @@ package recoup
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/recoupdev/recoup/adapters/dashboard"
 	"github.com/recoupdev/recoup/adapters/email"
 	"github.com/recoupdev/recoup/adapters/httpapi"
 	"github.com/recoupdev/recoup/adapters/memory"
@@ -115,6 +118,8 @@ type Service struct {
 	policies        *app.PolicyService
 	links           *app.UpdateLinkService
 	endpoints       *app.EndpointService
+	sessions        *app.SessionService
+	publicURL       string
 	deliveries      *app.DeliveryWorker
 	reconcile       *app.Reconciler // nil without a gateway
 	reconcileEvery  time.Duration
@@ -199,12 +204,14 @@ func New(opts Options) (*Service, error) {
 		deliveries:      app.NewDeliveryWorker(app.DeliveryConfig{}, storage.Outbox(), sender, clock, log, obs),
 		tasks:           app.NewTaskService(storage.Tasks(), storage.Ledger(), clock),
 		merchants:       app.NewMerchantService(storage.Merchants(), clock),
+		publicURL:       opts.PublicURL,
 		worker:          worker,
 		cursorKey:       cursorKey,
 		pruner:          app.NewEventPruner(storage, retention, clock, log),
 		reconcileEvery:  cmp.Or(opts.ReconcileInterval, time.Hour),
 		reconcileWindow: cmp.Or(opts.ReconcileWindow, DefaultReconcileWindow),
 	}
+	svc.sessions = app.NewSessionService(storage.Sessions(), svc.merchants, clock, 0)
 	if opts.Gateway != nil {
 		svc.reconcile, err = app.NewReconciler(app.ReconcileConfig{}, storage, opts.Gateway, stripe.Decoder{},
 			svc.webhooks, clock, log, obs)
@@ -385,22 +392,65 @@ type HandlerOptions struct {
 
 // Handler returns all of recoup's HTTP API at the paths of api/openapi.yaml:
 // /webhooks/stripe, /api/…, /admin/…, /healthz and /readyz (which pings the
-// storage), with JSON answers for unknown paths, wrong methods and panics.
-// Mount serves it under a prefix of your own mux.
+// storage), with JSON answers for unknown paths, wrong methods and panics,
+// and the merchant dashboard at /dashboard/ (see Dashboard). Mount serves
+// it under a prefix of your own mux.
 func (s *Service) Handler(opts HandlerOptions) http.Handler {
+	return s.handler(opts, "")
+}
+
+// handler is Handler as the browser sees it below prefix, which the
+// dashboard's links and cookies need.
+func (s *Service) handler(opts HandlerOptions, prefix string) http.Handler {
 	return s.wakeOnSuccess(httpapi.NewServer(httpapi.Config{
 		Verifier: s.needVerifier(), Webhooks: s.webhooks, Tasks: s.tasks, Merchants: s.merchants, Policies: s.policies,
 		Resolver: s.resolver(opts.Resolver), AdminToken: opts.AdminToken, CursorKey: s.cursorKey,
 		Ready: s.storage.Ping, Metrics: opts.Metrics, Requests: opts.Requests, Observer: s.obs, UpdateLinks: s.links,
-		Endpoints:   s.endpoints,
+		Endpoints: s.endpoints, Dashboard: s.Dashboard(opts, prefix),
 		AuthLimiter: opts.AuthLimiter, Logger: s.log,
 	}))
 }
 
+// Dashboard returns the merchant dashboard (adapters/dashboard), which
+// routes on /dashboard and below; prefix is what the browser sees before
+// that ("" on its own, "/billing" under Mount("/billing")), for its links
+// and cookies. Handler and Mount serve it; call it yourself only to serve
+// it apart from them:
+//
+//	mux.Handle("/billing/dashboard/", http.StripPrefix("/billing", svc.Dashboard(opts, "/billing")))
+//
+// Without opts.Resolver a merchant signs in with one of its API keys,
+// exchanged for a stored session (sign-out ends it at once) in a cookie
+// that is Secure when Options.PublicURL is https, and failed sign-ins
+// count against opts.AuthLimiter. With opts.Resolver every request is
+// resolved by it and there are no sign-in pages; the forms' CSRF tokens
+// are then derived from the merchant and a key derived from the cursor
+// key (Options.CursorKey, or the webhook secrets), so every process that
+// derives the same cursor key accepts them.
+func (s *Service) Dashboard(opts HandlerOptions, prefix string) http.Handler {
+	cfg := dashboard.Config{
+		Tasks: s.tasks, Policies: s.policies, Endpoints: s.endpoints, Cursors: httpapi.NewCursors(s.cursorKey),
+		BasePath: prefix + dashboard.RoutePath, SecureCookies: strings.HasPrefix(s.publicURL, "https://"),
+		Wake: s.worker.Wake, Logger: s.log,
+	}
+	if opts.Resolver != nil {
+		mac := hmac.New(sha256.New, s.cursorKey)
+		mac.Write([]byte("recoup dashboard csrf key v1"))
+		cfg.Resolver, cfg.CSRFKey = opts.Resolver, mac.Sum(nil)
+	} else {
+		cfg.Sessions = s.sessions
+	}
+	if opts.AuthLimiter != nil {
+		cfg.Limiter = opts.AuthLimiter
+	}
+	return dashboard.New(cfg)
+}
+
 // Mount serves Handler under prefix on mux: with prefix "/billing", the
 // webhook is POST /billing/webhooks/stripe, the task API
-// /billing/api/tasks…, readiness /billing/readyz, and any other path below
-// /billing/ a JSON 404. prefix must start with "/" and not end with one.
+// /billing/api/tasks…, the dashboard /billing/dashboard/ (with
+// opts.Resolver, the embedder's sign-in rather than recoup's), readiness
+// /billing/readyz, and any other path below /billing/ a JSON 404. prefix must start with "/" and not end with one.
 //
 // Mount registers the method-less pattern prefix+"/", which Go's ServeMux
 // refuses beside a host's catch-all "GET /" (both would match GET
@@ -411,7 +461,7 @@ func (s *Service) Mount(mux *http.ServeMux, prefix string, opts HandlerOptions) 
 	if !strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") {
 		panic(fmt.Sprintf("recoup: Mount prefix %q must start with / and not end with one", prefix))
 	}
-	mux.Handle(prefix+"/", http.StripPrefix(prefix, s.Handler(opts)))
+	mux.Handle(prefix+"/", http.StripPrefix(prefix, s.handler(opts, prefix)))
 }
 
 func (s *Service) resolver(r httpapi.MerchantResolver) httpapi.MerchantResolver {

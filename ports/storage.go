@@ -246,9 +246,29 @@ type Storage interface {
 	Outbox() Outbox
 	// Merchants is the merchant directory.
 	Merchants() MerchantDirectory
+	// Sessions stores the dashboard's sessions.
+	Sessions() Sessions
 	// Queue is the worker's view of tasks, across merchants.
 	Queue() TaskQueue
 	EventRetention
 	// Ping reports whether storage is reachable (ErrUnavailable if not).
 	Ping(ctx context.Context) error
+}
+
+// Sessions stores the dashboard's sessions, under the hash of their token.
+type Sessions interface {
+	// CreateSession stores s; ErrConflict if a session has its TokenHash,
+	// ErrInvalid if it names no merchant or its CSRF token is empty or
+	// holds a NUL character.
+	CreateSession(ctx context.Context, s domain.Session) error
+	// Session returns the session stored under hash if it expires after
+	// now; ErrNotFound if there is none, it was deleted, or it has
+	// expired.
+	Session(ctx context.Context, hash domain.SessionHash, now time.Time) (domain.Session, error)
+	// DeleteSession removes the session stored under hash; with none it
+	// does nothing.
+	DeleteSession(ctx context.Context, hash domain.SessionHash) error
+	// PruneSessions deletes up to batch sessions that expired at or before
+	// now and returns how many it deleted.
+	PruneSessions(ctx context.Context, now time.Time, batch int) (int, error)
 }

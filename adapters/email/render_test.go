@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -14,32 +13,6 @@ import (
 	"github.com/recoupdev/recoup/adapters/email"
 	"github.com/recoupdev/recoup/domain"
 )
-
-func TestFormatAmount(t *testing.T) {
-	cases := []struct {
-		minor    int64
-		currency string
-		want     string
-	}{
-		{2000, "usd", "$20.00"},
-		{2000, "USD", "$20.00"},
-		{5, "usd", "$0.05"},
-		{0, "eur", "€0.00"},
-		{123456, "cad", "1,234.56 CAD"},
-		{123456789, "gbp", "£1,234,567.89"},
-		{500, "jpy", "¥500"},
-		{1500000, "krw", "1,500,000 KRW"},
-		{12345, "kwd", "12.345 KWD"},
-		{-2050, "usd", "-$20.50"},
-		{100, "", "1.00"},
-	}
-	for _, c := range cases {
-		t.Run(fmt.Sprintf("%d %s", c.minor, c.currency), func(t *testing.T) {
-			is := is.New(t)
-			is.Equal(email.FormatAmount(c.minor, c.currency), c.want) // formatted amount
-		})
-	}
-}
 
 func notification(typ domain.TaskType) domain.Notification {
 	id := domain.TaskID(domain.NewID())

@@ -163,3 +163,35 @@ func CursorKeyFromSecrets(secrets []string) []byte {
 	mac.Write([]byte("recoup task-list cursor key v1"))
 	return mac.Sum(nil)
 }
+
+// Cursors issues and checks the task list's and the deliveries' cursors,
+// for another adapter that pages the same lists (the dashboard): with the
+// same key, its cursors mean what the API's do, and either takes the
+// other's.
+type Cursors struct{ c cursorCodec }
+
+// NewCursors returns the cursors of key; see TaskAPIOptions.CursorKey.
+func NewCursors(key []byte) Cursors { return Cursors{newCursorCodec(key)} }
+
+// EncodeTask returns the task list cursor of position p for merchant.
+func (c Cursors) EncodeTask(p domain.TaskCursor, merchant domain.MerchantID) (string, error) {
+	return c.c.encode(p, merchant)
+}
+
+// DecodeTask checks a task list cursor given by merchant; ErrInvalid for
+// anything not issued to it.
+func (c Cursors) DecodeTask(s string, merchant domain.MerchantID) (domain.TaskCursor, error) {
+	return c.c.decode(s, merchant)
+}
+
+// EncodeDelivery returns the cursor of position p in the endpoint's
+// deliveries, for merchant.
+func (c Cursors) EncodeDelivery(p domain.DeliveryCursor, merchant domain.MerchantID, endpoint domain.EndpointID) (string, error) {
+	return c.c.encodeDelivery(p, merchant, endpoint)
+}
+
+// DecodeDelivery checks a deliveries cursor given by merchant for the
+// endpoint; ErrInvalid for anything not issued so.
+func (c Cursors) DecodeDelivery(s string, merchant domain.MerchantID, endpoint domain.EndpointID) (domain.DeliveryCursor, error) {
+	return c.c.decodeDelivery(s, merchant, endpoint)
+}

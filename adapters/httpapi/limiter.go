@@ -224,3 +224,12 @@ func (l *AuthLimiter) noteFailure(r *http.Request, log *slog.Logger) {
 			slog.Duration("window", l.cfg.Window))
 	}
 }
+
+// Refused reports whether the request's address is over its allowance
+// and, if so, how long until it may try again: for another adapter's
+// sign-in (the dashboard), which shares the allowance.
+func (l *AuthLimiter) Refused(r *http.Request) (time.Duration, bool) { return l.refused(r) }
+
+// NoteFailure counts a failed authentication of the request's address,
+// logging the moment the address is cut off.
+func (l *AuthLimiter) NoteFailure(r *http.Request, log *slog.Logger) { l.noteFailure(r, log) }

@@ -20,6 +20,10 @@ func (s *server) routes(mux *http.ServeMux) {
 	if s.cfg.UpdateLinks != nil {
 		mux.Handle("GET /update/{token}", limitBody(MaxRequestBody, NewUpdateLinkHandler(s.cfg.UpdateLinks, s.log)))
 	}
+	if s.cfg.Dashboard != nil {
+		mux.Handle("/dashboard", s.cfg.Dashboard)
+		mux.Handle("/dashboard/", s.cfg.Dashboard)
+	}
 	if s.cfg.Metrics != nil {
 		mux.Handle("GET /metrics", limitBody(MaxRequestBody, s.cfg.Metrics))
 	}

@@ -37,6 +37,10 @@ type Config struct {
 	// UpdateLinks, when set, serves GET /update/{token}, the customers'
 	// update links.
 	UpdateLinks *app.UpdateLinkService
+	// Dashboard, when set, is served at /dashboard and below (see
+	// adapters/dashboard): it sets its own headers and limits its own
+	// forms.
+	Dashboard http.Handler
 	// Observer is told about the webhook deliveries refused before the use
 	// case (bad signature, too large): give it the use case's observer, so
 	// that one place sees every delivery. nil: nobody.

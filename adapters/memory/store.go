@@ -38,6 +38,8 @@ type Store struct {
 	accounts  map[string]domain.MerchantID
 	keys      map[string]*apiKey // by prefix
 	keyHashes map[domain.APIKeyHash]bool
+
+	sessions map[domain.SessionHash]domain.Session
 }
 
 var _ ports.Storage = (*Store)(nil)
@@ -57,6 +59,7 @@ func New(clock ports.Clock) *Store {
 		endpoints: map[domain.EndpointID]*endpoint{}, deliveries: map[domain.DeliveryID]*delivery{}, outbox: map[*delivery]struct{}{},
 		merchants: map[domain.MerchantID]domain.Merchant{}, accounts: map[string]domain.MerchantID{},
 		keys: map[string]*apiKey{}, keyHashes: map[domain.APIKeyHash]bool{},
+		sessions: map[domain.SessionHash]domain.Session{},
 	}
 }
 

@@ -26,6 +26,7 @@ func RunStorageContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		{"Policy", RunPolicyContract},
 		{"EmailLog", RunEmailLogContract},
 		{"Leases", RunLeasesContract},
+		{"Sessions", RunSessionsContract},
 		{"Outbound", RunOutboundContract},
 		{"Queue", RunQueueContract},
 		{"EventRetention", RunEventRetentionContract},

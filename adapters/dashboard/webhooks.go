@@ -1,0 +1,158 @@
+package dashboard
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/recoupdev/recoup/domain"
+)
+
+type endpointsData struct {
+	Endpoints  []domain.WebhookEndpoint
+	EventTypes []string
+	// The form's values, shown again after a refusal.
+	URL    string
+	Events []string
+	// Created is the endpoint just created, whose secret is shown this
+	// once.
+	Created *createdEndpoint
+}
+
+type createdEndpoint struct {
+	URL    string
+	Secret string
+}
+
+// Checked reports whether the form's event type ev is ticked.
+func (data endpointsData) Checked(ev string) bool { return slices.Contains(data.Events, ev) }
+
+func (d *dashboard) endpointsPage(w http.ResponseWriter, r *http.Request, v visitor, status int, p page, data endpointsData) {
+	list, err := d.cfg.Endpoints.List(r.Context(), v.merchant)
+	if err != nil {
+		d.fail(w, r, v, err)
+		return
+	}
+	data.Endpoints, data.EventTypes = list, domain.OutboundEventTypes
+	if data.Events == nil {
+		data.Events = []string{"*"}
+	}
+	p.Title, p.Nav, p.Data = "Webhook endpoints", "webhooks", data
+	d.render(w, r, status, "webhooks", p, v)
+}
+
+func (d *dashboard) handleEndpoints(w http.ResponseWriter, r *http.Request, v visitor) {
+	d.endpointsPage(w, r, v, http.StatusOK, page{Flash: flashOf(r)}, endpointsData{})
+}
+
+func (d *dashboard) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, v visitor) {
+	data := endpointsData{URL: strings.TrimSpace(r.PostForm.Get("url")), Events: r.PostForm["events"]}
+	if len(data.Events) == 0 {
+		d.endpointsPage(w, r, v, http.StatusBadRequest, page{Error: "events: choose at least one event type, or all"}, data)
+		return
+	}
+	// The use case checks the URL's form and where it leads; both
+	// refusals are 400s whose text is meant for the merchant.
+	e, err := d.cfg.Endpoints.Create(r.Context(), v.merchant, data.URL, data.Events)
+	if err != nil {
+		err = explainEndpointError(err, "")
+		if status := statusOf(err); status == http.StatusBadRequest || status == http.StatusConflict {
+			d.endpointsPage(w, r, v, status, page{Error: messageOf(err, status)}, data)
+			return
+		}
+		d.fail(w, r, v, err)
+		return
+	}
+	d.endpointsPage(w, r, v, http.StatusCreated, page{Flash: "Webhook endpoint created."},
+		endpointsData{Created: &createdEndpoint{URL: e.URL, Secret: e.EncodedSecret()}})
+}
+
+// endpointID reads the path's endpoint id; a 400 unless it is a UUID.
+func endpointID(r *http.Request) (domain.EndpointID, error) {
+	raw := r.PathValue("id")
+	id, err := domain.ParseUUID(raw)
+	if len(raw) > 36 || err != nil {
+		return "", withMessage(domain.ErrInvalid, "invalid webhook endpoint id: must be a UUID")
+	}
+	return domain.EndpointID(id), nil
+}
+
+// explainEndpointError gives the endpoint use cases' 404 and 409 the task
+// API's message.
+func explainEndpointError(err error, id domain.EndpointID) error {
+	switch statusOf(err) {
+	case http.StatusNotFound:
+		return withMessage(err, fmt.Sprintf("webhook endpoint %s not found", id))
+	case http.StatusConflict:
+		return withMessage(err, fmt.Sprintf("a merchant has at most %d webhook endpoints", domain.MaxEndpointsPerShop))
+	}
+	return err
+}
+
+func (d *dashboard) handleDeleteEndpoint(w http.ResponseWriter, r *http.Request, v visitor) {
+	id, err := endpointID(r)
+	if err == nil {
+		if err = d.cfg.Endpoints.Delete(r.Context(), v.merchant, id); err != nil {
+			err = explainEndpointError(err, id)
+		}
+	}
+	if err != nil {
+		d.fail(w, r, v, err)
+		return
+	}
+	d.redirect(w, r, "/webhooks?done=endpoint-deleted")
+}
+
+type deliveriesData struct {
+	Endpoint   domain.WebhookEndpoint
+	Deliveries []domain.Delivery
+	Next       string
+}
+
+func (d *dashboard) handleDeliveries(w http.ResponseWriter, r *http.Request, v visitor) {
+	id, err := endpointID(r)
+	if err != nil {
+		d.fail(w, r, v, err)
+		return
+	}
+	f := domain.DeliveryFilter{Limit: domain.DefaultPageSize}
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		after, err := d.cfg.Cursors.DecodeDelivery(c, v.merchant.ID, id)
+		if err != nil {
+			d.fail(w, r, v, withMessage(domain.ErrInvalid, "invalid cursor"))
+			return
+		}
+		f.After = &after
+	}
+	// Deliveries scopes to the merchant and tells 403 from 404.
+	pg, err := d.cfg.Endpoints.Deliveries(r.Context(), v.merchant, id, f)
+	if err != nil {
+		d.fail(w, r, v, explainEndpointError(err, id))
+		return
+	}
+	list, err := d.cfg.Endpoints.List(r.Context(), v.merchant)
+	if err != nil {
+		d.fail(w, r, v, err)
+		return
+	}
+	data := deliveriesData{Deliveries: pg.Deliveries}
+	for _, e := range list {
+		if e.ID == id {
+			data.Endpoint = e
+		}
+	}
+	if data.Endpoint.ID == "" { // deleted in between
+		d.fail(w, r, v, explainEndpointError(domain.ErrNotFound, id))
+		return
+	}
+	if pg.Next != nil {
+		c, err := d.cfg.Cursors.EncodeDelivery(*pg.Next, v.merchant.ID, id)
+		if err != nil {
+			d.fail(w, r, v, err)
+			return
+		}
+		data.Next = c
+	}
+	d.render(w, r, http.StatusOK, "endpoint", page{Title: "Deliveries", Nav: "webhooks", Data: data}, v)
+}
