@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,8 @@ func chromium(t *testing.T) string {
 // shows can be saved as a full-page screenshot in the test's artifact
 // directory (`go test -artifacts -outputdir DIR` keeps them), and every
 // console error or uncaught exception of the page fails the test: a
-// Content-Security-Policy violation, a failed asset, a script error.
+// Content-Security-Policy violation, a failed asset, a script error
+// (see watch).
 type tab struct {
 	t     *testing.T
 	ctx   context.Context
@@ -81,14 +83,23 @@ func newTab(t *testing.T, base string) *tab {
 	return b
 }
 
-// watch keeps the page's console errors and uncaught exceptions. It runs
-// in the tab's event loop: it only records.
+// watch keeps the page's problems: console errors (a Content-Security-
+// Policy violation is one), uncaught exceptions, and assets that failed to
+// load. It runs in the tab's event loop: it only records. The status of
+// a page itself is the test's to check (a refused form answers 400), and
+// the console's line about it is not counted; neither is the browser's
+// own request for /favicon.ico, which the dashboard does not serve.
 func (b *tab) watch(ev any) {
 	var problem string
 	switch ev := ev.(type) {
 	case *log.EventEntryAdded:
-		if ev.Entry.Level == log.EntryLevelError {
+		if ev.Entry.Level == log.EntryLevelError && ev.Entry.Source != log.EntrySourceNetwork {
 			problem = fmt.Sprintf("console %s error: %s (%s)", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
+		}
+	case *network.EventResponseReceived:
+		u, err := url.Parse(ev.Response.URL)
+		if ev.Type != network.ResourceTypeDocument && ev.Response.Status >= 400 && (err != nil || u.Path != "/favicon.ico") {
+			problem = fmt.Sprintf("%s %s answered %d", ev.Type, ev.Response.URL, ev.Response.Status)
 		}
 	case *runtime.EventExceptionThrown:
 		problem = "uncaught exception: " + ev.ExceptionDetails.Text
@@ -136,15 +147,15 @@ func (b *tab) location() string {
 	return loc
 }
 
-// path is the tab's URL path and query, checked to be on the server.
+// path is the URL path the tab shows, checked to be on the server.
 func (b *tab) path() string {
 	b.t.Helper()
 	loc := step(b, "read the location", chromedp.Location())
-	rest, ok := strings.CutPrefix(loc, b.base)
-	if !ok {
-		b.t.Fatalf("the tab left the server: %s", loc)
+	u, err := url.Parse(loc)
+	if err != nil || u.Scheme+"://"+u.Host != b.base {
+		b.t.Fatalf("the tab is not on the server: %s", loc)
 	}
-	return rest
+	return u.Path
 }
 
 // open navigates to the server's path and expects the page to answer 200
@@ -168,7 +179,7 @@ func (b *tab) click(sel string, want int64) {
 		b.t.Fatalf("click %s: %v (at %s)", sel, err, b.location())
 	}
 	if resp.Status != want {
-		b.t.Fatalf("click %s: the page it led to, %s, answered %d; want %d", sel, resp.URL, resp.Status, want)
+		b.t.Fatalf("click %s: the page it led to, %s, answered %d; want %d; it says %q", sel, resp.URL, resp.Status, want, b.texts("p.error"))
 	}
 }
 
@@ -201,18 +212,25 @@ func (b *tab) count(sel string) int {
 	return step(b, "count "+sel, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%s).length`, q)))
 }
 
+// checked reports whether the checkbox is checked.
+func (b *tab) checked(sel string) bool {
+	b.t.Helper()
+	q, _ := json.Marshal(sel)
+	return step(b, "read "+sel, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%s).checked`, q)))
+}
+
 // value is the current value of a form field.
 func (b *tab) value(sel string) string {
 	b.t.Helper()
 	return step(b, "read the value of "+sel, chromedp.Value(chromedp.CSS(sel)))
 }
 
-// cookies are the browser's cookies for the server.
-func (b *tab) cookies() []*network.Cookie {
+// cookies are the browser's cookies for the server's path.
+func (b *tab) cookies(path string) []*network.Cookie {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 	defer cancel()
-	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{b.base + "/"}})
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{b.base + path}})
 	if err != nil {
 		b.t.Fatalf("read the cookies: %v", err)
 	}

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 
+	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/stripetest"
 )
 
@@ -46,7 +48,7 @@ func TestDashboard(t *testing.T) {
 			b := newTab(t, s.base)
 			signIn(t, b, shop)
 			overview(t, b, s, shop)
-			retryFromTasks(t, b, s, shop)
+			retryFromTasks(t, b, s, api, shop)
 			editPolicy(t, b, s, shop)
 			addEndpoint(t, b, s, shop)
 			signOut(t, b, s)
@@ -65,16 +67,25 @@ type shop struct {
 //
 //   - in_A, 45.00 USD, failed two days ago and paid by Stripe's retry a day
 //     later: recovered;
-//   - in_B, 120.00 EUR, failed yesterday (insufficient_funds): its retry is
-//     due in days;
+//   - in_B, 120.00 EUR, failed 20 hours ago (insufficient_funds): its
+//     retry is due in days;
 //   - in_C, 20.00 USD, failed two hours ago; the customer then attached a
 //     new card, so its retry ran at once, and Stripe declined it;
-//   - in_D, 30.00 USD, failed two days ago on a stolen card: no retry.
+//   - in_D, 30.00 USD, failed 10 hours ago on a stolen card: no retry.
+//
+// Every failure is recent enough that no retry is due before the
+// payment-failed email has read its decline code.
 func seed(t *testing.T, s *server, api *stripetest.API) shop {
 	t.Helper()
 	account := stripetest.NewID("acct_")
 	key := s.createMerchant(t, "Browser Test Shop", account)
 	now := time.Now().UTC()
+	// One retry of recoup's own: after it, nothing more is planned, so
+	// that the declined one can be retried (an invoice has at most one
+	// pending retry).
+	p := s.policy(t, key)
+	p["retry_delays_hours"] = []int{24}
+	s.request(t, http.MethodPut, "/api/policy", key, p, http.StatusOK, nil)
 
 	type failure struct {
 		currency    string
@@ -85,9 +96,9 @@ func seed(t *testing.T, s *server, api *stripetest.API) shop {
 	}
 	invoices := map[string]failure{
 		"in_A": {"usd", 4500, "insufficient_funds", now.Add(-50 * time.Hour), true},
-		"in_B": {"eur", 12000, "insufficient_funds", now.Add(-26 * time.Hour), false},
+		"in_B": {"eur", 12000, "insufficient_funds", now.Add(-20 * time.Hour), false},
 		"in_C": {"usd", 2000, "generic_decline", now.Add(-2 * time.Hour), false},
-		"in_D": {"usd", 3000, "stolen_card", now.Add(-49 * time.Hour), false},
+		"in_D": {"usd", 3000, "stolen_card", now.Add(-10 * time.Hour), false},
 	}
 	ids := map[string]string{} // in_A… → the invoice's Stripe id
 	customer := func(name string) string { return "cus_" + strings.TrimPrefix(name, "in_") }
@@ -164,49 +175,55 @@ func signIn(t *testing.T, b *tab, shop shop) {
 // GET /api/stats, and so are the rows of the series and the breakdowns.
 func overview(t *testing.T, b *tab, s *server, shop shop) {
 	st := s.stats(t, shop.key)
-	if len(st.ByCurrency) != 2 || len(st.Series) == 0 {
+	if len(st.ByCurrency) != 2 || len(st.Series) == 0 || len(st.ByDeclineCode) == 0 {
 		t.Fatalf("the seed gave unexpected figures: %+v", st)
 	}
+	// Several currencies have a rate each: "60.0% EUR · 40.0% USD".
 	rate := b.text("#recovery-rate")
 	amounts := b.texts("table#amounts tbody tr")
 	for cur, m := range st.ByCurrency {
+		if want := percent(m.RecoveryRate) + " " + strings.ToUpper(cur); !strings.Contains(rate, want) {
+			t.Errorf("#recovery-rate shows %q; want %s in it", rate, want)
+		}
 		row := rowNaming(amounts, strings.ToUpper(cur))
 		if row == "" {
 			t.Errorf("table#amounts has no row for %s: %q", cur, amounts)
 			continue
 		}
-		for _, want := range []string{amount(m.FailedAmount, cur), amount(m.RecoveredAmount, cur), percent(m.RecoveryRate)} {
+		for _, want := range []string{domain.FormatAmount(m.FailedAmount, cur), domain.FormatAmount(m.RecoveredAmount, cur), percent(m.RecoveryRate)} {
 			if !strings.Contains(row, want) {
 				t.Errorf("table#amounts row %q does not show %s", row, want)
 			}
 		}
 	}
-	if want := percent(overallRate(st)); !strings.Contains(rate, want) {
-		t.Errorf("#recovery-rate shows %q; want %s", rate, want)
+	if b.count("svg#series-chart rect") == 0 {
+		t.Errorf("svg#series-chart has no bars")
 	}
-	if b.count("svg#series-chart") != 1 {
-		t.Errorf("no svg#series-chart")
+	var series []string
+	for _, d := range st.Series {
+		series = append(series, words(d.Date, d.Currency, domain.FormatAmount(d.FailedAmount, d.Currency), domain.FormatAmount(d.RecoveredAmount, d.Currency)))
 	}
-	if got := b.count("table#series-table tbody tr"); got != len(st.Series) {
-		t.Errorf("table#series-table has %d rows; /api/stats has %d days", got, len(st.Series))
+	if got := mapWords(b.texts("table#series-table tbody tr")); !slices.Equal(got, series) {
+		t.Errorf("table#series-table shows\n%q\n/api/stats has\n%q", got, series)
 	}
-	codes := b.texts("table#by-decline-code tbody tr")
+	var codes []string
 	for code, f := range st.ByDeclineCode {
-		row := rowNaming(codes, code)
-		if row == "" || !strings.Contains(row, fmt.Sprint(f.FailedInvoices)) {
-			t.Errorf("table#by-decline-code does not show %s: %d failed, %d recovered: %q", code, f.FailedInvoices, f.RecoveredInvoices, codes)
-		}
+		codes = append(codes, words(code, fmt.Sprint(f.FailedInvoices), fmt.Sprint(f.RecoveredInvoices)))
 	}
-	sources := b.texts("table#by-source tbody tr")
+	if got := mapWords(b.texts("table#by-decline-code tbody tr")); !sameSet(got, codes) {
+		t.Errorf("table#by-decline-code shows %q; /api/stats has %q", got, codes)
+	}
+	var sources []string
 	for source, n := range st.BySource {
-		if row := rowNaming(sources, source); row == "" || !strings.Contains(row, fmt.Sprint(n)) {
-			t.Errorf("table#by-source does not show %s: %d: %q", source, n, sources)
-		}
+		sources = append(sources, words(source, fmt.Sprint(n)))
+	}
+	if got := mapWords(b.texts("table#by-source tbody tr")); !sameSet(got, sources) {
+		t.Errorf("table#by-source shows %q; /api/stats has %q", got, sources)
 	}
 	b.screenshot("overview")
 }
 
-// rowNaming is the first row whose text has the word, "" if none.
+// rowNaming is the first row that has the word, "" if none.
 func rowNaming(rows []string, word string) string {
 	for _, r := range rows {
 		if slices.Contains(strings.Fields(r), word) {
@@ -216,54 +233,80 @@ func rowNaming(rows []string, word string) string {
 	return ""
 }
 
-// amount renders minor units as the dashboard does: 45.00 USD.
-func amount(minor int64, currency string) string {
-	return fmt.Sprintf("%d.%02d %s", minor/100, minor%100, strings.ToUpper(currency))
+// words joins the texts' words with single spaces, as a table row's
+// cells read.
+func words(texts ...string) string {
+	return strings.Join(strings.Fields(strings.Join(texts, " ")), " ")
 }
 
-// percent renders a rate as the dashboard does: 60.0%.
+func mapWords(rows []string) []string {
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = words(r)
+	}
+	return out
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// percent writes a rate as a percentage to one decimal: 0.6 is 60.0%.
 func percent(rate float64) string {
 	return fmt.Sprintf("%.1f%%", rate*100)
 }
 
-// overallRate is the share of the failed invoices' amounts recovered,
-// over every currency.
-func overallRate(st stats) float64 {
-	var failed, recovered int64
-	for _, m := range st.ByCurrency {
-		failed += m.FailedAmount
-		recovered += m.RecoveredAmount
-	}
-	if failed == 0 {
-		return 0
-	}
-	return float64(recovered) / float64(failed)
-}
-
-// retryFromTasks: the failed retry shows as failed; its Retry button makes
-// it pending, on the page and in the API.
-func retryFromTasks(t *testing.T, b *tab, s *server, shop shop) {
+// retryFromTasks: the failed retry shows as failed, with a Retry button;
+// a click makes it pending, due now, and wakes the worker. Stripe is made
+// to answer that run's invoice read with a 429, after which the worker
+// backs the task off, pending, for minutes: so the page, reloaded once the
+// worker is idle, and the API both show it pending whatever the timing.
+func retryFromTasks(t *testing.T, b *tab, s *server, api *stripetest.API, shop shop) {
 	b.click("#nav-tasks", http.StatusOK)
-	if p := b.path(); !strings.HasPrefix(p, "/dashboard/tasks") {
+	if p := b.path(); p != "/dashboard/tasks" {
 		t.Fatalf("the tasks link leads to %s", p)
 	}
 	row := fmt.Sprintf(`table#tasks tr[data-task-id="%s"]`, shop.failed.ID)
 	if got := b.text(row + " td.task-status"); got != "failed" {
 		t.Fatalf("the declined retry shows as %q; want failed", got)
 	}
-	if got, want := b.count("table#tasks tbody tr"), len(s.tasks(t, shop.key, "")); got != want {
-		t.Errorf("table#tasks has %d rows; the API lists %d tasks", got, want)
+	all := s.tasks(t, shop.key, "")
+	if got := b.count("table#tasks tbody tr[data-task-id]"); got != len(all) {
+		t.Errorf("table#tasks has %d rows; the API lists %d tasks", got, len(all))
 	}
 	b.screenshot("tasks")
 
+	api.FailNext(http.MethodGet, "/v1/invoices/"+shop.failed.Invoice, http.StatusTooManyRequests, 1)
 	b.click(row+" form.task-retry button", http.StatusOK)
+	if got := b.text(row + " td.task-status"); got != "pending" && got != "running" {
+		t.Errorf("after Retry the task shows as %q; want pending (or running, if the worker is quick)", got)
+	}
+	if b.count("#flash") != 1 {
+		t.Errorf("after Retry the page says nothing (no #flash)")
+	}
+	s.settle(t, shop.key)
+	b.open("/dashboard/tasks")
 	if got := b.text(row + " td.task-status"); got != "pending" {
 		t.Errorf("after Retry the task shows as %q; want pending", got)
 	}
-	if got := s.task(t, shop.key, shop.failed.ID); got.Status != "pending" {
-		t.Errorf("after Retry the API has the task %s; want pending", got.Status)
+	if got := s.task(t, shop.key, shop.failed.ID); got.Status != "pending" || got.Attempts != shop.failed.Attempts+1 {
+		t.Errorf("after Retry the API has the task %s after %d attempts; want pending after %d (the retried run backed off)",
+			got.Status, got.Attempts, shop.failed.Attempts+1)
 	}
 	b.screenshot("tasks-retried")
+
+	// The status filter shows the failed tasks alone.
+	step(b, "choose a status", chromedp.SetValue(chromedp.CSS("#task-filters select[name=status]"), "failed"))
+	b.click("#task-filters [type=submit]", http.StatusOK)
+	statuses := b.texts("table#tasks td.task-status")
+	if want := len(s.tasks(t, shop.key, "failed")); len(statuses) != want || slices.ContainsFunc(statuses, func(s string) bool { return s != "failed" }) {
+		t.Errorf("filtered on failed, the page shows %q; the API has %d failed tasks", statuses, want)
+	}
+	b.screenshot("tasks-failed")
 }
 
 // editPolicy: a change through the form is what GET /api/policy then
@@ -320,7 +363,10 @@ func addEndpoint(t *testing.T, b *tab, s *server, shop shop) {
 	b.screenshot("webhooks")
 	url := receiver.URL + "/recoup-events"
 	b.fill(`#endpoint-form [name="url"]`, url)
-	b.click(`#endpoint-form [type="submit"]`, http.StatusOK)
+	if !b.checked("#event-all") {
+		step(b, "choose every event type", chromedp.Click(chromedp.CSS("#event-all")))
+	}
+	b.click(`#endpoint-form [type="submit"]`, http.StatusCreated)
 	if secret := b.text("code#endpoint-secret"); !strings.HasPrefix(secret, "whsec_") {
 		t.Errorf("the new endpoint's secret shows as %q", secret)
 	}
@@ -337,6 +383,13 @@ func addEndpoint(t *testing.T, b *tab, s *server, shop shop) {
 		t.Errorf("table#endpoints does not list %s: %q", url, rows)
 	}
 	b.screenshot("webhook-added")
+
+	// Its deliveries: none yet.
+	b.click(`table#endpoints tbody tr a`, http.StatusOK)
+	if b.count("table#deliveries") != 1 {
+		t.Errorf("the endpoint's page has no table#deliveries")
+	}
+	b.screenshot("webhook-deliveries")
 }
 
 // signOut: the session cookie is HttpOnly and SameSite=Strict; after sign
@@ -344,7 +397,7 @@ func addEndpoint(t *testing.T, b *tab, s *server, shop shop) {
 // again, opens nothing.
 func signOut(t *testing.T, b *tab, s *server) {
 	var session []*network.Cookie
-	for _, c := range b.cookies() {
+	for _, c := range b.cookies("/dashboard/") {
 		if !c.HTTPOnly || c.SameSite != network.CookieSameSiteStrict {
 			t.Errorf("cookie %s: HttpOnly %v, SameSite %q; want HttpOnly, Strict", c.Name, c.HTTPOnly, c.SameSite)
 		}
@@ -357,6 +410,9 @@ func signOut(t *testing.T, b *tab, s *server) {
 	b.click("#signout-submit", http.StatusOK)
 	if p := b.path(); p != "/dashboard/signin" {
 		t.Errorf("after signing out the tab shows %s; want /dashboard/signin", p)
+	}
+	if b.count("#flash") != 1 {
+		t.Errorf("after signing out the sign-in page says nothing (no #flash)")
 	}
 	b.screenshot("signed-out")
 	b.open("/dashboard/tasks")
