@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -559,4 +560,72 @@ func TestNoWebhookService(t *testing.T) {
 		is.True(recover() != nil) // the webhook is a wiring mistake
 	}()
 	svc.WebhookHandler()
+}
+
+// TestDashboardSignInUnderPrefix: Mount serves the dashboard below the
+// prefix with recoup's API-key sign-in, and its cookies are Secure and
+// limited to the dashboard's path when the public URL is https.
+func TestDashboardSignInUnderPrefix(t *testing.T) {
+	is := is.New(t)
+	svc := newService(t, recoup.Options{PublicURL: "https://billing.example"})
+	mux := http.NewServeMux()
+	svc.Mount(mux, "/billing", recoup.HandlerOptions{})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	_, key, err := svc.Merchants().Create(t.Context(), "Shop", stripetest.NewID("acct_"))
+	is.NoErr(err)
+	client := *srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	send := func(req *http.Request, cookies ...*http.Cookie) *http.Response {
+		for _, c := range cookies {
+			req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		}
+		res, err := client.Do(req)
+		is.NoErr(err)
+		t.Cleanup(func() { res.Body.Close() })
+		return res
+	}
+
+	res := send(newRequest(t, http.MethodGet, srv.URL+"/billing/dashboard/", nil))
+	is.Equal(res.StatusCode, http.StatusSeeOther) // not signed in
+	is.Equal(res.Header.Get("Location"), "/billing/dashboard/signin")
+
+	res = send(newRequest(t, http.MethodGet, srv.URL+"/billing/dashboard/signin", nil))
+	is.Equal(res.StatusCode, http.StatusOK)
+	page, err := io.ReadAll(res.Body)
+	is.NoErr(err)
+	token := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	is.True(token != nil) // the sign-in form's token
+	signInCookies := res.Cookies()
+
+	form := url.Values{"api_key": {key.Plain}, "csrf": {string(token[1])}}
+	req := newRequest(t, http.MethodPost, srv.URL+"/billing/dashboard/signin", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res = send(req, signInCookies...)
+	is.Equal(res.StatusCode, http.StatusSeeOther) // signed in
+	is.Equal(res.Header.Get("Location"), "/billing/dashboard/")
+	var session *http.Cookie
+	for _, c := range res.Cookies() {
+		if c.Name == "recoup_session" {
+			session = c
+		}
+	}
+	is.True(session != nil)
+	is.True(session.Secure && session.HttpOnly) // https only, and not for scripts
+	is.Equal(session.SameSite, http.SameSiteStrictMode)
+	is.Equal(session.Path, "/billing/dashboard") // the dashboard's path below the prefix
+
+	res = send(newRequest(t, http.MethodGet, srv.URL+"/billing/dashboard/tasks", nil), session)
+	is.Equal(res.StatusCode, http.StatusOK) // the session opens the pages
+	is.Equal(res.Header.Get("Content-Security-Policy"),
+		"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+}
+
+func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	return req
 }

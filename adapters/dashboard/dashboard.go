@@ -56,6 +56,8 @@ var stylesheet []byte
 // domain.ErrUnavailable is a 503, domain.ErrForbidden a 403, and any other
 // a 401 page.
 type Resolver interface {
+	// ResolveMerchant returns the merchant r acts for, or an error as
+	// above.
 	ResolveMerchant(r *http.Request) (domain.Merchant, error)
 }
 
@@ -73,9 +75,16 @@ type Limiter interface {
 // endpoint's deliveries; the task API's Cursors with the same key is one,
 // so that the dashboard's paging means what the API's does.
 type Cursors interface {
+	// EncodeTask returns the task list cursor of position p for merchant.
 	EncodeTask(p domain.TaskCursor, merchant domain.MerchantID) (string, error)
+	// DecodeTask checks a task list cursor given by merchant; an error
+	// for anything not issued to it.
 	DecodeTask(s string, merchant domain.MerchantID) (domain.TaskCursor, error)
+	// EncodeDelivery returns the cursor of position p in the endpoint's
+	// deliveries, for merchant.
 	EncodeDelivery(p domain.DeliveryCursor, merchant domain.MerchantID, endpoint domain.EndpointID) (string, error)
+	// DecodeDelivery checks a deliveries cursor given by merchant for the
+	// endpoint; an error for anything not issued so.
 	DecodeDelivery(s string, merchant domain.MerchantID, endpoint domain.EndpointID) (domain.DeliveryCursor, error)
 }
 

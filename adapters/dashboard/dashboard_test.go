@@ -467,3 +467,54 @@ func TestOverviewShowsTheFigures(t *testing.T) {
 		is.True(strings.Contains(tooLong.body, "spans more than 366 days"))
 	})
 }
+
+// headerResolver is an embedder's resolver: the merchant named by a
+// header its own proxy sets.
+type headerResolver struct{ merchants map[string]domain.Merchant }
+
+func (h headerResolver) ResolveMerchant(r *http.Request) (domain.Merchant, error) {
+	if m, ok := h.merchants[r.Header.Get("X-Test-Merchant")]; ok {
+		return m, nil
+	}
+	return domain.Merchant{}, errors.New("no such user")
+}
+
+func TestWithAResolverUnderAPrefix(t *testing.T) {
+	is := is.New(t)
+	st := memoryStore()
+	probe := newSite(t, st)
+	m, _ := probe.merchant("Acme")
+	other, _ := probe.merchant("Other")
+	task := probe.cancelledTask(m.ID)
+	s := newSite(t, st, withResolver(headerResolver{map[string]domain.Merchant{"acme": m, "other": other}}), withBase("/billing/dashboard"))
+	s.h = http.StripPrefix("/billing", s.h)
+
+	anon := s.browser()
+	a := anon.get("/billing/dashboard/")
+	is.Equal(a.status, http.StatusUnauthorized) // the resolver refused: no sign-in page to go to
+	is.True(strings.Contains(a.body, `<p class="error" role="alert">You are not signed in.</p>`))
+	is.True(anon.get("/billing/dashboard/signin").status == http.StatusUnauthorized) // there is no sign-in page
+
+	b := s.browser()
+	b.header.Set("X-Test-Merchant", "acme")
+	page := b.page("/billing/dashboard/tasks")
+	is.True(strings.Contains(page, `id="nav-tasks" href="/billing/dashboard/tasks"`))                         // links below the prefix
+	is.True(!strings.Contains(page, `id="signout-form"`))                                                     // no sign-out: the embedder's
+	is.True(strings.Contains(page, `action="/billing/dashboard/tasks/`+string(task.ID)+`/retry"`))            // forms too
+	is.True(strings.Contains(page, `<link rel="stylesheet" href="/billing/dashboard/assets/dashboard.css">`)) // and the stylesheet
+	token := csrf(t, page)
+
+	o := s.browser()
+	o.header.Set("X-Test-Merchant", "other")
+	otherToken := csrf(t, o.page("/billing/dashboard/policy"))
+	is.True(otherToken != token) // each merchant has its own token
+
+	a = b.post("/billing/dashboard/tasks/"+string(task.ID)+"/retry", url.Values{"csrf": {otherToken}})
+	is.Equal(a.status, http.StatusForbidden) // another merchant's token is refused
+	is.Equal(s.get(m.ID, task.ID).Status, domain.StatusCancelled)
+	a = b.post("/billing/dashboard/tasks/"+string(task.ID)+"/retry", url.Values{"csrf": {token}})
+	is.Equal(a.status, http.StatusSeeOther)
+	is.Equal(a.header.Get("Location"), "/billing/dashboard/tasks?done=retried") // back below the prefix
+	is.Equal(s.get(m.ID, task.ID).Status, domain.StatusPending)
+	is.Equal(b.get("/billing/dashboard").header.Get("Location"), "/billing/dashboard/")
+}

@@ -1,9 +1,9 @@
 // Command embed is an existing Go service — its own router, its own login —
 // that runs recoup inside it instead of beside it. recoup is mounted under
 // /billing/: Stripe posts to /billing/webhooks/stripe, and the service's
-// logged-in users read their failed-payment tasks at /billing/api/tasks,
-// authenticated by the service's own session cookie rather than by recoup's
-// API keys.
+// logged-in users read their failed-payment tasks at /billing/api/tasks
+// and see recoup's dashboard at /billing/dashboard/, authenticated by the
+// service's own session cookie rather than by recoup's API keys.
 //
 // The wiring is newBilling and newServer (the marked section below: 32
 // lines of code besides comments and blank lines); the rest is the host's
@@ -22,6 +22,7 @@
 //	curl -c jar -d user=alice localhost:8080/login
 //	curl -b jar -d account=acct_123 localhost:8080/settings/stripe
 //	curl -b jar localhost:8080/billing/api/tasks
+//	curl -b jar localhost:8080/billing/dashboard/tasks
 package main
 
 import (

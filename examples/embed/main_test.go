@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,23 @@ func exerciseHost(t *testing.T, billing *recoup.Service) {
 	status, _ = bob.get("/billing/api/tasks/" + bobTask)
 	is.Equal(status, http.StatusOK) // Bob's task is untouched
 
+	// The dashboard, under the prefix too, signed in by the host's session.
+	status, body = bob.get("/billing/dashboard/tasks")
+	is.Equal(status, http.StatusOK) // Bob's dashboard lists his tasks
+	is.True(strings.Contains(body, `<tr data-task-id="`+bobTask+`">`))
+	is.True(strings.Contains(body, `id="nav-policy" href="/billing/dashboard/policy"`)) // its links stay below /billing/
+	status, body = alice.get("/billing/dashboard/policy")
+	is.Equal(status, http.StatusOK)
+	aliceCSRF := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	is.True(aliceCSRF != nil) // her forms carry a CSRF token
+	status, _ = alice.form("/billing/dashboard/tasks/"+bobTask+"/delete", url.Values{"csrf": {aliceCSRF[1]}})
+	is.Equal(status, http.StatusForbidden) // nor can she delete Bob's task from her dashboard
+	status, _ = bob.get("/billing/api/tasks/" + bobTask)
+	is.Equal(status, http.StatusOK)
+
 	anonymous := session{t: t, srv: srv, client: srv.Client()}
+	status, _ = anonymous.get("/billing/dashboard/")
+	is.Equal(status, http.StatusUnauthorized) // the dashboard needs the host's session
 	status, body = anonymous.get("/billing/api/tasks")
 	is.Equal(status, http.StatusUnauthorized) // no session, no tasks
 	is.True(strings.Contains(body, "log in"))
