@@ -55,11 +55,11 @@ type tab struct {
 	problems []string
 }
 
-// newTab starts a headless Chromium 1200 px wide for the test.
-func newTab(t *testing.T, base string) *tab {
+// newTab starts the headless Chromium at path, 1200 px wide, for the test.
+func newTab(t *testing.T, path, base string) *tab {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
+		chromedp.ExecPath(path),
 		// Chromium's sandbox refuses to start as root, which CI is; the
 		// browser only ever opens the test's own loopback server.
 		chromedp.NoSandbox,

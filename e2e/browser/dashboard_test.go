@@ -21,11 +21,13 @@ import (
 // TestDashboard signs in to the dashboard of a real `recoup serve` in
 // headless Chromium, on each storage adapter, and does what a merchant
 // does there: reads the figures (which must be those of GET /api/stats),
-// retries a failed payment retry with a click, changes the policy through
-// its form (read back from GET /api/policy) and sees the API's message for
-// a bad one, adds a webhook endpoint, and signs out, after which the old
-// session cookie opens nothing.
+// retries a failed payment retry with a click, deletes a task, filters
+// the list, changes the policy through its form (read back from GET
+// /api/policy) and sees the API's message for a bad one, adds a webhook
+// endpoint, and signs out, after which the old session cookie opens
+// nothing.
 func TestDashboard(t *testing.T) {
+	browser := chromium(t)
 	binary := buildRecoup(t, t.TempDir())
 	adapters := map[string]func(t *testing.T) []string{
 		"memory": func(*testing.T) []string { return nil },
@@ -45,10 +47,10 @@ func TestDashboard(t *testing.T) {
 				// The webhook endpoint the test adds is on loopback.
 				"RECOUP_WEBHOOK_ALLOW_PRIVATE=true")...)
 			shop := seed(t, s, api)
-			b := newTab(t, s.base)
+			b := newTab(t, browser, s.base)
 			signIn(t, b, shop)
 			overview(t, b, s, shop)
-			retryFromTasks(t, b, s, api, shop)
+			tasksPage(t, b, s, api, shop)
 			editPolicy(t, b, s, shop)
 			addEndpoint(t, b, s, shop)
 			signOut(t, b, s)
@@ -260,12 +262,13 @@ func percent(rate float64) string {
 	return fmt.Sprintf("%.1f%%", rate*100)
 }
 
-// retryFromTasks: the failed retry shows as failed, with a Retry button;
-// a click makes it pending, due now, and wakes the worker. Stripe is made
-// to answer that run's invoice read with a 429, after which the worker
-// backs the task off, pending, for minutes: so the page, reloaded once the
+// tasksPage: the failed retry shows as failed, with a Retry button; a
+// click makes it pending, due now, and wakes the worker. Stripe is made to
+// answer that run's invoice read with a 429, after which the worker backs
+// the task off, pending, for minutes: so the page, reloaded once the
 // worker is idle, and the API both show it pending whatever the timing.
-func retryFromTasks(t *testing.T, b *tab, s *server, api *stripetest.API, shop shop) {
+// Then Delete removes a task, and the status filter lists one status.
+func tasksPage(t *testing.T, b *tab, s *server, api *stripetest.API, shop shop) {
 	b.click("#nav-tasks", http.StatusOK)
 	if p := b.path(); p != "/dashboard/tasks" {
 		t.Fatalf("the tasks link leads to %s", p)
@@ -298,6 +301,23 @@ func retryFromTasks(t *testing.T, b *tab, s *server, api *stripetest.API, shop s
 			got.Status, got.Attempts, shop.failed.Attempts+1)
 	}
 	b.screenshot("tasks-retried")
+
+	// Delete removes a task: a reminder that in_A's payment cancelled.
+	var reminder string
+	for _, task := range all {
+		if task.Type == "notify_reminder" && task.Status == "cancelled" {
+			reminder = task.ID
+		}
+	}
+	if reminder == "" {
+		t.Fatalf("no cancelled reminder to delete among %+v", all)
+	}
+	gone := fmt.Sprintf(`table#tasks tr[data-task-id="%s"]`, reminder)
+	b.click(gone+" form.task-delete button", http.StatusOK)
+	if b.count(gone) != 0 {
+		t.Errorf("after Delete the task is still listed")
+	}
+	s.request(t, http.MethodGet, "/api/tasks/"+reminder, shop.key, nil, http.StatusNotFound, nil)
 
 	// The status filter shows the failed tasks alone.
 	step(b, "choose a status", chromedp.SetValue(chromedp.CSS("#task-filters select[name=status]"), "failed"))
