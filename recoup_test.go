@@ -25,6 +25,7 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/recoupdev/recoup"
+	"github.com/recoupdev/recoup/adapters/httpapi"
 	"github.com/recoupdev/recoup/adapters/postgres"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
@@ -628,4 +629,36 @@ func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request 
 		t.Fatalf("new request: %v", err)
 	}
 	return req
+}
+
+// TestDashboardSignInsShareTheAPIsAllowance: a failed dashboard sign-in
+// counts against the same per-address allowance as a failed API call.
+func TestDashboardSignInsShareTheAPIsAllowance(t *testing.T) {
+	is := is.New(t)
+	svc := newService(t, recoup.Options{})
+	srv := httptest.NewServer(svc.Handler(recoup.HandlerOptions{
+		AuthLimiter: httpapi.NewAuthLimiter(httpapi.AuthLimitConfig{MaxFailures: 1}),
+	}))
+	t.Cleanup(srv.Close)
+
+	res, err := srv.Client().Get(srv.URL + "/dashboard/signin")
+	is.NoErr(err)
+	page, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	is.NoErr(err)
+	token := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	is.True(token != nil)
+	form := url.Values{"api_key": {"rk_wrong"}, "csrf": {string(token[1])}}
+	req := newRequest(t, http.MethodPost, srv.URL+"/dashboard/signin", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range res.Cookies() {
+		req.AddCookie(c)
+	}
+	res, err = srv.Client().Do(req)
+	is.NoErr(err)
+	res.Body.Close()
+	is.Equal(res.StatusCode, http.StatusUnauthorized) // the failed sign-in
+
+	status, _ := call(t, srv, http.MethodGet, "/api/tasks", nil, "Authorization", "Bearer rk_anything")
+	is.Equal(status, http.StatusTooManyRequests) // used up the address's allowance on the API too
 }

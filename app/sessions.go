@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -71,9 +70,6 @@ func (s *SessionService) Resume(ctx context.Context, token string) (domain.Merch
 	}
 	m, err := s.merchants.dir.MerchantByID(ctx, sess.MerchantID)
 	if err != nil {
-		if errors.Is(err, domain.ErrNotFound) {
-			return domain.Merchant{}, domain.Session{}, err
-		}
 		return domain.Merchant{}, domain.Session{}, fmt.Errorf("session's merchant: %w", err)
 	}
 	return m, sess, nil

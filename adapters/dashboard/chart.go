@@ -13,7 +13,8 @@ import (
 
 // chart is the series drawn as an SVG bar chart: per day, the amount that
 // failed beside the amount recovered, in one currency (the one with the
-// most failed in the span; the series table lists every currency). All
+// most failed and recovered in the span; the series table lists every
+// currency). All
 // coordinates are computed here, so that the template only places them.
 type chart struct {
 	Width, Height int
@@ -26,6 +27,13 @@ type chart struct {
 	YTicks                   []tick
 	XTicks                   []tick
 }
+
+// MidX and MidY are the middle of the plot area, where an empty chart
+// says so.
+func (c chart) MidX() float64 { return (c.Left + c.Right) / 2 }
+
+// MidY: see MidX.
+func (c chart) MidY() float64 { return (c.Top + c.Bottom) / 2 }
 
 type bar struct {
 	X, Y, W, H float64

@@ -116,8 +116,8 @@ type Config struct {
 	// Wake, when set, is called after a task is retried, so that the
 	// worker runs it now rather than at its next poll.
 	Wake func()
-	// Logger receives failed requests (5xx) and refused resolutions; nil
-	// discards.
+	// Logger receives failed requests (5xx) and, at debug level, the
+	// requests a Resolver refused; nil discards.
 	Logger *slog.Logger
 }
 
@@ -255,8 +255,8 @@ func (d *dashboard) visitor(w http.ResponseWriter, r *http.Request) (visitor, bo
 			err = errors.New("merchant resolver returned no merchant")
 		}
 		if err != nil {
-			d.log.LogAttrs(r.Context(), slog.LevelWarn, "dashboard: request not resolved to a merchant", slog.String("error", err.Error()))
 			if !errors.Is(err, domain.ErrUnavailable) && !errors.Is(err, domain.ErrForbidden) {
+				d.log.LogAttrs(r.Context(), slog.LevelDebug, "dashboard: request not resolved to a merchant", slog.String("error", err.Error()))
 				err = errNotSignedIn
 			}
 			d.fail(w, r, visitor{}, err)

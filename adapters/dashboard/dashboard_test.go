@@ -54,6 +54,8 @@ func TestEveryPageRendersWithItsElementsAndHeaders(t *testing.T) {
 			is.True(!strings.Contains(a.body, "style="))  // nothing the CSP would block
 		}
 
+		is.True(strings.Contains(b.page("/dashboard/"), `>Nothing failed or was recovered in this period</text>`)) // an empty chart says so
+
 		created := b.post("/dashboard/webhooks", url.Values{"csrf": {csrf(t, b.page("/dashboard/webhooks"))},
 			"url": {"http://127.0.0.1:9/hooks"}, "events": {"*"}})
 		is.Equal(created.status, http.StatusCreated)                                 // the endpoint is created
@@ -124,6 +126,10 @@ func TestSignIn(t *testing.T) {
 		is.Equal(b.cookies["recoup_session"], (*http.Cookie)(nil))                          // no session
 
 		b.signIn(key)
+		first := *b.cookies["recoup_session"]
+		b.signIn(key)
+		_, err := st.Sessions().Session(context.Background(), domain.HashSessionToken(first.Value), start)
+		is.True(errors.Is(err, domain.ErrNotFound)) // signing in again ends the browser's previous session
 		c := b.cookies["recoup_session"]
 		is.True(c != nil)
 		is.True(c.HttpOnly)                           // not for scripts
@@ -454,7 +460,7 @@ func TestOverviewShowsTheFigures(t *testing.T) {
 		body := b.page("/dashboard/")
 		is.True(strings.Contains(body, `<p id="recovery-rate" class="big">25.0%</p>`)) // 5000 of 20000
 		is.True(strings.Contains(body, `<th scope="row">JPY</th><td class="num">¥20,000</td><td class="num">¥5,000</td><td class="num">¥15,000</td>`))
-		is.True(strings.Contains(body, `<th scope="row">2026-03-05</th><td>jpy</td><td class="num">¥20,000</td>`)) // the series table
+		is.True(strings.Contains(body, `<th scope="row">2026-03-05</th><td>JPY</td><td class="num">¥20,000</td>`)) // the series table
 		is.True(strings.Contains(body, `<rect class="bar-failed"`))                                                // the chart's bars
 		is.True(strings.Contains(body, `<title id="series-chart-title">Failed and recovered amounts per day in JPY, 2026-02-09 to 2026-03-10</title>`))
 		is.True(strings.Contains(body, `<code>insufficient_funds</code></th><td class="num">1</td>`)) // by decline code
@@ -517,4 +523,95 @@ func TestWithAResolverUnderAPrefix(t *testing.T) {
 	is.Equal(a.header.Get("Location"), "/billing/dashboard/tasks?done=retried") // back below the prefix
 	is.Equal(s.get(m.ID, task.ID).Status, domain.StatusPending)
 	is.Equal(b.get("/billing/dashboard").header.Get("Location"), "/billing/dashboard/")
+}
+
+func TestWebhookEndpointsAreTheMerchantsOwn(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st ports.Storage) {
+		is := is.New(t)
+		s := newSite(t, st)
+		_, key := s.merchant("Acme")
+		victim, _ := s.merchant("Victim")
+		theirs, err := s.endpoints.Create(context.Background(), victim, "http://127.0.0.1:9/theirs", []string{"*"})
+		is.NoErr(err)
+		b := s.browser()
+		b.signIn(key)
+		token := csrf(t, b.page("/dashboard/webhooks"))
+
+		a := b.get("/dashboard/webhooks/" + string(theirs.ID))
+		is.Equal(a.status, http.StatusForbidden) // another merchant's deliveries
+		a = b.post("/dashboard/webhooks/"+string(theirs.ID)+"/delete", url.Values{"csrf": {token}})
+		is.Equal(a.status, http.StatusForbidden) // nor can it be deleted
+		list, err := s.endpoints.List(context.Background(), victim)
+		is.NoErr(err)
+		is.Equal(len(list), 1) // it is still there
+
+		bad := b.post("/dashboard/webhooks", url.Values{"csrf": {token}, "url": {"ftp://example.com/x"}, "events": {"*"}})
+		is.Equal(bad.status, http.StatusBadRequest) // the use case's own refusal
+		is.True(strings.Contains(bad.body, `<p class="error" role="alert">`))
+		is.True(strings.Contains(bad.body, `value="ftp://example.com/x"`)) // the form keeps the URL
+		none := b.post("/dashboard/webhooks", url.Values{"csrf": {token}, "url": {"http://127.0.0.1:9/x"}})
+		is.Equal(none.status, http.StatusBadRequest) // no event type chosen
+
+		created := b.post("/dashboard/webhooks", url.Values{"csrf": {token}, "url": {"http://127.0.0.1:9/mine"}, "events": {"task.failed"}})
+		is.Equal(created.status, http.StatusCreated)
+		mine := b.page("/dashboard/webhooks")
+		i := strings.Index(mine, `<tr data-endpoint-id="`)
+		is.True(i >= 0)
+		id := mine[i+len(`<tr data-endpoint-id="`):]
+		id = id[:strings.IndexByte(id, '"')]
+		del := b.post("/dashboard/webhooks/"+id+"/delete", url.Values{"csrf": {token}})
+		is.Equal(del.status, http.StatusSeeOther) // its own endpoint is deleted
+		is.Equal(del.header.Get("Location"), "/dashboard/webhooks?done=endpoint-deleted")
+		is.True(strings.Contains(b.page(del.header.Get("Location")), "No endpoints yet."))
+	})
+}
+
+func TestDeliveriesPage(t *testing.T) {
+	is := is.New(t)
+	st := memoryStore()
+	s := newSite(t, st)
+	m, key := s.merchant("Acme")
+	e, err := s.endpoints.Create(context.Background(), m, "http://127.0.0.1:9/hooks", []string{"*"})
+	is.NoErr(err)
+	for range domain.DefaultPageSize + 1 {
+		n, err := st.Outbox().Enqueue(context.Background(), m.ID, domain.OutboundMessage{
+			Type: domain.OutboundTaskFailed, Payload: []byte(`{"type":"task.failed"}`), At: time.Now().UTC()})
+		is.NoErr(err)
+		is.Equal(n, 1)
+	}
+	b := s.browser()
+	b.signIn(key)
+	first := b.page("/dashboard/webhooks/" + string(e.ID))
+	is.Equal(strings.Count(first, "<tr data-delivery-id="), domain.DefaultPageSize) // a full page
+	i := strings.Index(first, `<a id="next-page" href="`)
+	is.True(i >= 0) // and a link to the next
+	href := first[i+len(`<a id="next-page" href="`):]
+	second := b.page(strings.ReplaceAll(href[:strings.IndexByte(href, '"')], "&amp;", "&"))
+	is.Equal(strings.Count(second, "<tr data-delivery-id="), 1) // the rest
+	is.Equal(b.get("/dashboard/webhooks/"+string(e.ID)+"?cursor=forged").status, http.StatusBadRequest)
+	is.Equal(b.get("/dashboard/webhooks/not-an-id").status, http.StatusBadRequest)
+}
+
+func TestOverviewWithSeveralCurrencies(t *testing.T) {
+	is := is.New(t)
+	st := memoryStore()
+	s := newSite(t, st)
+	m, key := s.merchant("Acme")
+	day := time.Date(2026, 3, 5, 9, 0, 0, 0, time.UTC)
+	for _, f := range []domain.InvoiceFact{
+		{Kind: domain.FactFailed, InvoiceID: "in_eur", Currency: "eur", AmountDue: 1000, At: day, AttemptCount: 1},
+		{Kind: domain.FactPaid, InvoiceID: "in_eur", Amount: 1000, At: day.Add(time.Hour), AttemptCount: 2},
+		{Kind: domain.FactFailed, InvoiceID: "in_eur2", Currency: "eur", AmountDue: 1000, At: day, AttemptCount: 1},
+		{Kind: domain.FactFailed, InvoiceID: "in_usd", Currency: "usd", AmountDue: 400000, At: day, AttemptCount: 1},
+	} {
+		_, err := st.Ledger().Record(context.Background(), m.ID, f)
+		is.NoErr(err)
+	}
+	b := s.browser()
+	b.signIn(key)
+	body := b.page("/dashboard/")
+	is.True(strings.Contains(body, `<p id="recovery-rate" class="big">50.0% EUR · 0.0% USD</p>`)) // each currency's rate
+	is.True(strings.Contains(body, `<td class="num">$4,000.00</td>`))                             // amounts in their own format
+	is.True(strings.Contains(body, `amounts in USD`))                                             // the chart's currency: the largest amounts
+	is.True(strings.Contains(body, `also in EUR`))                                                // and where the others are
 }

@@ -108,7 +108,7 @@ func newOverview(st domain.RecoveryStats) overviewData {
 	case 0:
 		out.Rate = percent(0)
 	case 1:
-		out.Rate = percent(st.ByCurrency[slices.Collect(maps.Keys(st.ByCurrency))[0]].Rate())
+		out.Rate = out.Currencies[0].Rate
 	default:
 		out.Rate = strings.Join(rates, " · ")
 	}

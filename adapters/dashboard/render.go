@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/recoupdev/recoup/domain"
@@ -34,11 +35,12 @@ var pageNames = []string{"signin", "overview", "tasks", "policy", "webhooks", "e
 
 var funcs = template.FuncMap{
 	"amount": domain.FormatAmount,
+	"upper":  strings.ToUpper,
 	"time": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
 		}
-		return t.UTC().Format("2006-01-02 15:04 UTC")
+		return t.UTC().Format("2006-01-02 15:04")
 	},
 }
 
@@ -164,12 +166,3 @@ var flashes = map[string]string{
 }
 
 func flashOf(r *http.Request) string { return flashes[r.URL.Query().Get("done")] }
-
-// pageError is the message of a 4xx shown on a form's own page.
-func pageError(err error) (int, string, bool) {
-	status := statusOf(err)
-	if status >= 500 || status == http.StatusForbidden || status == http.StatusNotFound {
-		return status, "", false
-	}
-	return status, messageOf(err, status), true
-}

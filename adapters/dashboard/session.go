@@ -3,6 +3,7 @@ package dashboard
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -84,6 +85,12 @@ func (d *dashboard) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.fail(w, r, visitor{}, err)
 		return
+	}
+	// A session the browser held before ends: one browser, one session.
+	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {
+		if err := d.cfg.Sessions.SignOut(r.Context(), old.Value); err != nil {
+			d.log.LogAttrs(r.Context(), slog.LevelWarn, "dashboard: end the previous session", slog.String("error", err.Error()))
+		}
 	}
 	http.SetCookie(w, d.cookie(signInCookie, "", -1))
 	http.SetCookie(w, d.cookie(sessionCookie, token, sess.ExpiresAt.Sub(sess.CreatedAt)))

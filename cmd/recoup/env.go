@@ -27,7 +27,7 @@ var envVars = []envVar{
 	{"RECOUP_METRICS_ADDR", "unset", "address serving /metrics, /healthz and /readyz apart from the API"},
 	{"RECOUP_TRUST_PROXY", "false", "count failed logins by the last X-Forwarded-For address (behind a proxy only)"},
 	{"RECOUP_EVENT_RETENTION", "720h", "how long idempotency locks are kept before hourly pruning"},
-	{"RECOUP_PUBLIC_URL", "unset", "external base URL (https://…): customer emails carry update links to it"},
+	{"RECOUP_PUBLIC_URL", "unset", "external base URL (https://…): emails' update links; https: Secure dashboard cookies"},
 	{"RECOUP_RECONCILE_INTERVAL", "1h", "how often the worker reconciles undelivered Stripe events; 0 turns it off"},
 	{"RECOUP_WEBHOOK_ALLOW_PRIVATE", "false", "let merchants' webhook endpoints be on loopback or private addresses"},
 }

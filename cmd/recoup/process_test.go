@@ -218,6 +218,9 @@ func TestServeOnMemoryAndSIGTERM(t *testing.T) {
 	if got := getStatus(t, p.base+"/healthz"); got != http.StatusOK {
 		t.Errorf("/healthz: %d", got)
 	}
+	if got := getStatus(t, p.base+"/dashboard/signin"); got != http.StatusOK {
+		t.Errorf("/dashboard/signin: %d; the binary serves the dashboard", got)
+	}
 	if err := p.stop(); err != nil {
 		t.Errorf("SIGTERM: %v; want exit status 0\n%s", err, p.logs.String())
 	}

@@ -21,8 +21,9 @@ var serveHelp = cmdHelp{
 	usage: "recoup serve [--addr A] [--worker=false]",
 	about: `
 The HTTP server: the Stripe webhook (POST /webhooks/stripe), the tenant task
-API (/api/…), the admin API (/admin/…, with RECOUP_ADMIN_TOKEN), /healthz,
-/readyz and /metrics. It runs the task worker in the same process unless
+API (/api/…), the merchant dashboard (/dashboard/, signed in with an API
+key), the admin API (/admin/…, with RECOUP_ADMIN_TOKEN), /healthz, /readyz
+and /metrics. It runs the task worker in the same process unless
 --worker=false. Without DATABASE_URL everything is kept in memory and lost
 at exit; with it, serve refuses to start on a database with pending
 migrations (run recoup migrate up first). SIGTERM or Ctrl-C drains the

@@ -114,6 +114,10 @@ func RunSessionsContract(t *testing.T, newStorage func(t *testing.T) ports.Stora
 		is.Equal(n, 0) // nothing left to prune
 		_, err = st.Sessions().Session(ctx, live.TokenHash, at)
 		is.NoErr(err) // the live session stays
+		for _, s := range expired {
+			_, err = st.Sessions().Session(ctx, s.TokenHash, at)
+			is.True(errors.Is(err, domain.ErrNotFound)) // the expired ones are gone, even asked for before their expiry
+		}
 		_, err = st.Sessions().PruneSessions(ctx, pruneAt, 0)
 		is.True(errors.Is(err, domain.ErrInvalid)) // a batch is positive
 	})
