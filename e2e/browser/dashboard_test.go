@@ -180,11 +180,11 @@ func overview(t *testing.T, b *tab, s *server, shop shop) {
 	if len(st.ByCurrency) != 2 || len(st.Series) == 0 || len(st.ByDeclineCode) == 0 {
 		t.Fatalf("the seed gave unexpected figures: %+v", st)
 	}
-	// Several currencies have a rate each: "60.0% EUR · 40.0% USD".
+	// The two currencies have a rate each: "60.0% EUR" and "40.0% USD".
 	rate := b.text("#recovery-rate")
 	amounts := b.texts("table#amounts tbody tr")
 	for cur, m := range st.ByCurrency {
-		if want := percent(m.RecoveryRate) + " " + strings.ToUpper(cur); !strings.Contains(rate, want) {
+		if want := words(percent(m.RecoveryRate), strings.ToUpper(cur)); !strings.Contains(words(rate), want) {
 			t.Errorf("#recovery-rate shows %q; want %s in it", rate, want)
 		}
 		row := rowNaming(amounts, strings.ToUpper(cur))
@@ -203,7 +203,7 @@ func overview(t *testing.T, b *tab, s *server, shop shop) {
 	}
 	var series []string
 	for _, d := range st.Series {
-		series = append(series, words(d.Date, d.Currency, domain.FormatAmount(d.FailedAmount, d.Currency), domain.FormatAmount(d.RecoveredAmount, d.Currency)))
+		series = append(series, words(d.Date, strings.ToUpper(d.Currency), domain.FormatAmount(d.FailedAmount, d.Currency), domain.FormatAmount(d.RecoveredAmount, d.Currency)))
 	}
 	if got := mapWords(b.texts("table#series-table tbody tr")); !slices.Equal(got, series) {
 		t.Errorf("table#series-table shows\n%q\n/api/stats has\n%q", got, series)

@@ -118,6 +118,9 @@ func startServe(t *testing.T, binary string, env ...string) *server {
 		_ = cmd.Process.Kill()
 		t.Fatalf("recoup serve did not listen within a minute:\n%s", s.logs.String())
 	}
+	// Made now, so that without -artifacts its removal (a cleanup of its
+	// own) comes after the one below that writes into it.
+	logFile := filepath.Join(t.ArtifactDir(), "recoup.log")
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -129,7 +132,7 @@ func startServe(t *testing.T, binary string, env ...string) *server {
 			_ = cmd.Process.Kill()
 			t.Errorf("recoup serve did not stop within a minute of SIGTERM")
 		}
-		if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "recoup.log"), []byte(s.logs.String()), 0o644); err != nil {
+		if err := os.WriteFile(logFile, []byte(s.logs.String()), 0o644); err != nil {
 			t.Errorf("save the server log: %v", err)
 		}
 	})
