@@ -180,6 +180,14 @@ func overview(t *testing.T, b *tab, s *server, shop shop) {
 	if len(st.ByCurrency) != 2 || len(st.Series) == 0 || len(st.ByDeclineCode) == 0 {
 		t.Fatalf("the seed gave unexpected figures: %+v", st)
 	}
+	// The span the API took by default, through the page's own form, so
+	// that both show the same days even if UTC midnight passed between.
+	step(b, "set from", chromedp.SetValue(chromedp.CSS("#range-form [name=from]"), st.From))
+	step(b, "set to", chromedp.SetValue(chromedp.CSS("#range-form [name=to]"), st.To))
+	b.click("#range-form [type=submit]", http.StatusOK)
+	if got := b.path(); got != "/dashboard/" {
+		t.Fatalf("the range form leads to %s", got)
+	}
 	// The two currencies have a rate each: "60.0% EUR" and "40.0% USD".
 	rate := b.text("#recovery-rate")
 	amounts := b.texts("table#amounts tbody tr")

@@ -289,7 +289,8 @@ type money struct {
 type stats struct {
 	ByCurrency    map[string]money `json:"by_currency"`
 	TasksByStatus map[string]int   `json:"tasks_by_status"`
-	From, To      string
+	From          string           `json:"from"`
+	To            string           `json:"to"`
 	Series        []struct {
 		Date            string `json:"date"`
 		Currency        string `json:"currency"`
