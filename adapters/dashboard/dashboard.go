@@ -234,11 +234,14 @@ func (d *dashboard) signedIn(h handlerFor) http.Handler {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 			if err := r.ParseForm(); err != nil {
-				d.fail(w, r, v, fmt.Errorf("%w: the form could not be read", domain.ErrInvalid))
+				if _, tooLarge := errors.AsType[*http.MaxBytesError](err); !tooLarge {
+					err = withMessage(domain.ErrInvalid, "The form could not be read.")
+				}
+				d.fail(w, r, v, err)
 				return
 			}
 			if !sameToken(r.PostForm.Get("csrf"), v.csrf) {
-				d.fail(w, r, v, fmt.Errorf("%w: the form's security token is missing or wrong; reload the page and try again", domain.ErrForbidden))
+				d.fail(w, r, v, withMessage(domain.ErrForbidden, "Forbidden: the form's security token is missing or wrong; reload the page and try again."))
 				return
 			}
 		}

@@ -144,6 +144,12 @@ func TestSignIn(t *testing.T) {
 		is.Equal(sess.MerchantID, m.ID) // for its merchant
 		is.True(strings.Contains(b.page("/dashboard/"), "Acme"))
 
+		tabs := s.browser()
+		one, two := tabs.get("/dashboard/signin"), tabs.get("/dashboard/signin")
+		a := tabs.post("/dashboard/signin", url.Values{"api_key": {key}, "csrf": {csrf(t, one.body)}})
+		is.Equal(a.status, http.StatusSeeOther)        // the first of two open sign-in pages works
+		is.Equal(csrf(t, one.body), csrf(t, two.body)) // as both carry the browser's token
+
 		forged := s.browser()
 		noCSRF := forged.post("/dashboard/signin", url.Values{"api_key": {key}})
 		is.Equal(noCSRF.status, http.StatusForbidden) // a sign-in form must carry its token
@@ -614,4 +620,21 @@ func TestOverviewWithSeveralCurrencies(t *testing.T) {
 	is.True(strings.Contains(body, `<td class="num">$4,000.00</td>`))                             // amounts in their own format
 	is.True(strings.Contains(body, `amounts in USD`))                                             // the chart's currency: the largest amounts
 	is.True(strings.Contains(body, `also in EUR`))                                                // and where the others are
+}
+
+func TestAFormTooLargeIsRefused(t *testing.T) {
+	is := is.New(t)
+	s := newSite(t, memoryStore())
+	m, key := s.merchant("Acme")
+	b := s.browser()
+	b.signIn(key)
+	before, err := s.policies.Get(context.Background(), m)
+	is.NoErr(err)
+	token := csrf(t, b.page("/dashboard/policy"))
+	a := b.post("/dashboard/policy", url.Values{"csrf": {token}, "max_attempts": {"2"}, "hard_decline_codes": {strings.Repeat("x", 70<<10)}})
+	is.Equal(a.status, http.StatusRequestEntityTooLarge) // over the forms' limit
+	is.True(strings.Contains(a.body, "The form is too large."))
+	after, err := s.policies.Get(context.Background(), m)
+	is.NoErr(err)
+	is.Equal(after.MaxAttempts, before.MaxAttempts) // and nothing changed
 }

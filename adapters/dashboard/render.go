@@ -88,8 +88,7 @@ func statusOf(err error) int {
 	case errors.Is(err, domain.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusInternalServerError
@@ -117,10 +116,9 @@ func messageOf(err error, status int) string {
 	case http.StatusUnauthorized:
 		return "You are not signed in."
 	case http.StatusForbidden:
-		if errors.Is(err, domain.ErrForbidden) && err != domain.ErrForbidden {
-			return "Forbidden: " + trimSentinel(err)
-		}
 		return "Forbidden"
+	case http.StatusRequestEntityTooLarge:
+		return "The form is too large."
 	case http.StatusNotFound:
 		return "Not found"
 	case http.StatusServiceUnavailable:
@@ -130,17 +128,6 @@ func messageOf(err error, status int) string {
 		return "Internal server error"
 	}
 	return err.Error()
-}
-
-// trimSentinel is the text of an error made as fmt.Errorf("%w: text",
-// domain.ErrForbidden): the text.
-func trimSentinel(err error) string {
-	msg := err.Error()
-	prefix := domain.ErrForbidden.Error() + ": "
-	if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
-		return msg[len(prefix):]
-	}
-	return msg
 }
 
 // fail answers err as an error page; a 5xx is logged, never shown.

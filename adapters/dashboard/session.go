@@ -42,10 +42,14 @@ func (d *dashboard) handleSignInPage(w http.ResponseWriter, r *http.Request) {
 	d.renderSignIn(w, r, http.StatusOK, flashOf(r), "")
 }
 
-// renderSignIn shows the sign-in form with a fresh CSRF token, set in its
-// cookie too.
+// renderSignIn shows the sign-in form with its CSRF token, set in its
+// cookie too: the browser's token while it has one (so that two open
+// sign-in pages both work), else a fresh one.
 func (d *dashboard) renderSignIn(w http.ResponseWriter, r *http.Request, status int, flash, problem string) {
 	token := domain.NewCSRFToken()
+	if c, err := r.Cookie(signInCookie); err == nil && len(c.Value) == len(token) {
+		token = c.Value
+	}
 	http.SetCookie(w, d.cookie(signInCookie, token, signInTTL))
 	d.render(w, r, status, "signin", page{Title: "Sign in", Flash: flash, Error: problem, Data: signInData{CSRF: token}})
 }
