@@ -24,7 +24,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DA
 
 INSTALL_TOOL := bash scripts/install-tool.sh
 
-.PHONY: run build docker test bench fuzz generate check-generate fmt vet staticcheck vulncheck check tools test-tools check-tools
+.PHONY: run build docker test test-browser bench fuzz generate check-generate fmt vet staticcheck vulncheck check tools test-tools check-tools
 
 ## run: start the server on the embedded in-memory storage with development secrets
 # The binary is built first and then replaces the recipe's shell (exec), so
@@ -48,6 +48,16 @@ docker:
 test: test-tools
 	@echo "go test -race ./... (minutes: about 3 warm, about 15 on empty caches; see the README)"
 	@$(GO) test -race -count=1 ./...
+
+# Where make test-browser keeps its screenshots (gitignored), one folder per
+# test and adapter under _artifacts/e2e/browser.
+BROWSER_ARTIFACTS := artifacts/browser
+
+## test-browser: the dashboard in headless Chromium against recoup serve on both adapters; screenshots in artifacts/browser
+test-browser:
+	@rm -rf $(BROWSER_ARTIFACTS) && mkdir -p $(BROWSER_ARTIFACTS)
+	$(GO) test -tags browser -race -count=1 -artifacts -outputdir $(CURDIR)/$(BROWSER_ARTIFACTS) ./e2e/browser
+	@echo "screenshots: $$(find $(BROWSER_ARTIFACTS) -name '*.png' | wc -l) PNG files under $(BROWSER_ARTIFACTS)/_artifacts/e2e/browser"
 
 ## bench: the benchmarks the README reports
 bench: test-tools
@@ -81,15 +91,20 @@ check-generate: check-tools
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The browser suite builds only with its tag: vet and staticcheck it too.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags browser ./e2e/browser
 
 staticcheck: check-tools
 	$(GOBIN)/staticcheck ./...
+	$(GOBIN)/staticcheck -tags browser ./e2e/browser
 
 ## vulncheck: govulncheck against an offline copy of the Go vulnerability database (pinned)
+# The second run covers the browser suite's own dependencies (chromedp).
 vulncheck:
 	bash scripts/vulncheck.sh
+	bash scripts/vulncheck.sh -test -tags browser ./e2e/browser
 
 ## check: formatting, vet, staticcheck, generated code, known vulnerabilities
 check: fmt vet staticcheck check-generate vulncheck
