@@ -52,6 +52,9 @@ var templateFS embed.FS
 //go:embed assets/dashboard.css
 var stylesheet []byte
 
+//go:embed assets/favicon.svg
+var favicon []byte
+
 // Resolver decides which merchant a request acts for, as the task API's
 // MerchantResolver does (any of those is one). An error wrapping
 // domain.ErrUnavailable is a 503, domain.ErrForbidden a 403, and any other
@@ -166,7 +169,8 @@ func New(cfg Config) http.Handler {
 }
 
 func (d *dashboard) routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+RoutePath+"/assets/dashboard.css", serveStylesheet)
+	mux.HandleFunc("GET "+RoutePath+"/assets/dashboard.css", serveAsset("text/css; charset=utf-8", stylesheet))
+	mux.HandleFunc("GET "+RoutePath+"/assets/favicon.svg", serveAsset("image/svg+xml", favicon))
 	mux.HandleFunc(RoutePath, func(w http.ResponseWriter, r *http.Request) { d.redirect(w, r, "/") })
 	if d.cfg.Resolver == nil {
 		mux.HandleFunc("GET "+RoutePath+"/signin", d.handleSignInPage)
@@ -201,10 +205,12 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-func serveStylesheet(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	_, _ = w.Write(stylesheet)
+func serveAsset(contentType string, body []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(body)
+	}
 }
 
 // redirect answers 303 to path below the dashboard ("/" is the overview).

@@ -67,7 +67,7 @@ func (d *dashboard) handleRetry(w http.ResponseWriter, r *http.Request, v visito
 	id, err := taskID(r)
 	if err == nil {
 		_, err = d.cfg.Tasks.Retry(r.Context(), v.merchant, id)
-		err = weberr.ExplainTask(err, id, "only a failed or cancelled task can be retried")
+		err = weberr.ExplainTask(err, id, weberr.RetryConflict)
 	}
 	if err != nil {
 		d.fail(w, r, v, err)
@@ -82,7 +82,7 @@ func (d *dashboard) handleRetry(w http.ResponseWriter, r *http.Request, v visito
 func (d *dashboard) handleDelete(w http.ResponseWriter, r *http.Request, v visitor) {
 	id, err := taskID(r)
 	if err == nil {
-		err = weberr.ExplainTask(d.cfg.Tasks.Delete(r.Context(), v.merchant, id), id, "a running task cannot be deleted")
+		err = weberr.ExplainTask(d.cfg.Tasks.Delete(r.Context(), v.merchant, id), id, weberr.DeleteConflict)
 	}
 	if err != nil {
 		d.fail(w, r, v, err)

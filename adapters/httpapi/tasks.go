@@ -202,7 +202,7 @@ func (a *taskAPI) handleRetry(w http.ResponseWriter, r *http.Request, m domain.M
 	}
 	t, err := a.tasks.Retry(r.Context(), m, id)
 	if err != nil {
-		writeError(w, r, a.log, weberr.ExplainTask(err, id, "only a failed or cancelled task can be retried"))
+		writeError(w, r, a.log, weberr.ExplainTask(err, id, weberr.RetryConflict))
 		return
 	}
 	writeJSON(w, http.StatusOK, t)
@@ -215,7 +215,7 @@ func (a *taskAPI) handleDelete(w http.ResponseWriter, r *http.Request, m domain.
 		return
 	}
 	if err := a.tasks.Delete(r.Context(), m, id); err != nil {
-		writeError(w, r, a.log, weberr.ExplainTask(err, id, "a running task cannot be deleted"))
+		writeError(w, r, a.log, weberr.ExplainTask(err, id, weberr.DeleteConflict))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -457,7 +457,7 @@ func TestRetryAndDeleteAnswers(t *testing.T) {
 
 		r = e.api(http.MethodPost, "/api/tasks/"+string(failed.ID)+"/retry", m.Key)
 		is.Equal(r.status, http.StatusConflict) // pending now: a conflict
-		is.Equal(r.errorMessage(t), "task "+string(failed.ID)+": only a failed or cancelled task can be retried")
+		is.Equal(r.errorMessage(t), "task "+string(failed.ID)+": only a failed or cancelled task can be retried, and only while its invoice has no other retry pending")
 	})
 	t.Run("delete", func(t *testing.T) {
 		is := is.New(t)

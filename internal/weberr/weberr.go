@@ -58,6 +58,12 @@ func Message(err error) (string, bool) {
 	return "", false
 }
 
+// What a 409 of a task's retry or delete says.
+const (
+	RetryConflict  = "only a failed or cancelled task can be retried, and only while its invoice has no other retry pending"
+	DeleteConflict = "a running task cannot be deleted"
+)
+
 // ExplainTask gives a task use case's 404 and 409 a message of the
 // adapter's own; conflict says what the 409 was about.
 func ExplainTask(err error, id domain.TaskID, conflict string) error {
