@@ -60,8 +60,14 @@
 // "baseline" has the same number of goroutines per pool, each
 // claiming one task at a time with one UPDATE … WHERE id IN (SELECT … FOR
 // UPDATE SKIP LOCKED LIMIT 1) RETURNING and completing it with one UPDATE
-// WHERE id = $1 AND attempts = $2, through pgxpool. Each reports tasks/s;
-// recoup also reports claims/task and ratio-vs-pgx (target: at least 0.7).
+// WHERE id = $1 AND attempts = $2, through pgxpool. "baseline-engine" does,
+// the same way, the database work recoup's worker does for a paid retry:
+// the claim reading the merchant's policy and the invoice's record in its
+// statement, then one transaction that records the payment on the invoice's
+// record (held, then updated, as the ledger does) and completes the task.
+// Each reports tasks/s; recoup also reports claims/task, ratio-vs-pgx
+// (over "baseline"; target: at least 0.7) and ratio-vs-engine-sql (over
+// "baseline-engine": the cost of recoup's layers alone).
 //
 // BenchmarkFiguresPostgres measures the recovery figures of one large
 // merchant: 100,000 invoice records whose first failures are spread over a

@@ -174,8 +174,13 @@ func (bl *baselines) of(n int) float64 {
 // reportRatio reports rate over the baseline's rate for b.N operations as
 // ratio-vs-pgx, when a baseline was measured in this run.
 func reportRatio(b *testing.B, rate float64, bl *baselines) {
+	reportRatioAs(b, rate, bl, "ratio-vs-pgx")
+}
+
+// reportRatioAs is reportRatio under another unit, for a second baseline.
+func reportRatioAs(b *testing.B, rate float64, bl *baselines, unit string) {
 	if base := bl.of(b.N); base > 0 {
-		b.ReportMetric(rate/base, "ratio-vs-pgx")
+		b.ReportMetric(rate/base, unit)
 	}
 }
 
