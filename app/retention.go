@@ -56,39 +56,29 @@ func (p *EventPruner) Prune(ctx context.Context) (int, error) {
 	if p.window <= 0 {
 		return 0, nil
 	}
-	cutoff := p.clock.Now().Add(-p.window)
-	total := 0
-	for {
-		n, err := p.store.PruneEvents(ctx, cutoff, pruneBatch)
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("prune idempotency locks: %w", err)
-		}
-		if n < pruneBatch {
-			if total > 0 {
-				p.log.LogAttrs(ctx, slog.LevelInfo, "pruned idempotency locks",
-					slog.Int("count", total), slog.Time("older_than", cutoff))
-			}
-			return total, nil
-		}
-	}
+	return p.pruneAll(ctx, "idempotency locks", p.clock.Now().Add(-p.window), p.store.PruneEvents)
 }
 
 // PruneEmails deletes the email reservations older than the cap can
 // count, in small batches, and returns how many it deleted.
 func (p *EventPruner) PruneEmails(ctx context.Context) (int, error) {
-	cutoff := p.clock.Now().Add(-emailRetention)
+	return p.pruneAll(ctx, "email reservations", p.clock.Now().Add(-emailRetention), p.store.Emails().PruneEmails)
+}
+
+// pruneAll calls prune with batches of pruneBatch until one deletes
+// fewer, and logs the total.
+func (p *EventPruner) pruneAll(ctx context.Context, what string, cutoff time.Time,
+	prune func(ctx context.Context, cutoff time.Time, batch int) (int, error)) (int, error) {
 	total := 0
 	for {
-		n, err := p.store.Emails().PruneEmails(ctx, cutoff, pruneBatch)
+		n, err := prune(ctx, cutoff, pruneBatch)
 		total += n
 		if err != nil {
-			return total, fmt.Errorf("prune email reservations: %w", err)
+			return total, fmt.Errorf("prune %s: %w", what, err)
 		}
 		if n < pruneBatch {
 			if total > 0 {
-				p.log.LogAttrs(ctx, slog.LevelInfo, "pruned email reservations",
-					slog.Int("count", total), slog.Time("older_than", cutoff))
+				p.log.LogAttrs(ctx, slog.LevelInfo, "pruned "+what, slog.Int("count", total), slog.Time("older_than", cutoff))
 			}
 			return total, nil
 		}

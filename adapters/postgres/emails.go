@@ -102,19 +102,5 @@ func (l emailLog) ReleaseEmail(ctx context.Context, merchant domain.MerchantID, 
 // instant counts as one. The scan has no index of its own to use: the
 // table holds a few weeks of emails once pruned, and pruning runs hourly.
 func (l emailLog) PruneEmails(ctx context.Context, cutoff time.Time, batch int) (int, error) {
-	if batch < 1 {
-		return 0, fmt.Errorf("prune email reservations: %w: batch must be positive", domain.ErrInvalid)
-	}
-	n, err := rowsAffected(ctx, l.store.sql, `
-		DELETE FROM email_reservations
-		WHERE ctid IN (
-			SELECT ctid FROM email_reservations
-			WHERE reserved_at < $1
-			LIMIT $2
-			FOR UPDATE SKIP LOCKED
-		)`, cutoff, batch)
-	if err != nil {
-		return 0, interpretError("prune email reservations", err)
-	}
-	return int(n), nil
+	return deleteBatch(ctx, l.store.sql, "prune email reservations", "email_reservations", "reserved_at < $1", cutoff, batch)
 }

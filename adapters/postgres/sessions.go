@@ -59,20 +59,5 @@ func (ss sessions) DeleteSession(ctx context.Context, hash domain.SessionHash) e
 // PruneSessions deletes expired sessions in one short statement, skipping
 // rows another pruner is deleting at the same moment.
 func (ss sessions) PruneSessions(ctx context.Context, now time.Time, batch int) (int, error) {
-	if batch < 1 {
-		return 0, fmt.Errorf("prune sessions: %w: batch must be positive", domain.ErrInvalid)
-	}
-	n, err := rowsAffected(ctx, ss.db, `
-		DELETE FROM dashboard_sessions
-		WHERE token_hash IN (
-			SELECT token_hash FROM dashboard_sessions
-			WHERE expires_at <= $1
-			ORDER BY expires_at
-			LIMIT $2
-			FOR UPDATE SKIP LOCKED
-		)`, now, batch)
-	if err != nil {
-		return 0, interpretError("prune sessions", err)
-	}
-	return int(n), nil
+	return deleteBatch(ctx, ss.db, "prune sessions", "dashboard_sessions", "expires_at <= $1", now, batch)
 }

@@ -104,24 +104,31 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, db querie
 	return s.InTx(ctx, func(ctx context.Context, tx ports.Tx) error { return fn(ctx, tx.(txScope).db) })
 }
 
-// PruneEvents deletes up to batch idempotency locks recorded before cutoff,
-// oldest first, in one short statement; rows another pruner is deleting at
-// the same moment are skipped rather than waited for.
+// PruneEvents deletes up to batch idempotency locks recorded before cutoff
+// in one short statement; rows another pruner is deleting at the same
+// moment are skipped rather than waited for.
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	return deleteBatch(ctx, s.sql, "prune events", "processed_events", "processed_at < $1", cutoff, batch)
+}
+
+// deleteBatch deletes up to batch rows of table that match where ($1 is
+// arg) in one short statement, skipping rows another transaction holds
+// (another pruner's), and returns how many it deleted. what names the
+// operation in errors.
+func deleteBatch(ctx context.Context, db querier, what, table, where string, arg any, batch int) (int, error) {
 	if batch < 1 {
-		return 0, fmt.Errorf("prune events: %w: batch must be positive", domain.ErrInvalid)
+		return 0, fmt.Errorf("%s: %w: batch must be positive", what, domain.ErrInvalid)
 	}
-	n, err := rowsAffected(ctx, s.sql, `
-		DELETE FROM processed_events
-		WHERE event_id IN (
-			SELECT event_id FROM processed_events
-			WHERE processed_at < $1
-			ORDER BY processed_at
+	n, err := rowsAffected(ctx, db, `
+		DELETE FROM `+table+`
+		WHERE ctid IN (
+			SELECT ctid FROM `+table+`
+			WHERE `+where+`
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED
-		)`, cutoff, batch)
+		)`, arg, batch)
 	if err != nil {
-		return 0, interpretError("prune events", err)
+		return 0, interpretError(what, err)
 	}
 	return int(n), nil
 }
