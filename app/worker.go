@@ -489,15 +489,15 @@ func (w *Worker) execute(ctx context.Context, c ports.Claim) (r run) {
 			// before recording so. The same call again, with the same
 			// idempotency key, tells: Stripe answers a request it already
 			// made with its first answer, and refuses one it did not make
-			// (someone else closed the invoice).
-			switch r = w.rerun(ctx, c, merchant, got); r.res.Status {
-			case domain.StatusSucceeded:
-				r.policy = &c.Policy
-				return r
-			case domain.StatusPending:
-				return r // Stripe could not say: ask again later
+			// (someone else closed the invoice). The invoice's record is
+			// left out: its plan would stop at the closing.
+			c.Invoice = nil
+			r = w.executeAs(ctx, c, merchant, &got)
+			if s := r.res.Status; s != domain.StatusSucceeded && s != domain.StatusPending { // pending: Stripe could not say
+				return closed
 			}
-			return closed
+			r.policy = &c.Policy
+			return r
 		}
 		inv = &got
 	}
@@ -524,22 +524,6 @@ func mayHaveClosed(c ports.Claim, status string) bool {
 		return status == domain.InvoiceUncollectible && c.Policy.OnExhausted == domain.ExhaustedMarkUncollectible
 	}
 	return false
-}
-
-// rerun repeats the Stripe call of a task whose invoice is closed, as
-// mayHaveClosed allows, with the task's idempotency key: it succeeds only
-// if an earlier run of the task made the call.
-func (w *Worker) rerun(ctx context.Context, c ports.Claim, m domain.Merchant, inv domain.Invoice) run {
-	t := c.Task
-	if t.Type == domain.TypeEndDunning {
-		return w.endDunning(ctx, t, m, c.Policy, &inv)
-	}
-	if err := w.gateway.PayInvoice(ctx, m.StripeAccountID, t.StripeInvoiceID, paymentKey(t)); err != nil {
-		return w.outcome(t, err)
-	}
-	r := succeeded(t, domain.ReasonPaid)
-	r.fact = &domain.InvoiceFact{Kind: domain.FactRecoupPaid, InvoiceID: t.StripeInvoiceID, At: w.clock.Now()}
-	return r
 }
 
 // executeAs runs the claimed task by its type, under the merchant's
