@@ -21,6 +21,10 @@ const (
 	ExhaustedMarkUncollectible ExhaustedAction = "mark_uncollectible"
 )
 
+// ExhaustedActions are every ExhaustedAction, in the order a form offers
+// them.
+var ExhaustedActions = []ExhaustedAction{ExhaustedNone, ExhaustedCancelSubscription, ExhaustedMarkUncollectible}
+
 // EmailPolicy says which customer emails a merchant sends.
 type EmailPolicy struct {
 	PaymentFailed  bool
@@ -149,9 +153,7 @@ func (p DunningPolicy) Validate() error {
 	if p.MaxEmailsPerCustomerPerWeek < 1 || p.MaxEmailsPerCustomerPerWeek > MaxEmailsPerWeek {
 		return &PolicyError{"max_emails_per_customer_per_week", fmt.Sprintf("must be 1 to %d", MaxEmailsPerWeek)}
 	}
-	switch p.OnExhausted {
-	case ExhaustedNone, ExhaustedCancelSubscription, ExhaustedMarkUncollectible:
-	default:
+	if !slices.Contains(ExhaustedActions, p.OnExhausted) {
 		return &PolicyError{"on_exhausted", "must be none, cancel_subscription or mark_uncollectible"}
 	}
 	return nil

@@ -32,8 +32,6 @@ type policyForm struct {
 	Actions                     []domain.ExhaustedAction
 }
 
-var exhaustedActions = []domain.ExhaustedAction{domain.ExhaustedNone, domain.ExhaustedCancelSubscription, domain.ExhaustedMarkUncollectible}
-
 func joinInts(v []int) string {
 	s := make([]string, len(v))
 	for i, n := range v {
@@ -53,7 +51,7 @@ func newPolicyForm(p domain.DunningPolicy) policyForm {
 		RetryWindowDays: strconv.Itoa(p.RetryWindowDays), PaymentFailed: p.Emails.PaymentFailed,
 		ActionRequired: p.Emails.ActionRequired, ChargeFailed: p.Emails.ChargeFailed, CardExpiring: p.Emails.CardExpiring,
 		ReminderHours: joinInts(p.Emails.ReminderHours), MaxEmailsPerCustomerPerWeek: strconv.Itoa(p.MaxEmailsPerCustomerPerWeek),
-		OnExhausted: string(p.OnExhausted), Actions: exhaustedActions,
+		OnExhausted: string(p.OnExhausted), Actions: domain.ExhaustedActions,
 	}
 }
 
@@ -67,7 +65,7 @@ func readPolicyForm(r *http.Request) policyForm {
 		ActionRequired: f.Has("emails.action_required"), ChargeFailed: f.Has("emails.charge_failed"),
 		CardExpiring: f.Has("emails.card_expiring"), ReminderHours: f.Get("emails.reminder_hours"),
 		MaxEmailsPerCustomerPerWeek: f.Get("max_emails_per_customer_per_week"), OnExhausted: f.Get("on_exhausted"),
-		Actions: exhaustedActions,
+		Actions: domain.ExhaustedActions,
 	}
 }
 
