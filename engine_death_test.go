@@ -23,6 +23,13 @@ import (
 	"github.com/recoupdev/recoup/ports"
 )
 
+// clockedStorages makes a fresh store of each adapter, the memory one on
+// the test's clock (PostgreSQL keeps the times it is given).
+var clockedStorages = map[string]func(t *testing.T, clock ports.Clock) ports.Storage{
+	"memory":   func(t *testing.T, clock ports.Clock) ports.Storage { return memory.New(clock) },
+	"postgres": func(t *testing.T, _ ports.Clock) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
+}
+
 // errDead is what a dead worker's storage answers.
 var errDead = errors.New("the worker is dead")
 
@@ -64,11 +71,7 @@ func (q dyingQueue) Finish(ctx context.Context, merchant domain.MerchantID, id d
 // and the task succeeds once. On both adapters, in process (the
 // PostgreSQL case with a killed process is in cmd/recoup).
 func TestEndDunningActsOnceAcrossAWorkerDeath(t *testing.T) {
-	storages := map[string]func(t *testing.T, clock ports.Clock) ports.Storage{
-		"memory":   func(t *testing.T, clock ports.Clock) ports.Storage { return memory.New(clock) },
-		"postgres": func(t *testing.T, _ ports.Clock) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
-	}
-	for name, storage := range storages {
+	for name, storage := range clockedStorages {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			ctx := t.Context()

@@ -14,11 +14,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/recoupdev/recoup"
-	"github.com/recoupdev/recoup/adapters/memory"
-	"github.com/recoupdev/recoup/adapters/postgres"
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/clocktest"
-	"github.com/recoupdev/recoup/internal/pgtest"
 	"github.com/recoupdev/recoup/internal/stripetest"
 	"github.com/recoupdev/recoup/ports"
 )
@@ -112,11 +109,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sends the message again, under the same webhook-id, and records it
 // delivered. On both adapters.
 func TestOutboundWebhooksEndToEnd(t *testing.T) {
-	storages := map[string]func(t *testing.T, clock ports.Clock) ports.Storage{
-		"memory":   func(t *testing.T, clock ports.Clock) ports.Storage { return memory.New(clock) },
-		"postgres": func(t *testing.T, _ ports.Clock) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
-	}
-	for name, storage := range storages {
+	for name, storage := range clockedStorages {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			ctx := t.Context()
