@@ -72,7 +72,7 @@ func (s *TaskService) Stats(ctx context.Context, m domain.Merchant, from, to *ti
 	if err != nil {
 		return domain.RecoveryStats{}, fmt.Errorf("recovery figures: %w", err)
 	}
-	figures, err := s.ledger.Figures(ctx, m.ID, days.From, days.End())
+	figures, err := s.ledger.Figures(ctx, m.ID, days)
 	if err != nil {
 		return domain.RecoveryStats{}, fmt.Errorf("recovery figures from %s to %s: %w", days.From.Format(domain.DateLayout), days.To.Format(domain.DateLayout), err)
 	}

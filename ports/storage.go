@@ -93,14 +93,26 @@ type InvoiceLedger interface {
 	// Recovery sums, by currency, the amount due of the merchant's
 	// invoices that failed and the amount paid of those recovered.
 	Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error)
-	// Figures returns the merchant's recovery figures from `from`
-	// (included) to `to` (excluded), exactly as domain.FiguresOf computes
-	// them from its records: an invoice that failed counts at its
-	// FirstFailedAt, one recovered (paid after a failure) at its ClosedAt;
-	// rows by UTC day and currency, sorted; decline codes as recorded,
-	// UnknownDeclineCode for none; every source, zeros included. When to
-	// is not after from, nothing counts.
-	Figures(ctx context.Context, merchant domain.MerchantID, from, to time.Time) (domain.RecoveryFigures, error)
+	// Figures returns the merchant's recovery figures over the UTC days
+	// of days, exactly as domain.FiguresOf computes them from its records
+	// from days.From to days.End(): an invoice that failed counts on the
+	// day of its FirstFailedAt, one recovered (paid after a failure) on
+	// the day of its ClosedAt; rows by UTC day and currency, sorted;
+	// decline codes as recorded, UnknownDeclineCode for none; every
+	// source, zeros included. When days.To is before days.From, nothing
+	// counts.
+	Figures(ctx context.Context, merchant domain.MerchantID, days domain.DayRange) (domain.RecoveryFigures, error)
+}
+
+// SumFolder is storage that keeps running sums (the recovery figures, the
+// task counts) as the sums so far plus a log of the changes since, which
+// its reads add up: FoldSums folds the log into the sums, which keeps
+// those reads fast. Reads are exact whether it ran or not, and folds that
+// run at once, in one process or several, do each change once. The
+// workers call it every few seconds; storage that counts at each read
+// does not implement it.
+type SumFolder interface {
+	FoldSums(ctx context.Context) error
 }
 
 // PolicyStore keeps each merchant's dunning policy.

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/recoupdev/recoup/domain"
 )
@@ -147,11 +146,10 @@ func (c scope) Recovery(ctx context.Context, merchant domain.MerchantID) (map[st
 }
 
 // Figures, like Recovery, counts at each call.
-func (c scope) Figures(ctx context.Context, merchant domain.MerchantID, from, to time.Time) (domain.RecoveryFigures, error) {
+func (c scope) Figures(ctx context.Context, merchant domain.MerchantID, days domain.DayRange) (domain.RecoveryFigures, error) {
 	var out domain.RecoveryFigures
 	err := c.doFor(ctx, merchant, func(_ *unit, ten *tenant) error {
-		// The bounds as PostgreSQL compares them, as the records' times.
-		out = domain.FiguresOf(maps.Values(ten.invoices), norm(from), norm(to))
+		out = domain.FiguresOf(maps.Values(ten.invoices), days.From, days.End())
 		return nil
 	})
 	return out, err

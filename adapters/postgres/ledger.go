@@ -218,34 +218,3 @@ func (l ledger) OpenFailed(ctx context.Context, merchant domain.MerchantID, cust
 	}
 	return recs, nil
 }
-
-// Recovery sums, by currency, the amount due of the merchant's invoices
-// with a known failure and the amount paid of those of them recovered (a
-// recovered invoice is always one that failed).
-func (l ledger) Recovery(ctx context.Context, merchant domain.MerchantID) (map[string]domain.CurrencyRecovery, error) {
-	mid, err := merchantParam(merchant)
-	if err != nil {
-		return nil, fmt.Errorf("recovery figures: %w", err)
-	}
-	type sums struct {
-		currency          string
-		failed, recovered int64
-	}
-	rows, err := queryAll(ctx, l.db, func(rows *sql.Rows) (sums, error) {
-		var s sums
-		err := rows.Scan(&s.currency, &s.failed, &s.recovered)
-		return s, err
-	}, `
-		SELECT currency, sum(amount_due)::bigint,
-			COALESCE(sum(paid_amount) FILTER (WHERE status = 'paid' AND recovered_by <> ''), 0)::bigint
-		FROM invoices WHERE merchant_id = $1 AND first_failed_at IS NOT NULL
-		GROUP BY currency`, mid)
-	if err != nil {
-		return nil, interpretError("recovery figures", err)
-	}
-	out := make(map[string]domain.CurrencyRecovery, len(rows))
-	for _, r := range rows {
-		out[r.currency] = domain.CurrencyRecovery{FailedAmount: r.failed, RecoveredAmount: r.recovered}
-	}
-	return out, nil
-}

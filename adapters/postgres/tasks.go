@@ -359,15 +359,16 @@ func explainNoChange(ctx context.Context, db querier, mid string, id domain.Task
 	return fmt.Errorf("%s task %s: %w: %s", verb, id, domain.ErrConflict, why)
 }
 
-// countByStatusSQL counts each status apart, so that each count is an
-// index-only scan of its own range of tasks_merchant_status_created;
-// one GROUP BY over the merchant's tasks reads them from the table, which
-// took half again as long at a million tasks. The statuses are the
-// domain's, written into the statement (a parameter would be an array,
-// which not every query mode sends as one).
-var countByStatusSQL = `
-	SELECT s, (SELECT count(*) FROM tasks WHERE merchant_id = $1 AND status = s)
-	FROM unnest(string_to_array('` + strings.Join(statusNames, ",") + `', ',')) AS s`
+// countByStatusSQL reads a merchant's task counts: the running sums and
+// the changes not folded into them yet (see figures.go).
+const countByStatusSQL = `
+	SELECT status, sum(n)::bigint
+	FROM (
+		SELECT status, n FROM task_counts WHERE merchant_id = $1
+		UNION ALL
+		SELECT status, n FROM task_count_changes WHERE merchant_id = $1
+	) AS c
+	GROUP BY status`
 
 // CountByStatus counts the merchant's tasks by status; statuses without
 // tasks are absent.
@@ -396,15 +397,6 @@ func (r taskRepo) CountByStatus(ctx context.Context, merchant domain.MerchantID)
 	}
 	return out, nil
 }
-
-// statusNames are the task statuses as countByStatusSQL takes them.
-var statusNames = func() []string {
-	out := make([]string, len(domain.TaskStatuses))
-	for i, s := range domain.TaskStatuses {
-		out[i] = string(s)
-	}
-	return out
-}()
 
 // Exists is the one unscoped read; it answers only whether the id is
 // taken.

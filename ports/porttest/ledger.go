@@ -40,6 +40,9 @@ func recordAll(ctx context.Context, l ports.InvoiceLedger, m domain.MerchantID, 
 // figDay is midnight UTC of the d-th of a month the figures cases use.
 func figDay(d int) time.Time { return time.Date(2031, 5, d, 0, 0, 0, 0, time.UTC) }
 
+// figDays is the span of the days from through to of May 2031, included.
+func figDays(from, to int) domain.DayRange { return domain.DayRange{From: figDay(from), To: figDay(to)} }
+
 // failedAt is Stripe's first failed attempt of an invoice; paidAt is its
 // payment, Stripe's attempt_count being attempts then; declinedAt tells a
 // failure's decline code.
@@ -298,7 +301,7 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		rec(paidAt(figDay(2), 999, 1))                                                                                               // paid without a failure: no figure
 		rec(failedAt(figDay(3), "usd", 100), domain.InvoiceFact{Kind: domain.FactClosed, At: figDay(3), Status: domain.InvoiceVoid}) // voided: a failure, no recovery
 
-		got, err := l.Figures(ctx, m, figDay(1), figDay(10))
+		got, err := l.Figures(ctx, m, figDays(1, 9))
 		is.NoErr(err)
 		is.Equal(got.Series, []domain.DayFigures{
 			{Date: "2031-05-01", Currency: "usd", FailedAmount: 5050},
@@ -311,14 +314,7 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		// all-time sums.
 		all, err := l.Recovery(ctx, m)
 		is.NoErr(err)
-		sums := map[string]domain.CurrencyRecovery{}
-		for _, row := range got.Series {
-			c := sums[row.Currency]
-			c.FailedAmount += row.FailedAmount
-			c.RecoveredAmount += row.RecoveredAmount
-			sums[row.Currency] = c
-		}
-		is.Equal(sums, all)
+		is.Equal(sumsByCurrency(got.Series), all)
 	})
 
 	t.Run("figures: invoices by decline code", func(t *testing.T) {
@@ -340,7 +336,7 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		rec(failedAt(at, "usd", 100))
 		rec(declinedAt(at, "do_not_honor")) // a decline code, but no failure yet
 
-		got, err := l.Figures(ctx, m, figDay(1), figDay(10))
+		got, err := l.Figures(ctx, m, figDays(1, 9))
 		is.NoErr(err)
 		is.Equal(got.ByDeclineCode, map[string]domain.DeclineFigures{
 			"insufficient_funds":      {FailedInvoices: 2, RecoveredInvoices: 1},
@@ -370,14 +366,14 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		rec(failedAt(at, "usd", 100))
 		rec(paidAt(at, 100, 1))
 
-		got, err := l.Figures(ctx, m, figDay(1), figDay(10))
+		got, err := l.Figures(ctx, m, figDays(1, 9))
 		is.NoErr(err)
 		is.Equal(got.BySource, map[domain.RecoverySource]int{
 			domain.RecoveredByRecoupRetry: 1, domain.RecoveredByStripeRetry: 1, domain.RecoveredByCardUpdate: 1, domain.RecoveredByCustomer: 2,
 		}) // only recovered invoices, by what recovered them
 	})
 
-	t.Run("figures: from is included, to is not", func(t *testing.T) {
+	t.Run("figures: the span is its first day through its last, whole", func(t *testing.T) {
 		t.Parallel()
 		is := is.New(t)
 		ctx := t.Context()
@@ -388,7 +384,7 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 			t.Helper()
 			is.NoErr(recordAll(ctx, l, m, newInvoiceID(), facts...))
 		}
-		from, to := figDay(2), figDay(4)
+		from, to := figDay(2), figDay(4) // the span is the 2nd and the 3rd
 		before, last := from.Add(-time.Microsecond), to.Add(-time.Microsecond)
 		rec(failedAt(before, "usd", 1))
 		rec(failedAt(from, "usd", 2))
@@ -399,12 +395,12 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		rec(failedAt(figDay(1), "usd", 0), paidAt(last, 64, 1))
 		rec(failedAt(figDay(1), "usd", 0), paidAt(to, 128, 1))
 
-		got, err := l.Figures(ctx, m, from, to)
+		got, err := l.Figures(ctx, m, figDays(2, 3))
 		is.NoErr(err)
 		is.Equal(got.Series, []domain.DayFigures{
 			{Date: "2031-05-02", Currency: "usd", FailedAmount: 2, RecoveredAmount: 32},
 			{Date: "2031-05-03", Currency: "usd", FailedAmount: 4, RecoveredAmount: 64},
-		}) // from's instant counts, to's does not
+		}) // the first day's first instant counts, the next day's after the last does not
 		is.Equal(got.ByDeclineCode, map[string]domain.DeclineFigures{domain.UnknownDeclineCode: {FailedInvoices: 2, RecoveredInvoices: 2}})
 		is.Equal(got.BySource[domain.RecoveredByCustomer], 2)
 	})
@@ -419,20 +415,20 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		inv := newInvoiceID()
 		is.NoErr(recordAll(ctx, l, a, inv, failedAt(figDay(2), "usd", 5000), declinedAt(figDay(2), "insufficient_funds"), paidAt(figDay(3), 5000, 2)))
 
-		got, err := l.Figures(ctx, b, figDay(1), figDay(10))
+		got, err := l.Figures(ctx, b, figDays(1, 9))
 		is.NoErr(err)
 		is.Equal(len(got.Series), 0) // another merchant sees none of it
 		is.Equal(len(got.ByDeclineCode), 0)
 		is.Equal(got.BySource, noSources)
 
 		is.NoErr(recordAll(ctx, l, b, inv, failedAt(figDay(2), "usd", 100))) // the same invoice id at the other merchant
-		got, err = l.Figures(ctx, b, figDay(1), figDay(10))
+		got, err = l.Figures(ctx, b, figDays(1, 9))
 		is.NoErr(err)
 		is.Equal(got.Series, []domain.DayFigures{{Date: "2031-05-02", Currency: "usd", FailedAmount: 100}}) // its own record only
 		is.Equal(got.ByDeclineCode, map[string]domain.DeclineFigures{domain.UnknownDeclineCode: {FailedInvoices: 1}})
 		is.Equal(got.BySource, noSources)
 
-		got, err = l.Figures(ctx, a, figDay(1), figDay(10))
+		got, err = l.Figures(ctx, a, figDays(1, 9))
 		is.NoErr(err)
 		is.Equal(got.Series, []domain.DayFigures{
 			{Date: "2031-05-02", Currency: "usd", FailedAmount: 5000},
@@ -440,7 +436,7 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		}) // and the first merchant's stay its own
 		is.Equal(got.BySource[domain.RecoveredByStripeRetry], 1)
 
-		_, err = l.Figures(ctx, "", figDay(1), figDay(10))
+		_, err = l.Figures(ctx, "", figDays(1, 9))
 		is.True(errors.Is(err, domain.ErrInvalid)) // figures need a merchant
 	})
 
@@ -452,18 +448,18 @@ func runFiguresContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		m := newMerchant(t, st)
 		l := st.Ledger()
 		is.NoErr(recordAll(ctx, l, m, newInvoiceID(), failedAt(figDay(2), "usd", 100), paidAt(figDay(2), 100, 1)))
-		for _, span := range [][2]time.Time{
-			{figDay(2), figDay(2)},  // from = to
-			{figDay(3), figDay(1)},  // to before from
-			{figDay(3), figDay(10)}, // no invoice in it
+		for _, span := range []domain.DayRange{
+			figDays(3, 2), // to the day before from
+			figDays(3, 1), // to before from
+			figDays(3, 9), // no invoice in it
 		} {
-			got, err := l.Figures(ctx, m, span[0], span[1])
+			got, err := l.Figures(ctx, m, span)
 			is.NoErr(err)
 			is.Equal(len(got.Series), 0)        // no rows
 			is.Equal(len(got.ByDeclineCode), 0) // no codes
 			is.Equal(got.BySource, noSources)   // every source, at zero
 		}
-		got, err := l.Figures(ctx, newMerchant(t, st), figDay(1), figDay(10))
+		got, err := l.Figures(ctx, newMerchant(t, st), figDays(1, 9))
 		is.NoErr(err)
 		is.Equal(len(got.Series)+len(got.ByDeclineCode), 0) // a merchant without invoices
 		is.Equal(got.BySource, noSources)

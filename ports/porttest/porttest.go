@@ -31,6 +31,7 @@ func RunStorageContract(t *testing.T, newStorage func(t *testing.T) ports.Storag
 		{"Queue", RunQueueContract},
 		{"EventRetention", RunEventRetentionContract},
 		{"Volume", RunVolumeContract},
+		{"Sums", RunSumsContract},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {
