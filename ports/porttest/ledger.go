@@ -41,7 +41,9 @@ func recordAll(ctx context.Context, l ports.InvoiceLedger, m domain.MerchantID, 
 func figDay(d int) time.Time { return time.Date(2031, 5, d, 0, 0, 0, 0, time.UTC) }
 
 // figDays is the span of the days from through to of May 2031, included.
-func figDays(from, to int) domain.DayRange { return domain.DayRange{From: figDay(from), To: figDay(to)} }
+func figDays(from, to int) domain.DayRange {
+	return domain.DayRange{From: figDay(from), To: figDay(to)}
+}
 
 // failedAt is Stripe's first failed attempt of an invoice; paidAt is its
 // payment, Stripe's attempt_count being attempts then; declinedAt tells a
