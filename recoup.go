@@ -281,7 +281,8 @@ func (s *Service) Endpoints() *app.EndpointService { return s.endpoints }
 func (s *Service) Deliveries() *app.DeliveryWorker { return s.deliveries }
 
 // RunWorker runs the task worker until ctx ends, and meanwhile delivers
-// the outbound webhooks, prunes idempotency locks older than
+// the outbound webhooks, folds the storage's running sums every few
+// seconds (ports.SumFolder), prunes idempotency locks older than
 // Options.EventRetention every hour and, with a gateway, reconciles every
 // Options.ReconcileInterval. Tasks and deliveries in flight when ctx ends
 // are finished and recorded before it returns.
@@ -289,6 +290,9 @@ func (s *Service) RunWorker(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.pruner.Run(ctx) })
 	wg.Go(func() { s.deliveries.Run(ctx) })
+	if f, ok := s.storage.(ports.SumFolder); ok {
+		wg.Go(func() { app.FoldSums(ctx, f, app.DefaultFoldInterval, s.log) })
+	}
 	if s.reconcile != nil && s.reconcileEvery > 0 {
 		wg.Go(func() { s.reconcileEach(ctx) })
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/recoupdev/recoup"
 	"github.com/recoupdev/recoup/adapters/httpapi"
+	"github.com/recoupdev/recoup/adapters/memory"
 	"github.com/recoupdev/recoup/adapters/postgres"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
@@ -661,4 +662,38 @@ func TestDashboardSignInsShareTheAPIsAllowance(t *testing.T) {
 
 	status, _ := call(t, srv, http.MethodGet, "/api/tasks", nil, "Authorization", "Bearer rk_anything")
 	is.Equal(status, http.StatusTooManyRequests) // used up the address's allowance on the API too
+}
+
+// foldingStorage is memory storage that keeps running sums, for all the
+// composition can tell: it counts the folds RunWorker asks for.
+type foldingStorage struct {
+	ports.Storage
+	folds chan struct{}
+}
+
+func (f foldingStorage) FoldSums(context.Context) error {
+	select {
+	case f.folds <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// TestRunWorkerFoldsSums: RunWorker folds the running sums of storage
+// that keeps them (ports.SumFolder), and stops with its context.
+func TestRunWorkerFoldsSums(t *testing.T) {
+	is := is.New(t)
+	st := foldingStorage{Storage: memory.New(ports.SystemClock{}), folds: make(chan struct{}, 1)}
+	svc, err := recoup.New(recoup.Options{NoWebhook: true, Storage: st})
+	is.NoErr(err)
+	ctx, stop := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- svc.RunWorker(ctx) }()
+	select {
+	case <-st.folds:
+	case <-time.After(time.Minute):
+		t.Fatal("RunWorker did not fold the storage's sums")
+	}
+	stop()
+	is.NoErr(<-ran)
 }
