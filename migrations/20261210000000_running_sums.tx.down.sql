@@ -11,6 +11,22 @@ CREATE INDEX invoices_recovered_at ON invoices (merchant_id, closed_at)
 
 --bun:split
 
+DROP TRIGGER tasks_count_truncate ON tasks;
+
+--bun:split
+
+DROP FUNCTION clear_task_counts();
+
+--bun:split
+
+DROP TRIGGER invoices_figures_truncate ON invoices;
+
+--bun:split
+
+DROP FUNCTION clear_figure_sums();
+
+--bun:split
+
 DROP TRIGGER tasks_count_delete ON tasks;
 
 --bun:split

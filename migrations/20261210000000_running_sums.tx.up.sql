@@ -176,6 +176,37 @@ CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS
 
 --bun:split
 
+-- TRUNCATE fires no row trigger: it empties the sums with the table.
+CREATE FUNCTION clear_figure_sums() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM figure_changes;
+    DELETE FROM figure_sums;
+    RETURN NULL;
+END
+$$;
+
+--bun:split
+
+CREATE TRIGGER invoices_figures_truncate AFTER TRUNCATE ON invoices
+    FOR EACH STATEMENT EXECUTE FUNCTION clear_figure_sums();
+
+--bun:split
+
+CREATE FUNCTION clear_task_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM task_count_changes;
+    DELETE FROM task_counts;
+    RETURN NULL;
+END
+$$;
+
+--bun:split
+
+CREATE TRIGGER tasks_count_truncate AFTER TRUNCATE ON tasks
+    FOR EACH STATEMENT EXECUTE FUNCTION clear_task_counts();
+
+--bun:split
+
 -- The sums of what is already there. The triggers exist from here on, in
 -- this transaction, which holds the tables until it commits: no change
 -- is counted twice or missed.
