@@ -88,5 +88,5 @@ func TestMigrateRunningSums(t *testing.T) {
 	_, pending, err := postgres.MigrationStatus(ctx, db)
 	is.NoErr(err)
 	is.Equal(pending, migrationsFrom("20261210000000")) // rolled back
-	is.NoErr(postgres.Migrate(ctx, db))                  // and up again
+	is.NoErr(postgres.Migrate(ctx, db))                 // and up again
 }
