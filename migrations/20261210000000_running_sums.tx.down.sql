@@ -39,11 +39,7 @@ DROP TRIGGER tasks_count_insert ON tasks;
 
 --bun:split
 
-DROP FUNCTION record_deleted_tasks();
-
---bun:split
-
-DROP FUNCTION record_updated_tasks();
+DROP FUNCTION record_task_status_change();
 
 --bun:split
 
@@ -64,10 +60,6 @@ DROP TRIGGER invoices_figures_insert ON invoices;
 --bun:split
 
 DROP FUNCTION record_figure_changes();
-
---bun:split
-
-DROP FUNCTION invoice_figures(invoices, integer);
 
 --bun:split
 

@@ -69,35 +69,61 @@ CREATE INDEX task_count_changes_merchant ON task_count_changes (merchant_id);
 
 --bun:split
 
--- invoice_figures is what one invoice row adds to the figure sums, times
--- sign; nothing for a NULL row (the OLD of an insert, the NEW of a delete).
-CREATE FUNCTION invoice_figures(inv invoices, sign integer)
-RETURNS TABLE (merchant_id uuid, day date, kind "char", key text,
-    failed_invoices bigint, failed_amount bigint, recovered_invoices bigint, recovered_amount bigint)
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT inv.merchant_id, (inv.first_failed_at AT TIME ZONE 'UTC')::date, f.kind, f.key, f.n, f.amount, 0, 0
-    FROM (VALUES ('c'::"char", inv.currency, sign::bigint, sign * inv.amount_due),
-                 ('d'::"char", inv.decline_code, sign::bigint, 0::bigint)) AS f (kind, key, n, amount)
-    WHERE inv.first_failed_at IS NOT NULL
-    UNION ALL
-    SELECT inv.merchant_id, (inv.closed_at AT TIME ZONE 'UTC')::date, r.kind, r.key, 0, 0, r.n, r.amount
-    FROM (VALUES ('c'::"char", inv.currency, sign::bigint, sign * inv.paid_amount),
-                 ('d'::"char", inv.decline_code, sign::bigint, 0::bigint),
-                 ('s'::"char", inv.recovered_by, sign::bigint, 0::bigint)) AS r (kind, key, n, amount)
-    WHERE inv.status = 'paid' AND inv.recovered_by <> ''
-$$;
-
---bun:split
-
+-- record_figure_changes appends what a change of an invoice row takes back
+-- (its OLD row's figures) and adds (its NEW row's). An invoice counts as
+-- failed on the UTC day of its first failure, under its currency (with
+-- its amount due) and its decline code; as recovered once paid after a
+-- failure, on the UTC day it closed, under its currency (with the amount
+-- paid), its decline code and what recovered it. A side whose figures did
+-- not change appends nothing.
 CREATE FUNCTION record_figure_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    o invoices;  -- NULL on insert
+    n invoices;  -- NULL on delete
+    o_day date;
+    n_day date;
+    o_recovered boolean;
+    n_recovered boolean;
 BEGIN
-    INSERT INTO figure_changes
-    SELECT c.merchant_id, c.day, c.kind, c.key, sum(c.failed_invoices), sum(c.failed_amount),
-        sum(c.recovered_invoices), sum(c.recovered_amount)
-    FROM (SELECT * FROM invoice_figures(NEW, 1) UNION ALL SELECT * FROM invoice_figures(OLD, -1)) AS c
-    GROUP BY 1, 2, 3, 4
-    HAVING sum(c.failed_invoices) <> 0 OR sum(c.failed_amount) <> 0
-        OR sum(c.recovered_invoices) <> 0 OR sum(c.recovered_amount) <> 0;
+    IF TG_OP <> 'INSERT' THEN o := OLD; END IF;
+    IF TG_OP <> 'DELETE' THEN n := NEW; END IF;
+
+    o_day := (o.first_failed_at AT TIME ZONE 'UTC')::date;
+    n_day := (n.first_failed_at AT TIME ZONE 'UTC')::date;
+    IF (o_day, o.currency, o.amount_due, o.decline_code) IS DISTINCT FROM
+       (n_day, n.currency, n.amount_due, n.decline_code) THEN
+        IF o_day IS NOT NULL THEN
+            INSERT INTO figure_changes VALUES
+                (o.merchant_id, o_day, 'c', o.currency, -1, -o.amount_due, 0, 0),
+                (o.merchant_id, o_day, 'd', o.decline_code, -1, 0, 0, 0);
+        END IF;
+        IF n_day IS NOT NULL THEN
+            INSERT INTO figure_changes VALUES
+                (n.merchant_id, n_day, 'c', n.currency, 1, n.amount_due, 0, 0),
+                (n.merchant_id, n_day, 'd', n.decline_code, 1, 0, 0, 0);
+        END IF;
+    END IF;
+
+    o_recovered := COALESCE(o.status = 'paid' AND o.recovered_by <> '', false);
+    n_recovered := COALESCE(n.status = 'paid' AND n.recovered_by <> '', false);
+    o_day := CASE WHEN o_recovered THEN (o.closed_at AT TIME ZONE 'UTC')::date END;
+    n_day := CASE WHEN n_recovered THEN (n.closed_at AT TIME ZONE 'UTC')::date END;
+    IF (o_recovered OR n_recovered) AND
+       (o_recovered, o_day, o.currency, o.paid_amount, o.decline_code, o.recovered_by) IS DISTINCT FROM
+       (n_recovered, n_day, n.currency, n.paid_amount, n.decline_code, n.recovered_by) THEN
+        IF o_recovered THEN
+            INSERT INTO figure_changes VALUES
+                (o.merchant_id, o_day, 'c', o.currency, 0, 0, -1, -o.paid_amount),
+                (o.merchant_id, o_day, 'd', o.decline_code, 0, 0, -1, 0),
+                (o.merchant_id, o_day, 's', o.recovered_by, 0, 0, -1, 0);
+        END IF;
+        IF n_recovered THEN
+            INSERT INTO figure_changes VALUES
+                (n.merchant_id, n_day, 'c', n.currency, 0, 0, 1, n.paid_amount),
+                (n.merchant_id, n_day, 'd', n.decline_code, 0, 0, 1, 0),
+                (n.merchant_id, n_day, 's', n.recovered_by, 0, 0, 1, 0);
+        END IF;
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -128,8 +154,11 @@ CREATE TRIGGER invoices_figures_delete AFTER DELETE ON invoices FOR EACH ROW
 
 --bun:split
 
--- The task counts change per statement, from its transition tables: a
--- claim or a batch of new tasks appends one row per merchant and status.
+-- The task counts change with each new task (counted per statement, from
+-- its transition table: a webhook's tasks, or a bulk load, append one row
+-- per merchant and status), each change of a task's status and each task
+-- deleted (per row, and only when the status changes: most updates of a
+-- task leave it as it is).
 CREATE FUNCTION record_inserted_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO task_count_changes SELECT merchant_id, status, count(*) FROM new_tasks GROUP BY 1, 2;
@@ -139,22 +168,13 @@ $$;
 
 --bun:split
 
-CREATE FUNCTION record_updated_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION record_task_status_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO task_count_changes
-    SELECT merchant_id, status, sum(n)
-    FROM (SELECT merchant_id, status, 1 AS n FROM new_tasks
-          UNION ALL SELECT merchant_id, status, -1 FROM old_tasks) AS c
-    GROUP BY 1, 2 HAVING sum(n) <> 0;
-    RETURN NULL;
-END
-$$;
-
---bun:split
-
-CREATE FUNCTION record_deleted_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO task_count_changes SELECT merchant_id, status, -count(*) FROM old_tasks GROUP BY 1, 2;
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO task_count_changes VALUES (OLD.merchant_id, OLD.status, -1);
+    ELSE
+        INSERT INTO task_count_changes VALUES (OLD.merchant_id, OLD.status, -1), (NEW.merchant_id, NEW.status, 1);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -166,13 +186,14 @@ CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS
 
 --bun:split
 
-CREATE TRIGGER tasks_count_update AFTER UPDATE ON tasks REFERENCING OLD TABLE AS old_tasks NEW TABLE AS new_tasks
-    FOR EACH STATEMENT EXECUTE FUNCTION record_updated_tasks();
+CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks FOR EACH ROW
+    WHEN (OLD.status <> NEW.status)
+    EXECUTE FUNCTION record_task_status_change();
 
 --bun:split
 
-CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS old_tasks
-    FOR EACH STATEMENT EXECUTE FUNCTION record_deleted_tasks();
+CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks FOR EACH ROW
+    EXECUTE FUNCTION record_task_status_change();
 
 --bun:split
 
@@ -211,9 +232,21 @@ CREATE TRIGGER tasks_count_truncate AFTER TRUNCATE ON tasks
 -- this transaction, which holds the tables until it commits: no change
 -- is counted twice or missed.
 INSERT INTO figure_sums
-SELECT c.merchant_id, c.day, c.kind, c.key, sum(c.failed_invoices), sum(c.failed_amount),
-    sum(c.recovered_invoices), sum(c.recovered_amount)
-FROM invoices, LATERAL invoice_figures(invoices, 1) AS c
+SELECT merchant_id, day, kind, key, sum(failed_invoices), sum(failed_amount),
+    sum(recovered_invoices), sum(recovered_amount)
+FROM (
+    SELECT i.merchant_id, (i.first_failed_at AT TIME ZONE 'UTC')::date AS day, f.kind, f.key,
+        1 AS failed_invoices, f.amount AS failed_amount, 0 AS recovered_invoices, 0 AS recovered_amount
+    FROM invoices AS i,
+        LATERAL (VALUES ('c'::"char", i.currency, i.amount_due), ('d', i.decline_code, 0)) AS f (kind, key, amount)
+    WHERE i.first_failed_at IS NOT NULL
+    UNION ALL
+    SELECT i.merchant_id, (i.closed_at AT TIME ZONE 'UTC')::date, r.kind, r.key, 0, 0, 1, r.amount
+    FROM invoices AS i,
+        LATERAL (VALUES ('c'::"char", i.currency, i.paid_amount), ('d', i.decline_code, 0),
+            ('s', i.recovered_by, 0)) AS r (kind, key, amount)
+    WHERE i.status = 'paid' AND i.recovered_by <> ''
+) AS c
 GROUP BY 1, 2, 3, 4;
 
 --bun:split
