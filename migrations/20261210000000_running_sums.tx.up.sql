@@ -3,9 +3,10 @@
 -- from its invoices and tasks at each request.
 --
 -- Writers never update a sum in place: a trigger appends what each change
--- adds or takes away to a *_changes table, which only ever takes inserts,
--- so concurrent webhooks and workers of one merchant never wait for each
--- other's row. The workers fold the changes into the sums every few
+-- adds or takes away to a *_changes table, which only ever takes inserts
+-- (and has no index, which would cost every webhook more than the few
+-- seconds of changes a read scans), so concurrent webhooks and workers of
+-- one merchant never wait for each other's row. The workers fold the changes into the sums every few
 -- seconds (FoldSums in the PostgreSQL adapter), and readers add the sums
 -- and the changes not folded yet in one statement: what they read is
 -- exact at every moment, folded or not.
@@ -44,10 +45,6 @@ CREATE TABLE figure_changes (
 
 --bun:split
 
-CREATE INDEX figure_changes_merchant ON figure_changes (merchant_id);
-
---bun:split
-
 CREATE TABLE task_counts (
     merchant_id uuid   NOT NULL,
     status      text   NOT NULL,
@@ -62,10 +59,6 @@ CREATE TABLE task_count_changes (
     status      text   NOT NULL,
     n           bigint NOT NULL
 );
-
---bun:split
-
-CREATE INDEX task_count_changes_merchant ON task_count_changes (merchant_id);
 
 --bun:split
 
