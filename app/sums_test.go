@@ -59,5 +59,5 @@ func TestFoldSumsFoldsUntilItsContextEnds(t *testing.T) {
 		t.Fatal("FoldSums did not return when its context ended")
 	}
 	is.True(strings.Contains(logs.String(), "database is down")) // the failed fold is logged
-	is.Equal(strings.Count(logs.String(), "level=WARN"), 1)       // once
+	is.Equal(strings.Count(logs.String(), "level=WARN"), 1)      // once
 }
