@@ -45,6 +45,10 @@ CREATE TABLE figure_changes (
 
 --bun:split
 
+-- task_counts holds the counts of the tasks that ended (succeeded, failed,
+-- cancelled): nearly all of a merchant's tasks, and each changes them once.
+-- The pending and running tasks are few, and every claim moves one from
+-- one to the other: they are counted from tasks at each read instead.
 CREATE TABLE task_counts (
     merchant_id uuid   NOT NULL,
     status      text   NOT NULL,
@@ -147,14 +151,14 @@ CREATE TRIGGER invoices_figures_delete AFTER DELETE ON invoices FOR EACH ROW
 
 --bun:split
 
--- The task counts change with each new task (counted per statement, from
--- its transition table: a webhook's tasks, or a bulk load, append one row
--- per merchant and status), each change of a task's status and each task
--- deleted (per row, and only when the status changes: most updates of a
--- task leave it as it is).
+-- The counts of ended tasks change with each new task that is already
+-- ended (per statement, from its transition table), each task that ends or
+-- stops being ended (a retry) and each ended task deleted (per row, and
+-- only then: a claim, the busiest write, appends nothing).
 CREATE FUNCTION record_inserted_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO task_count_changes SELECT merchant_id, status, count(*) FROM new_tasks GROUP BY 1, 2;
+    INSERT INTO task_count_changes
+    SELECT merchant_id, status, count(*) FROM new_tasks WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 1, 2;
     RETURN NULL;
 END
 $$;
@@ -163,10 +167,11 @@ $$;
 
 CREATE FUNCTION record_task_status_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' THEN
+    IF OLD.status IN ('succeeded', 'failed', 'cancelled') THEN
         INSERT INTO task_count_changes VALUES (OLD.merchant_id, OLD.status, -1);
-    ELSE
-        INSERT INTO task_count_changes VALUES (OLD.merchant_id, OLD.status, -1), (NEW.merchant_id, NEW.status, 1);
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.status IN ('succeeded', 'failed', 'cancelled') THEN
+        INSERT INTO task_count_changes VALUES (NEW.merchant_id, NEW.status, 1);
     END IF;
     RETURN NULL;
 END
@@ -180,12 +185,13 @@ CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS
 --bun:split
 
 CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks FOR EACH ROW
-    WHEN (OLD.status <> NEW.status)
+    WHEN (OLD.status <> NEW.status AND (OLD.status IN ('succeeded', 'failed', 'cancelled') OR NEW.status IN ('succeeded', 'failed', 'cancelled')))
     EXECUTE FUNCTION record_task_status_change();
 
 --bun:split
 
 CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks FOR EACH ROW
+    WHEN (OLD.status IN ('succeeded', 'failed', 'cancelled'))
     EXECUTE FUNCTION record_task_status_change();
 
 --bun:split
@@ -244,7 +250,7 @@ GROUP BY 1, 2, 3, 4;
 
 --bun:split
 
-INSERT INTO task_counts SELECT merchant_id, status, count(*) FROM tasks GROUP BY 1, 2;
+INSERT INTO task_counts SELECT merchant_id, status, count(*) FROM tasks WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 1, 2;
 
 --bun:split
 

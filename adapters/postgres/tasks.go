@@ -359,14 +359,19 @@ func explainNoChange(ctx context.Context, db querier, mid string, id domain.Task
 	return fmt.Errorf("%s task %s: %w: %s", verb, id, domain.ErrConflict, why)
 }
 
-// countByStatusSQL reads a merchant's task counts: the running sums and
-// the changes not folded into them yet (see figures.go).
+// countByStatusSQL reads a merchant's task counts: of the ended tasks,
+// the running sums and the changes not folded into them yet (see
+// figures.go); of the pending and running ones, which are few and which
+// every claim changes, a count of their ranges of
+// tasks_merchant_status_created.
 const countByStatusSQL = `
 	SELECT status, sum(n)::bigint
 	FROM (
 		SELECT status, n FROM task_counts WHERE merchant_id = $1
 		UNION ALL
 		SELECT status, n FROM task_count_changes WHERE merchant_id = $1
+		UNION ALL
+		SELECT status, count(*) FROM tasks WHERE merchant_id = $1 AND status IN ('pending', 'running') GROUP BY status
 	) AS c
 	GROUP BY status`
 
