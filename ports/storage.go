@@ -106,12 +106,12 @@ type InvoiceLedger interface {
 
 // SumFolder is storage that keeps running sums (the recovery figures, the
 // task counts) as the sums so far plus a log of the changes since, which
-// its reads add up: FoldSums folds the log into the sums, which keeps
-// those reads fast. Reads are exact whether it ran or not, and folds that
-// run at once, in one process or several, do each change once. The
-// workers call it every few seconds; storage that counts at each read
-// does not implement it.
+// its reads add up. The workers call FoldSums every few seconds; storage
+// that counts at each read does not implement it.
 type SumFolder interface {
+	// FoldSums folds the log of changes into the sums, which keeps reads
+	// fast. Reads are exact whether it ran or not, and folds that run at
+	// once, in one process or several, fold each change once.
 	FoldSums(ctx context.Context) error
 }
 
