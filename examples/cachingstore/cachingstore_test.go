@@ -106,3 +106,25 @@ func Example() {
 	fmt.Printf("%+v\n", store.Stats())
 	// Output: {Hits:2 Misses:1}
 }
+
+// folding is memory storage that keeps running sums, for all a wrapper can
+// tell: it counts its folds.
+type folding struct {
+	ports.Storage
+	folds int
+}
+
+func (f *folding) FoldSums(context.Context) error { f.folds++; return nil }
+
+// TestFoldsPassThrough: the wrapper folds the running sums of storage that
+// keeps them (RunWorker asks it every few seconds), and nothing else.
+func TestFoldsPassThrough(t *testing.T) {
+	is := is.New(t)
+	inner := &folding{Storage: memory.New(nil)}
+	var st ports.Storage = cachingstore.New(inner)
+	f, ok := st.(ports.SumFolder)
+	is.True(ok) // the wrapper is a SumFolder
+	is.NoErr(f.FoldSums(t.Context()))
+	is.Equal(inner.folds, 1)                                          // which reaches the wrapped storage
+	is.NoErr(cachingstore.New(memory.New(nil)).FoldSums(t.Context())) // storage without sums: nothing to do
+}
