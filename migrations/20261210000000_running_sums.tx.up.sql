@@ -6,10 +6,10 @@
 -- adds or takes away to a *_changes table, which only ever takes inserts
 -- (and has no index, which would cost every webhook more than the few
 -- seconds of changes a read scans), so concurrent webhooks and workers of
--- one merchant never wait for each other's row. The workers fold the changes into the sums every few
--- seconds (FoldSums in the PostgreSQL adapter), and readers add the sums
--- and the changes not folded yet in one statement: what they read is
--- exact at every moment, folded or not.
+-- one merchant never wait for each other's row. The workers fold the
+-- changes into the sums every few seconds (FoldSums in the PostgreSQL
+-- adapter), and readers add the sums and the changes not folded yet in
+-- one statement: what they read is exact at every moment, folded or not.
 
 -- figure_sums holds, per merchant and UTC day, the three breakdowns the
 -- figures report, apart, which keeps a year to a few thousand rows:

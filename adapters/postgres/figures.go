@@ -11,11 +11,11 @@ import (
 	"github.com/recoupdev/recoup/ports"
 )
 
-// The recovery figures and the task counts are running sums (migration
-// 20261210000000): triggers on invoices and tasks append what each change
-// adds or takes away to figure_changes and task_count_changes, FoldSums
-// folds those into figure_sums and task_counts, and each read adds the
-// sums and the changes not folded yet in one statement, so that it is
+// The recovery figures and the counts of ended tasks are running sums
+// (migration 20261210000000): triggers on invoices and tasks append what
+// each change adds or takes away to figure_changes and task_count_changes,
+// FoldSums folds those into figure_sums and task_counts, and each read adds
+// the sums and the changes not folded yet in one statement, so that it is
 // exact whether or not a fold ran.
 
 // figuresSQL reads a merchant's figure sums over the days $2 through $3:
