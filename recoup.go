@@ -269,7 +269,10 @@ func (s *Service) Merchants() *app.MerchantService { return s.merchants }
 func (s *Service) Webhooks() *app.WebhookService { return s.webhooks }
 
 // Worker returns the task worker, for a caller that runs it its own way
-// (RunOnce in a cron job, Run beside its own loops).
+// (RunOnce in a cron job, Run beside its own loops). What RunWorker runs
+// beside it is then the caller's to run too: the deliveries (Deliveries),
+// pruning (PruneEvents) and, with storage that keeps running sums, their
+// folds (app.FoldSums with the storage as a ports.SumFolder).
 func (s *Service) Worker() *app.Worker { return s.worker }
 
 // Endpoints returns the outbound webhook endpoint use cases: each
