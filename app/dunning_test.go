@@ -373,7 +373,8 @@ func TestDunningOnExhausted(t *testing.T) {
 			e.setPolicy(t, m, p)
 			hook, err := domain.NewWebhookEndpoint(m.ID, "https://hooks.example.com/recoup", []string{domain.OutboundDunningExhausted}, e.clock.Now())
 			is.NoErr(err)
-			is.NoErr(e.store.Endpoints().CreateEndpoint(ctx, m.ID, hook))
+			_, err = e.store.Endpoints().CreateEndpoint(ctx, m.ID, hook)
+			is.NoErr(err)
 			invoice := nextInvoiceID()
 
 			exhausting := e.failure(m, invoice, 2) // no schedule entry for attempt 3

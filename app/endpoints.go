@@ -33,6 +33,19 @@ func NewEndpointService(endpoints ports.WebhookEndpoints, sender ports.WebhookSe
 // URL the sender refuses (not https, an address in loopback, private or
 // link-local space); ErrConflict past the merchant's limit of endpoints.
 func (s *EndpointService) Create(ctx context.Context, m domain.Merchant, url string, events []string) (domain.WebhookEndpoint, error) {
+	return s.CreateOnce(ctx, m, "", url, events)
+}
+
+// CreateOnce is Create under an idempotency key (none when empty; else at
+// most domain.MaxIdempotencyKey printable ASCII characters, ErrInvalid
+// otherwise): the first request with the key creates the endpoint, and
+// every later one with the same URL and events gets that endpoint back,
+// secret included, without creating another; with other ones,
+// ErrConflict. Keys are the merchant's own.
+func (s *EndpointService) CreateOnce(ctx context.Context, m domain.Merchant, key, url string, events []string) (domain.WebhookEndpoint, error) {
+	if err := domain.CheckIdempotencyKey(key); err != nil {
+		return domain.WebhookEndpoint{}, err
+	}
 	// At storage's precision, so that the endpoint returned (the only
 	// one with the secret) reads as every later one will.
 	e, err := domain.NewWebhookEndpoint(m.ID, url, events, s.clock.Now().UTC().Truncate(time.Microsecond))
@@ -42,10 +55,12 @@ func (s *EndpointService) Create(ctx context.Context, m domain.Merchant, url str
 	if err := s.sender.CheckURL(ctx, e.URL); err != nil {
 		return domain.WebhookEndpoint{}, err
 	}
-	if err := s.endpoints.CreateEndpoint(ctx, m.ID, e); err != nil {
+	e.IdempotencyKey = key
+	stored, err := s.endpoints.CreateEndpoint(ctx, m.ID, e)
+	if err != nil {
 		return domain.WebhookEndpoint{}, fmt.Errorf("store endpoint: %w", err)
 	}
-	return e, nil
+	return stored, nil
 }
 
 // List returns the merchant's endpoints, oldest first.

@@ -39,6 +39,37 @@ type WebhookEndpoint struct {
 	// DisabledAt, when set, is when a 410 answer disabled it: nothing is
 	// sent to it any more.
 	DisabledAt time.Time
+	// IdempotencyKey, when set, is the key of the request that created
+	// it: the same request again (a retry after a timeout, a reloaded
+	// form) gets this endpoint back instead of a second one.
+	IdempotencyKey string
+}
+
+// ErrKeyReused is the ErrConflict of an idempotency key that created an
+// endpoint from another URL or other event types.
+var ErrKeyReused = fmt.Errorf("%w: idempotency key already used for another request", ErrConflict)
+
+// MaxIdempotencyKey is the longest idempotency key accepted.
+const MaxIdempotencyKey = 255
+
+// CheckIdempotencyKey accepts an empty key (none) or up to
+// MaxIdempotencyKey printable ASCII characters; ErrInvalid otherwise.
+func CheckIdempotencyKey(key string) error {
+	if len(key) > MaxIdempotencyKey {
+		return fmt.Errorf("%w: idempotency key longer than %d characters", ErrInvalid, MaxIdempotencyKey)
+	}
+	for i := range len(key) {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return fmt.Errorf("%w: idempotency key must be printable ASCII", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// SameRequest reports whether o was created from the same URL and event
+// types as e, in the same order: what a repeated request must ask for.
+func (e WebhookEndpoint) SameRequest(o WebhookEndpoint) bool {
+	return e.URL == o.URL && slices.Equal(e.Events, o.Events)
 }
 
 // Subscribed reports whether the endpoint receives events of this type.

@@ -12,9 +12,12 @@ import (
 // reaches that merchant's endpoints only; an empty merchant is ErrInvalid.
 type WebhookEndpoints interface {
 	// CreateEndpoint stores a new endpoint of the merchant (its MerchantID
-	// must be merchant); ErrConflict if the merchant has
-	// domain.MaxEndpointsPerShop already.
-	CreateEndpoint(ctx context.Context, merchant domain.MerchantID, e domain.WebhookEndpoint) error
+	// must be merchant) and returns it; ErrConflict if the merchant has
+	// domain.MaxEndpointsPerShop already. When e has an IdempotencyKey
+	// that an endpoint of the merchant was created with, it stores nothing
+	// and returns that endpoint, secret included, if it has e's URL and
+	// events (domain.WebhookEndpoint.SameRequest), and ErrConflict if not.
+	CreateEndpoint(ctx context.Context, merchant domain.MerchantID, e domain.WebhookEndpoint) (domain.WebhookEndpoint, error)
 	// ListEndpoints returns the merchant's endpoints, oldest first.
 	ListEndpoints(ctx context.Context, merchant domain.MerchantID) ([]domain.WebhookEndpoint, error)
 	// DeleteEndpoint removes the merchant's endpoint and its deliveries;

@@ -572,6 +572,43 @@ func TestWebhookEndpointsAreTheMerchantsOwn(t *testing.T) {
 	})
 }
 
+// TestReloadedEndpointFormCreatesOnce: the endpoint form carries an
+// idempotency key of its own, so the same form posted again (a reload of
+// the page that showed the secret) shows the same endpoint and secret and
+// creates no second one; the next form has another key.
+func TestReloadedEndpointFormCreatesOnce(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st ports.Storage) {
+		is := is.New(t)
+		s := newSite(t, st)
+		_, key := s.merchant("Acme")
+		b := s.browser()
+		b.signIn(key)
+		form := b.page("/dashboard/webhooks")
+		formKey := formKeyField.FindStringSubmatch(form)
+		is.True(formKey != nil) // the form has its key
+		values := url.Values{"csrf": {csrf(t, form)}, "idempotency_key": {formKey[1]},
+			"url": {"http://127.0.0.1:9/hooks"}, "events": {"*"}}
+		first := b.post("/dashboard/webhooks", values)
+		is.Equal(first.status, http.StatusCreated)
+		again := b.post("/dashboard/webhooks", values)
+		is.Equal(again.status, http.StatusCreated) // the reload is answered as the post was
+		secret := secretShown.FindStringSubmatch(first.body)
+		is.True(secret != nil)
+		is.True(strings.Contains(again.body, secret[0])) // with the same secret
+		list, err := s.endpoints.List(context.Background(), mustMerchant(t, s, key))
+		is.NoErr(err)
+		is.Equal(len(list), 1) // and one endpoint
+
+		next := formKeyField.FindStringSubmatch(b.page("/dashboard/webhooks"))
+		is.True(next != nil && next[1] != formKey[1]) // each form its own key
+		values.Set("idempotency_key", next[1])
+		is.Equal(b.post("/dashboard/webhooks", values).status, http.StatusCreated)
+		list, err = s.endpoints.List(context.Background(), mustMerchant(t, s, key))
+		is.NoErr(err)
+		is.Equal(len(list), 2) // a new form creates a new endpoint
+	})
+}
+
 func TestDeliveriesPage(t *testing.T) {
 	is := is.New(t)
 	st := memoryStore()

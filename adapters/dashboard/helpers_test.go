@@ -197,6 +197,13 @@ func (b *browser) post(path string, form url.Values) answer {
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
+// formKeyField finds the endpoint form's idempotency key; secretShown the
+// endpoint secret shown once.
+var (
+	formKeyField = regexp.MustCompile(`<input type="hidden" name="idempotency_key" value="([^"]+)">`)
+	secretShown  = regexp.MustCompile(`<code id="endpoint-secret">whsec_[^<]+</code>`)
+)
+
 // csrf is the CSRF token of the forms of a page.
 func csrf(t *testing.T, body string) string {
 	t.Helper()

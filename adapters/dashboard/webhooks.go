@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"crypto/rand"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,6 +19,10 @@ type endpointsData struct {
 	// Created is the endpoint just created, whose secret is shown this
 	// once.
 	Created *createdEndpoint
+	// FormKey is the form's idempotency key, new at each showing: the same
+	// form posted again (a reload of the page its post answered) shows the
+	// endpoint it created instead of creating another.
+	FormKey string
 }
 
 type createdEndpoint struct {
@@ -34,7 +39,7 @@ func (d *dashboard) endpointsPage(w http.ResponseWriter, r *http.Request, v visi
 		d.fail(w, r, v, err)
 		return
 	}
-	data.Endpoints, data.EventTypes = list, domain.OutboundEventTypes
+	data.Endpoints, data.EventTypes, data.FormKey = list, domain.OutboundEventTypes, rand.Text()
 	if data.Events == nil {
 		data.Events = []string{"*"}
 	}
@@ -54,7 +59,7 @@ func (d *dashboard) handleCreateEndpoint(w http.ResponseWriter, r *http.Request,
 	}
 	// The use case checks the URL's form and where it leads; both
 	// refusals are 400s whose text is meant for the merchant.
-	e, err := d.cfg.Endpoints.Create(r.Context(), v.merchant, data.URL, data.Events)
+	e, err := d.cfg.Endpoints.CreateOnce(r.Context(), v.merchant, r.PostForm.Get("idempotency_key"), data.URL, data.Events)
 	if err != nil {
 		err = weberr.ExplainEndpoint(err, "")
 		if status := statusOf(err); status == http.StatusBadRequest || status == http.StatusConflict {

@@ -100,7 +100,14 @@ func (a *taskAPI) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, m
 	// The use case checks the URL twice: its form (domain) and where it
 	// leads (the sender's SSRF guard); both refusals are 400s whose text
 	// is meant for the merchant.
-	e, err := a.endpoints.Create(r.Context(), m, *in.URL, *in.Events)
+	// An Idempotency-Key makes a repeated request (a retry after a
+	// timeout) answer with the endpoint the first one created.
+	key := r.Header.Get("Idempotency-Key")
+	if err := domain.CheckIdempotencyKey(key); err != nil {
+		writeError(w, r, a.log, invalid(fmt.Sprintf("Idempotency-Key: at most %d printable ASCII characters", domain.MaxIdempotencyKey)))
+		return
+	}
+	e, err := a.endpoints.CreateOnce(r.Context(), m, key, *in.URL, *in.Events)
 	if err != nil {
 		writeError(w, r, a.log, weberr.ExplainEndpoint(err, ""))
 		return

@@ -131,6 +131,43 @@ func TestEndpointCreateListDelete(t *testing.T) {
 	is.Equal(string(r.body), "{\"endpoints\":[]}\n") // an empty list, not null
 }
 
+// TestEndpointCreateIdempotencyKey: a POST repeated with its
+// Idempotency-Key (a retry after a timeout) answers with the endpoint the
+// first one created, secret included, and creates no other; the key with
+// another body is a 409, and a key that is not printable ASCII a 400.
+func TestEndpointCreateIdempotencyKey(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	alice := e.createMerchant("Alice")
+	post := func(key, body string) response {
+		t.Helper()
+		return e.do(http.MethodPost, "/api/webhook-endpoints", strings.NewReader(body),
+			"Authorization", "Bearer "+alice.Key, "Content-Type", contentJSON, "Idempotency-Key", key)
+	}
+	body := `{"url":"` + publicURL + `","events":["*"]}`
+	var first, again endpointAnswer
+	r := post("retry-1", body)
+	is.Equal(r.status, http.StatusCreated)
+	r.decode(t, &first)
+	r = post("retry-1", body)
+	is.Equal(r.status, http.StatusCreated) // the same answer
+	r.decode(t, &again)
+	is.Equal(again, first)                    // the same endpoint, secret included
+	is.Equal(len(e.endpointsOf(alice.ID)), 1) // and only one
+
+	r = post("retry-1", `{"url":"`+publicURL+`/other","events":["*"]}`)
+	is.Equal(r.status, http.StatusConflict) // the key with another body
+	is.True(strings.Contains(string(r.body), "idempotency key already created an endpoint"))
+	r = post("order 42 / retry #1", body)
+	is.Equal(r.status, http.StatusCreated) // any printable ASCII
+	r = post(strings.Repeat("k", domain.MaxIdempotencyKey+1), body)
+	is.Equal(r.status, http.StatusBadRequest) // too long
+	is.True(strings.Contains(string(r.body), "Idempotency-Key"))
+	r = post("café", body)
+	is.Equal(r.status, http.StatusBadRequest) // not ASCII
+	is.Equal(len(e.endpointsOf(alice.ID)), 2) // nothing else created: the first and "order 42"
+}
+
 func TestEndpointCreateRefusesBadInput(t *testing.T) {
 	e := newEnv(t)
 	alice := e.createMerchant("Alice")
@@ -329,7 +366,8 @@ func TestEndpointDeliveriesShowAttempts(t *testing.T) {
 	// endpoint directly, and send with private addresses allowed.
 	ep, err := domain.NewWebhookEndpoint(alice.ID, recv.URL+"/hooks", []string{"*"}, time.Now())
 	is.NoErr(err)
-	is.NoErr(e.mem.Endpoints().CreateEndpoint(context.Background(), alice.ID, ep))
+	_, err = e.mem.Endpoints().CreateEndpoint(context.Background(), alice.ID, ep)
+	is.NoErr(err)
 	enqueue(t, e.mem, alice.ID, 1)
 	worker := app.NewDeliveryWorker(app.DeliveryConfig{Retries: []time.Duration{time.Millisecond}},
 		e.mem.Outbox(), outbound.New(outbound.Config{AllowPrivate: true}), nil, nil, nil)

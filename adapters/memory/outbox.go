@@ -83,19 +83,32 @@ func detachedEndpoint(e domain.WebhookEndpoint) domain.WebhookEndpoint {
 	return e
 }
 
-func (c scope) CreateEndpoint(ctx context.Context, merchant domain.MerchantID, e domain.WebhookEndpoint) error {
+func (c scope) CreateEndpoint(ctx context.Context, merchant domain.MerchantID, e domain.WebhookEndpoint) (domain.WebhookEndpoint, error) {
 	id, err := domain.ParseUUID(string(e.ID))
 	switch {
 	case e.MerchantID != merchant:
-		return fmt.Errorf("create endpoint: %w: it belongs to merchant %q, not %q", domain.ErrInvalid, e.MerchantID, merchant)
+		return domain.WebhookEndpoint{}, fmt.Errorf("create endpoint: %w: it belongs to merchant %q, not %q", domain.ErrInvalid, e.MerchantID, merchant)
 	case err != nil:
-		return fmt.Errorf("create endpoint: %w", err)
-	case !domain.StorableText(append([]string{e.URL}, e.Events...)...):
-		return fmt.Errorf("create endpoint %s: %w: text with a NUL character", id, domain.ErrInvalid)
+		return domain.WebhookEndpoint{}, fmt.Errorf("create endpoint: %w", err)
+	case !domain.StorableText(append([]string{e.URL, e.IdempotencyKey}, e.Events...)...):
+		return domain.WebhookEndpoint{}, fmt.Errorf("create endpoint %s: %w: text with a NUL character", id, domain.ErrInvalid)
 	}
 	e = detachedEndpoint(e)
 	e.ID, e.CreatedAt, e.DisabledAt = domain.EndpointID(id), norm(e.CreatedAt), norm(e.DisabledAt)
-	return c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+	var stored domain.WebhookEndpoint
+	err = c.doFor(ctx, merchant, func(u *unit, ten *tenant) error {
+		if e.IdempotencyKey != "" {
+			for _, ep := range ten.hooks {
+				if ep.IdempotencyKey != e.IdempotencyKey {
+					continue
+				}
+				if !ep.SameRequest(e) {
+					return fmt.Errorf("create endpoint: %w", domain.ErrKeyReused)
+				}
+				stored = detachedEndpoint(ep.WebhookEndpoint)
+				return nil
+			}
+		}
 		switch {
 		case len(ten.hooks) >= domain.MaxEndpointsPerShop:
 			return fmt.Errorf("create endpoint: %w: the merchant has %d endpoints already", domain.ErrConflict, len(ten.hooks))
@@ -106,8 +119,10 @@ func (c scope) CreateEndpoint(ctx context.Context, merchant domain.MerchantID, e
 		ep := &endpoint{WebhookEndpoint: e}
 		u.s.addEndpoint(ten, ep)
 		u.onUndo(func() { u.s.dropEndpoint(ten, ep) })
+		stored = detachedEndpoint(e)
 		return nil
 	})
+	return stored, err
 }
 
 func (c scope) ListEndpoints(ctx context.Context, merchant domain.MerchantID) ([]domain.WebhookEndpoint, error) {

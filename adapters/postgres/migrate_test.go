@@ -267,7 +267,8 @@ func TestMigrateCardsEmailsLeasesAndOutbound(t *testing.T) {
 	is.Equal(stored[0].StripePaymentMethodID, "card_1")
 	e, err := domain.NewWebhookEndpoint(merchant.ID, "https://hooks.example/migrated", []string{"*"}, now())
 	is.NoErr(err)
-	is.NoErr(st.Endpoints().CreateEndpoint(ctx, merchant.ID, e))
+	_, err = st.Endpoints().CreateEndpoint(ctx, merchant.ID, e)
+	is.NoErr(err)
 	n, err := st.Outbox().Enqueue(ctx, merchant.ID, domain.OutboundMessage{Type: domain.OutboundTaskSucceeded, Payload: []byte(`{}`), At: now()})
 	is.NoErr(err)
 	is.Equal(n, 1) // the outbox works

@@ -77,7 +77,7 @@ func TestEndpointLimitAcrossProcesses(t *testing.T) {
 		wg.Go(func() {
 			e, err := domain.NewWebhookEndpoint(m, "https://hooks.example/limit", []string{"*"}, now())
 			if err == nil {
-				err = st.Endpoints().CreateEndpoint(ctx, m, e)
+				_, err = st.Endpoints().CreateEndpoint(ctx, m, e)
 			}
 			errs <- err
 		})
@@ -110,7 +110,8 @@ func TestFinishWithTwoMessages(t *testing.T) {
 	subscribe := func(events ...string) domain.WebhookEndpoint {
 		e, err := domain.NewWebhookEndpoint(m, "https://hooks.example/two", events, now())
 		is.NoErr(err)
-		is.NoErr(st.Endpoints().CreateEndpoint(ctx, m, e))
+		_, err = st.Endpoints().CreateEndpoint(ctx, m, e)
+		is.NoErr(err)
 		return e
 	}
 	all := subscribe("*")
@@ -157,10 +158,12 @@ func TestGoneEndpointHoldsItsDeliveries(t *testing.T) {
 	m := createMerchant(t, st).ID
 	gone, err := domain.NewWebhookEndpoint(m, "https://hooks.example/gone", []string{domain.OutboundTaskFailed}, now())
 	is.NoErr(err)
-	is.NoErr(st.Endpoints().CreateEndpoint(ctx, m, gone))
+	_, err = st.Endpoints().CreateEndpoint(ctx, m, gone)
+	is.NoErr(err)
 	kept, err := domain.NewWebhookEndpoint(m, "https://hooks.example/kept", []string{"*"}, now())
 	is.NoErr(err)
-	is.NoErr(st.Endpoints().CreateEndpoint(ctx, m, kept))
+	_, err = st.Endpoints().CreateEndpoint(ctx, m, kept)
+	is.NoErr(err)
 
 	t0 := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	for i := range 3 {

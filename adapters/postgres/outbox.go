@@ -25,18 +25,18 @@ type endpoints struct {
 // scanEndpoint reads: the events as a JSON array.
 const endpointColumns = `webhook_endpoints.id, webhook_endpoints.merchant_id, webhook_endpoints.url,
 	array_to_json(webhook_endpoints.events)::text, webhook_endpoints.secret, webhook_endpoints.created_at,
-	webhook_endpoints.disabled_at`
+	webhook_endpoints.disabled_at, webhook_endpoints.idempotency_key`
 
 func scanEndpoint(rows *sql.Rows) (domain.WebhookEndpoint, error) {
-	var id, merchant, url, events string
+	var id, merchant, url, events, key string
 	var secret []byte
 	var created time.Time
 	var disabled *time.Time
-	if err := rows.Scan(&id, &merchant, &url, &events, &secret, &created, &disabled); err != nil {
+	if err := rows.Scan(&id, &merchant, &url, &events, &secret, &created, &disabled, &key); err != nil {
 		return domain.WebhookEndpoint{}, err
 	}
 	e := domain.WebhookEndpoint{ID: domain.EndpointID(id), MerchantID: domain.MerchantID(merchant), URL: url,
-		Secret: secret, CreatedAt: created.UTC(), DisabledAt: timeOf(disabled)}
+		Secret: secret, CreatedAt: created.UTC(), DisabledAt: timeOf(disabled), IdempotencyKey: key}
 	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
 		return domain.WebhookEndpoint{}, fmt.Errorf("events of endpoint %s: %w", id, err)
 	}
@@ -58,52 +58,77 @@ func endpointIDParam(id domain.EndpointID) (string, bool) {
 const (
 	lockEndpointsSQL  = `SELECT pg_advisory_xact_lock(hashtext('recoup webhook endpoints'), hashtext($1::text))`
 	createEndpointSQL = `
-		INSERT INTO webhook_endpoints (id, merchant_id, url, events, secret, created_at, disabled_at)
+		INSERT INTO webhook_endpoints (id, merchant_id, url, events, secret, created_at, disabled_at, idempotency_key)
 		SELECT $1::uuid, $2::uuid, $3::text,
 			ARRAY(SELECT ev FROM jsonb_array_elements_text($4::jsonb) WITH ORDINALITY AS e(ev, n) ORDER BY n),
-			$5::bytea, $6::timestamptz, $7::timestamptz
+			$5::bytea, $6::timestamptz, $7::timestamptz, $9::text
 		WHERE (SELECT count(*) FROM webhook_endpoints WHERE merchant_id = $2::uuid) < $8::int
 		RETURNING id`
+	// endpointByKeySQL finds the merchant's ($1) endpoint created with the
+	// idempotency key $2 (webhook_endpoints_idempotency_key).
+	endpointByKeySQL = `SELECT ` + endpointColumns + ` FROM webhook_endpoints
+		WHERE merchant_id = $1 AND idempotency_key = $2 AND idempotency_key <> ''`
 )
 
 // CreateEndpoint counts the merchant's endpoints and inserts the new one
 // in a transaction, under the merchant's advisory lock: the count is read
 // after the lock, so the limit holds across processes. The primary key
 // turns away an id already used.
-func (r endpoints) CreateEndpoint(ctx context.Context, merchant domain.MerchantID, e domain.WebhookEndpoint) error {
+func (r endpoints) CreateEndpoint(ctx context.Context, merchant domain.MerchantID, e domain.WebhookEndpoint) (domain.WebhookEndpoint, error) {
 	mid, err := merchantParam(merchant)
 	if err != nil {
-		return fmt.Errorf("create endpoint: %w", err)
+		return domain.WebhookEndpoint{}, fmt.Errorf("create endpoint: %w", err)
 	}
 	id, err := domain.ParseUUID(string(e.ID))
 	switch {
 	case e.MerchantID != merchant:
-		return fmt.Errorf("create endpoint: %w: it belongs to merchant %q, not %q", domain.ErrInvalid, e.MerchantID, merchant)
+		return domain.WebhookEndpoint{}, fmt.Errorf("create endpoint: %w: it belongs to merchant %q, not %q", domain.ErrInvalid, e.MerchantID, merchant)
 	case err != nil:
-		return fmt.Errorf("create endpoint: %w", err)
-	case !domain.StorableText(append([]string{e.URL}, e.Events...)...):
-		return fmt.Errorf("create endpoint %s: %w: text with a NUL character", id, domain.ErrInvalid)
+		return domain.WebhookEndpoint{}, fmt.Errorf("create endpoint: %w", err)
+	case !domain.StorableText(append([]string{e.URL, e.IdempotencyKey}, e.Events...)...):
+		return domain.WebhookEndpoint{}, fmt.Errorf("create endpoint %s: %w: text with a NUL character", id, domain.ErrInvalid)
 	}
 	events, err := json.Marshal(e.Events)
 	if err != nil {
-		return fmt.Errorf("create endpoint %s: %w", id, err)
+		return domain.WebhookEndpoint{}, fmt.Errorf("create endpoint %s: %w", id, err)
 	}
 	secret := e.Secret
 	if secret == nil {
 		secret = []byte{} // NULL otherwise
 	}
-	return r.store.inTx(ctx, func(ctx context.Context, db querier) error {
+	stored := e
+	stored.ID, stored.CreatedAt, stored.DisabledAt = domain.EndpointID(id), e.CreatedAt.UTC(), e.DisabledAt.UTC()
+	err = r.store.inTx(ctx, func(ctx context.Context, db querier) error {
 		if _, err := db.ExecContext(ctx, lockEndpointsSQL, mid); err != nil {
 			return interpretError("create endpoint: lock the merchant's endpoints", err)
 		}
+		if e.IdempotencyKey != "" {
+			// Under the lock: a concurrent request with the same key
+			// waits here and then finds this one's endpoint.
+			same, err := queryAll(ctx, db, scanEndpoint, endpointByKeySQL, mid, e.IdempotencyKey)
+			if err != nil {
+				return interpretError("create endpoint: find its idempotency key", err)
+			}
+			if len(same) > 0 {
+				if !same[0].SameRequest(e) {
+					return fmt.Errorf("create endpoint: %w", domain.ErrKeyReused)
+				}
+				stored = same[0]
+				return nil
+			}
+		}
 		var got string
 		err := db.QueryRowContext(ctx, createEndpointSQL, id, mid, e.URL, string(events), secret, e.CreatedAt,
-			nullTime(e.DisabledAt), domain.MaxEndpointsPerShop).Scan(&got)
+			nullTime(e.DisabledAt), domain.MaxEndpointsPerShop, e.IdempotencyKey).Scan(&got)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("create endpoint: %w: the merchant has %d endpoints already", domain.ErrConflict, domain.MaxEndpointsPerShop)
 		}
 		return interpretError("create endpoint "+id, err)
 	})
+	if err != nil {
+		return domain.WebhookEndpoint{}, err
+	}
+	return stored, nil
 }
 
 // ListEndpoints reads the merchant's endpoints, oldest first

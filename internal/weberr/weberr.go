@@ -83,6 +83,9 @@ func ExplainEndpoint(err error, id domain.EndpointID) error {
 	case http.StatusNotFound:
 		return WithMessage(err, fmt.Sprintf("webhook endpoint %s not found", id))
 	case http.StatusConflict:
+		if errors.Is(err, domain.ErrKeyReused) {
+			return WithMessage(err, "this idempotency key already created an endpoint with another url or other events")
+		}
 		return WithMessage(err, fmt.Sprintf("a merchant has at most %d webhook endpoints", domain.MaxEndpointsPerShop))
 	}
 	return err

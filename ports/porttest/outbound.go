@@ -227,7 +227,7 @@ func RunOutboundContract(t *testing.T, newStorage func(t *testing.T) ports.Stora
 		if err != nil {
 			t.Fatalf("new endpoint: %v", err)
 		}
-		if err := st.Endpoints().CreateEndpoint(t.Context(), m, e); err != nil {
+		if _, err := st.Endpoints().CreateEndpoint(t.Context(), m, e); err != nil {
 			t.Fatalf("create endpoint: %v", err)
 		}
 		return e
@@ -310,10 +310,65 @@ func RunOutboundContract(t *testing.T, newStorage func(t *testing.T) ports.Stora
 		}
 		e, err := domain.NewWebhookEndpoint(b, "https://hooks.example/one-too-many", []string{"*"}, now())
 		is.NoErr(err)
-		is.NoErr(st.Endpoints().CreateEndpoint(ctx, b, e)) // up to the limit
+		_, err = st.Endpoints().CreateEndpoint(ctx, b, e)
+		is.NoErr(err) // up to the limit
 		e, err = domain.NewWebhookEndpoint(b, "https://hooks.example/one-too-many", []string{"*"}, now())
 		is.NoErr(err)
-		is.True(errors.Is(st.Endpoints().CreateEndpoint(ctx, b, e), domain.ErrConflict)) // and no more
+		_, err = st.Endpoints().CreateEndpoint(ctx, b, e)
+		is.True(errors.Is(err, domain.ErrConflict)) // and no more
+	})
+
+	t.Run("an idempotency key creates one endpoint", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		ctx := t.Context()
+		st := newStorage(t)
+		a, b := newMerchant(t, st), newMerchant(t, st)
+		keyed := func(m domain.MerchantID, key, url string, events ...string) domain.WebhookEndpoint {
+			t.Helper()
+			e, err := domain.NewWebhookEndpoint(m, url, events, now())
+			is.NoErr(err)
+			e.IdempotencyKey = key
+			return e
+		}
+		key := "form-" + token()
+		const workers = 8
+		got := make([]domain.WebhookEndpoint, workers)
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for i := range workers { // the same request, at once, each with its own fresh endpoint
+			wg.Go(func() {
+				got[i], errs[i] = st.Endpoints().CreateEndpoint(ctx, a, keyed(a, key, "https://hooks.example/a", "*"))
+			})
+		}
+		wg.Wait()
+		for i := range workers {
+			is.NoErr(errs[i])
+			is.Equal(canonEndpoint(got[i]), canonEndpoint(got[0])) // every request gets the one endpoint, secret included
+		}
+		is.Equal(got[0].IdempotencyKey, key)
+		is.Equal(len(got[0].Secret), 24)
+		list, err := st.Endpoints().ListEndpoints(ctx, a)
+		is.NoErr(err)
+		is.Equal(len(list), 1) // created once
+		is.Equal(list[0].ID, got[0].ID)
+
+		_, err = st.Endpoints().CreateEndpoint(ctx, a, keyed(a, key, "https://hooks.example/other", "*"))
+		is.True(errors.Is(err, domain.ErrKeyReused)) // the key with another URL
+		is.True(errors.Is(err, domain.ErrConflict))
+		_, err = st.Endpoints().CreateEndpoint(ctx, a, keyed(a, key, "https://hooks.example/a", domain.OutboundTaskFailed))
+		is.True(errors.Is(err, domain.ErrKeyReused)) // or other events
+
+		theirs, err := st.Endpoints().CreateEndpoint(ctx, b, keyed(b, key, "https://hooks.example/a", "*"))
+		is.NoErr(err)
+		is.True(theirs.ID != got[0].ID) // keys are each merchant's own
+		for range 2 {
+			_, err = st.Endpoints().CreateEndpoint(ctx, a, keyed(a, "", "https://hooks.example/a", "*"))
+			is.NoErr(err)
+		}
+		list, err = st.Endpoints().ListEndpoints(ctx, a)
+		is.NoErr(err)
+		is.Equal(len(list), 3) // without a key, each request creates one
 	})
 
 	t.Run("a message goes to each subscribed endpoint, with its change", func(t *testing.T) {
