@@ -309,9 +309,6 @@ type run struct {
 	// replan asks for the invoice's plan to be made again with the result,
 	// from what its record already holds.
 	replan bool
-	// policy is the merchant's policy the attempt ran under, which the new
-	// plan follows; nil when the attempt did not get to read it.
-	policy *domain.DunningPolicy
 }
 
 // runTask executes one claimed task and records its outcome. ctx is not
@@ -325,14 +322,14 @@ func (w *Worker) runTask(ctx context.Context, c ports.Claim) {
 	r.res.At = w.clock.Now()
 	r.res.Messages = outcomeMessages(t, r.res)
 
-	err := w.record(ctx, t, r)
+	err := w.record(ctx, c, r)
 	if errors.Is(err, domain.ErrConflict) && r.res.Status == domain.StatusPending && t.Type == domain.TypeRetryPayment {
 		// A new plan for the invoice scheduled another retry while this
 		// one ran, and an invoice has at most one pending retry: this one
 		// is superseded. If the claim was lost instead, this conflicts too.
 		r.res = domain.TaskResult{Status: domain.StatusCancelled, At: r.res.At, Reason: domain.ReasonSuperseded,
 			LastError: r.res.LastError + "; superseded by a newer retry of the invoice"}
-		err = w.record(ctx, t, run{res: r.res})
+		err = w.record(ctx, c, run{res: r.res})
 	}
 	w.obs.TaskRun(string(t.Type), runOutcome(r.res, err), time.Since(start))
 
@@ -407,10 +404,14 @@ func outcomeMessages(t domain.Task, res domain.TaskResult) []domain.OutboundMess
 	return msgs
 }
 
-// record stores a run's result. A run that learned a fact of the invoice
-// records it in the same unit of work, and the plan it leads to: a new
-// retry, the end of dunning, or their cancellation.
-func (w *Worker) record(ctx context.Context, t domain.Task, r run) error {
+// record stores the result of the claimed task's run. A run that learned
+// a fact of the invoice records it in the same unit of work, and the plan
+// it leads to (a new retry, the end of dunning, or their cancellation)
+// under the policy the claim read: one stored since applies to the tasks
+// scheduled after it, as a policy change never moves tasks already
+// scheduled.
+func (w *Worker) record(ctx context.Context, c ports.Claim, r run) error {
+	t := c.Task
 	if r.fact == nil && !r.replan {
 		return w.store.Queue().Finish(ctx, t.MerchantID, t.ID, t.Attempts, r.res)
 	}
@@ -433,19 +434,8 @@ func (w *Worker) record(ctx context.Context, t domain.Task, r run) error {
 		if !rec.Failed() {
 			return nil // nothing to plan: Replan would decide nothing
 		}
-		// The policy the attempt ran under: one stored since applies to
-		// the tasks scheduled after it, as a policy change never moves
-		// tasks already scheduled.
-		policy := r.policy
-		if policy == nil {
-			p, err := tx.Policies().Policy(ctx, t.MerchantID)
-			if err != nil {
-				return fmt.Errorf("read policy: %w", err)
-			}
-			policy = &p
-		}
 		now := w.clock.Now()
-		_, err = apply(ctx, tx, t.MerchantID, domain.Replan(rec, *policy, t, now), now)
+		_, err = apply(ctx, tx, t.MerchantID, domain.Replan(rec, c.Policy, t, now), now)
 		return err
 	})
 }
@@ -496,7 +486,6 @@ func (w *Worker) execute(ctx context.Context, c ports.Claim) (r run) {
 			if s := r.res.Status; s != domain.StatusSucceeded && s != domain.StatusPending { // pending: Stripe could not say
 				return closed
 			}
-			r.policy = &c.Policy
 			return r
 		}
 		inv = &got
@@ -504,9 +493,7 @@ func (w *Worker) execute(ctx context.Context, c ports.Claim) (r run) {
 
 	// A policy applies to the tasks run after it is stored: the claim
 	// read the merchant's.
-	r = w.executeAs(ctx, c, merchant, inv)
-	r.policy = &c.Policy
-	return r
+	return w.executeAs(ctx, c, merchant, inv)
 }
 
 // mayHaveClosed reports whether the claimed task's own effect is to close
