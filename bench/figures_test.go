@@ -3,18 +3,13 @@ package bench_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/uptrace/bun"
 
-	"github.com/recoupdev/recoup/adapters/httpapi"
 	"github.com/recoupdev/recoup/adapters/postgres"
-	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/pgtest"
@@ -99,20 +94,7 @@ func BenchmarkFiguresPostgres(b *testing.B) {
 	b.Run("figures", figures)
 
 	b.Run("stats", func(b *testing.B) {
-		verifier, err := stripe.NewVerifier([]string{webhookSecret})
-		if err != nil {
-			b.Fatal(err)
-		}
-		log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-		srv := httptest.NewServer(httpapi.NewServer(httpapi.Config{
-			Verifier:  verifier,
-			Webhooks:  app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}),
-			Tasks:     app.NewTaskService(store.Tasks(), store.Ledger(), clock),
-			Merchants: merchants,
-			Policies:  app.NewPolicyService(store.Policies()),
-			Logger:    log,
-		}))
-		b.Cleanup(srv.Close)
+		srv := apiServer(b, store, merchants)
 		client := srv.Client()
 		url := srv.URL + "/api/stats?from=" + figuresFrom.Format(domain.DateLayout) + "&to=" + figuresTo.Format(domain.DateLayout)
 		get := func() {

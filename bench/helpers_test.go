@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -16,8 +19,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/uptrace/bun"
 
+	"github.com/recoupdev/recoup/adapters/httpapi"
 	"github.com/recoupdev/recoup/adapters/postgres"
+	"github.com/recoupdev/recoup/adapters/stripe"
+	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/internal/pgtest"
+	"github.com/recoupdev/recoup/ports"
 )
 
 // setupTimeout bounds each set-up step, so that a hung server fails the
@@ -226,4 +233,27 @@ func warmPgx(b *testing.B, pool *pgxpool.Pool, n int) {
 		}
 		conns = append(conns, c)
 	}
+}
+
+// apiServer serves recoup's HTTP API on store over loopback, as the
+// standalone server does, with its production log lines (JSON, one per
+// webhook delivery) discarded; closed by b.Cleanup.
+func apiServer(b *testing.B, store *postgres.Store, merchants *app.MerchantService) *httptest.Server {
+	b.Helper()
+	verifier, err := stripe.NewVerifier([]string{webhookSecret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	clock := ports.SystemClock{}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Config{
+		Verifier:  verifier,
+		Webhooks:  app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}),
+		Tasks:     app.NewTaskService(store.Tasks(), store.Ledger(), clock),
+		Merchants: merchants,
+		Policies:  app.NewPolicyService(store.Policies()),
+		Logger:    log,
+	}))
+	b.Cleanup(srv.Close)
+	return srv
 }

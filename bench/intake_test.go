@@ -6,18 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/recoupdev/recoup/adapters/httpapi"
 	"github.com/recoupdev/recoup/adapters/postgres"
-	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/pgtest"
@@ -95,21 +91,7 @@ func benchIntakeRecoup(b *testing.B, dbURL string, senders int) float64 {
 		}
 		accounts[i] = m.StripeAccountID
 	}
-	verifier, err := stripe.NewVerifier([]string{webhookSecret})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// As in production: one JSON log line per delivery, here discarded.
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv := httptest.NewServer(httpapi.NewServer(httpapi.Config{
-		Verifier:  verifier,
-		Webhooks:  app.NewWebhookService(store, app.WebhookConfig{Clock: clock, Logger: log}),
-		Tasks:     app.NewTaskService(store.Tasks(), store.Ledger(), clock),
-		Merchants: merchantSvc,
-		Policies:  app.NewPolicyService(store.Policies()),
-		Logger:    log,
-	}))
-	b.Cleanup(srv.Close)
+	srv := apiServer(b, store, merchantSvc)
 	transport := &http.Transport{MaxIdleConns: 2 * senders, MaxIdleConnsPerHost: 2 * senders}
 	b.Cleanup(transport.CloseIdleConnections)
 	client := &http.Client{Transport: transport, Timeout: time.Minute}
@@ -135,7 +117,7 @@ func benchIntakeRecoup(b *testing.B, dbURL string, senders int) float64 {
 	lat := make([]time.Duration, b.N)
 
 	b.ResetTimer()
-	err = runParallel(senders, b.N, func(i int) error {
+	err := runParallel(senders, b.N, func(i int) error {
 		start := time.Now()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, webhookURL, bytes.NewReader(payloads[i]))
 		if err != nil {
