@@ -87,15 +87,22 @@ func (p *EventPruner) pruneAll(ctx context.Context, what string, cutoff time.Tim
 
 // Run prunes at once and then every hour until ctx ends.
 func (p *EventPruner) Run(ctx context.Context) {
-	tick := time.NewTicker(pruneEvery)
-	defer tick.Stop()
-	for {
+	every(ctx, pruneEvery, func() {
 		if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
 			p.log.LogAttrs(ctx, slog.LevelWarn, "pruning idempotency locks", slog.String("error", err.Error()))
 		}
 		if _, err := p.PruneEmails(ctx); err != nil && ctx.Err() == nil {
 			p.log.LogAttrs(ctx, slog.LevelWarn, "pruning email reservations", slog.String("error", err.Error()))
 		}
+	})
+}
+
+// every calls fn at once and then every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		fn()
 		select {
 		case <-ctx.Done():
 			return

@@ -14,20 +14,13 @@ import (
 const DefaultFoldInterval = 5 * time.Second
 
 // FoldSums folds the running sums of storage that keeps them
-// (ports.SumFolder) at once and then every `every` until ctx ends. A
+// (ports.SumFolder) at once and then every interval until ctx ends. A
 // failed fold is logged, and the next one folds what it left: reads are
 // exact either way, only slower.
-func FoldSums(ctx context.Context, f ports.SumFolder, every time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
+func FoldSums(ctx context.Context, f ports.SumFolder, interval time.Duration, log *slog.Logger) {
+	every(ctx, interval, func() {
 		if err := f.FoldSums(ctx); err != nil && ctx.Err() == nil {
 			log.LogAttrs(ctx, slog.LevelWarn, "folding running sums", slog.String("error", err.Error()))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }

@@ -17,10 +17,11 @@ type sentKey struct {
 
 // ReserveEmail counts the customer's reservations at each call: a
 // customer gets a few emails a week. None is forgotten until PruneEmails
-// is told it can be, as no window given later can be known. Reservations later than at count too: made
-// out of order, by concurrent callers that read their clocks before
-// taking the lock, they would otherwise pass the cap (the contract's
-// concurrent case). Every window of that length then holds at most max.
+// is told it can be, as no window given later can be known. Reservations
+// later than at count too: made out of order, by concurrent callers that
+// read their clocks before taking the lock, they would otherwise pass the
+// cap (the contract's concurrent case). Every window of that length then
+// holds at most max.
 func (c scope) ReserveEmail(ctx context.Context, merchant domain.MerchantID, customer string, at time.Time, window time.Duration, max int) (bool, error) {
 	if !domain.StorableText(customer) {
 		return false, fmt.Errorf("reserve email: %w: a customer with a NUL character", domain.ErrInvalid)
