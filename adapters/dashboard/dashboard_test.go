@@ -36,8 +36,7 @@ func TestEveryPageRendersWithItsElementsAndHeaders(t *testing.T) {
 		is := is.New(t)
 		s := newSite(t, st)
 		_, key := s.merchant("Acme")
-		b := s.browser()
-		b.signIn(key)
+		b := s.signedIn(key)
 		for path, want := range contract {
 			a := b.get(path)
 			is.Equal(a.status, http.StatusOK) // the page renders
@@ -161,8 +160,7 @@ func TestSecureCookiesWhenServedOverHTTPS(t *testing.T) {
 	is := is.New(t)
 	s := newSite(t, memoryStore(), withSecureCookies())
 	_, key := s.merchant("Acme")
-	b := s.browser()
-	b.signIn(key)
+	b := s.signedIn(key)
 	is.True(b.cookies["recoup_session"].Secure) // the session cookie
 	for _, c := range b.setCookies {
 		is.True(c.Secure) // and the sign-in one's removal
@@ -199,8 +197,7 @@ func TestSessionExpiresAndSignOutEndsIt(t *testing.T) {
 			is := is.New(t)
 			s := newSite(t, st)
 			_, key := s.merchant("Acme")
-			b := s.browser()
-			b.signIn(key)
+			b := s.signedIn(key)
 			s.clock.Add(12*time.Hour - time.Second)
 			is.Equal(b.get("/dashboard/").status, http.StatusOK) // still valid
 			s.clock.Add(time.Second)
@@ -212,8 +209,7 @@ func TestSessionExpiresAndSignOutEndsIt(t *testing.T) {
 			is := is.New(t)
 			s := newSite(t, st)
 			_, key := s.merchant("Acme")
-			b := s.browser()
-			b.signIn(key)
+			b := s.signedIn(key)
 			old := *b.cookies["recoup_session"]
 			other := s.browser()
 			other.signIn(key)
@@ -241,8 +237,7 @@ func TestCSRFMissingOrWrongIsForbiddenAndChangesNothing(t *testing.T) {
 	s := newSite(t, memoryStore())
 	m, key := s.merchant("Acme")
 	task := s.cancelledTask(m.ID)
-	b := s.browser()
-	b.signIn(key)
+	b := s.signedIn(key)
 	before, err := s.policies.Get(context.Background(), m)
 	is.NoErr(err)
 	token := csrf(t, b.page("/dashboard/policy"))
@@ -286,8 +281,7 @@ func TestAnotherMerchantsTaskIsForbiddenAndUnchanged(t *testing.T) {
 		_, key := s.merchant("Acme")
 		victim, _ := s.merchant("Victim")
 		theirs := s.cancelledTask(victim.ID)
-		b := s.browser()
-		b.signIn(key)
+		b := s.signedIn(key)
 		token := csrf(t, b.page("/dashboard/tasks"))
 		for _, action := range []string{"retry", "delete"} {
 			a := b.post("/dashboard/tasks/"+string(theirs.ID)+"/"+action, url.Values{"csrf": {token}})
@@ -310,8 +304,7 @@ func TestRetryAndDeleteFromTheTaskList(t *testing.T) {
 		m, key := s.merchant("Acme")
 		cancelled := s.cancelledTask(m.ID)
 		pending := s.task(m.ID, "ann@example.com")
-		b := s.browser()
-		b.signIn(key)
+		b := s.signedIn(key)
 		list := b.page("/dashboard/tasks")
 		row := fmt.Sprintf(`<tr data-task-id="%s">`, cancelled.ID)
 		is.True(strings.Contains(list, row)) // one row per task
@@ -351,8 +344,7 @@ func TestTaskListFiltersAndPages(t *testing.T) {
 		s.task(m.ID, "a@example.com")
 	}
 	last := s.cancelledTask(m.ID)
-	b := s.browser()
-	b.signIn(key)
+	b := s.signedIn(key)
 	first := b.page("/dashboard/tasks")
 	is.Equal(strings.Count(first, "<tr data-task-id="), domain.DefaultPageSize) // a full page
 	i := strings.Index(first, `<a id="next-page" href="`)
@@ -376,8 +368,7 @@ func TestPolicyForm(t *testing.T) {
 		is := is.New(t)
 		s := newSite(t, st)
 		m, key := s.merchant("Acme")
-		b := s.browser()
-		b.signIn(key)
+		b := s.signedIn(key)
 		page := b.page("/dashboard/policy")
 		def := domain.DefaultDunningPolicy()
 		is.True(strings.Contains(page, fmt.Sprintf(`name="max_attempts" type="number" value="%d"`, def.MaxAttempts))) // the stored policy
@@ -432,8 +423,7 @@ func TestHostileDataIsEscaped(t *testing.T) {
 	s := newSite(t, memoryStore())
 	m, key := s.merchant(`<script>alert("name")</script>`)
 	s.task(m.ID, `<script>alert("xss")</script>@example.com`)
-	b := s.browser()
-	b.signIn(key)
+	b := s.signedIn(key)
 	for _, path := range []string{"/dashboard/tasks", "/dashboard/"} {
 		body := b.page(path)
 		is.True(!strings.Contains(body, "<script")) // never markup
@@ -461,8 +451,7 @@ func TestOverviewShowsTheFigures(t *testing.T) {
 				t.Fatalf("record fact %d: %v", i, err)
 			}
 		}
-		b := s.browser()
-		b.signIn(key)
+		b := s.signedIn(key)
 		body := b.page("/dashboard/")
 		is.True(strings.Contains(body, `<p id="recovery-rate" class="big">25.0%</p>`)) // 5000 of 20000
 		is.True(strings.Contains(body, `<th scope="row">JPY</th><td class="num">¥20,000</td><td class="num">¥5,000</td><td class="num">¥15,000</td>`))
@@ -539,8 +528,7 @@ func TestWebhookEndpointsAreTheMerchantsOwn(t *testing.T) {
 		victim, _ := s.merchant("Victim")
 		theirs, err := s.endpoints.Create(context.Background(), victim, "http://127.0.0.1:9/theirs", []string{"*"})
 		is.NoErr(err)
-		b := s.browser()
-		b.signIn(key)
+		b := s.signedIn(key)
 		token := csrf(t, b.page("/dashboard/webhooks"))
 
 		a := b.get("/dashboard/webhooks/" + string(theirs.ID))
@@ -581,8 +569,7 @@ func TestReloadedEndpointFormCreatesOnce(t *testing.T) {
 		is := is.New(t)
 		s := newSite(t, st)
 		_, key := s.merchant("Acme")
-		b := s.browser()
-		b.signIn(key)
+		b := s.signedIn(key)
 		form := b.page("/dashboard/webhooks")
 		formKey := formKeyField.FindStringSubmatch(form)
 		is.True(formKey != nil) // the form has its key
@@ -622,8 +609,7 @@ func TestDeliveriesPage(t *testing.T) {
 		is.NoErr(err)
 		is.Equal(n, 1)
 	}
-	b := s.browser()
-	b.signIn(key)
+	b := s.signedIn(key)
 	first := b.page("/dashboard/webhooks/" + string(e.ID))
 	is.Equal(strings.Count(first, "<tr data-delivery-id="), domain.DefaultPageSize) // a full page
 	i := strings.Index(first, `<a id="next-page" href="`)
@@ -650,8 +636,7 @@ func TestOverviewWithSeveralCurrencies(t *testing.T) {
 		_, err := st.Ledger().Record(context.Background(), m.ID, f)
 		is.NoErr(err)
 	}
-	b := s.browser()
-	b.signIn(key)
+	b := s.signedIn(key)
 	body := b.page("/dashboard/")
 	is.True(strings.Contains(body, `<p id="recovery-rate" class="big">50.0% EUR · 0.0% USD</p>`)) // each currency's rate
 	is.True(strings.Contains(body, `<td class="num">$4,000.00</td>`))                             // amounts in their own format
@@ -663,8 +648,7 @@ func TestAFormTooLargeIsRefused(t *testing.T) {
 	is := is.New(t)
 	s := newSite(t, memoryStore())
 	m, key := s.merchant("Acme")
-	b := s.browser()
-	b.signIn(key)
+	b := s.signedIn(key)
 	before, err := s.policies.Get(context.Background(), m)
 	is.NoErr(err)
 	token := csrf(t, b.page("/dashboard/policy"))

@@ -151,6 +151,14 @@ func (s *site) browser() *browser {
 	return &browser{t: s.t, h: s.h, cookies: map[string]*http.Cookie{}, header: http.Header{}}
 }
 
+// signedIn is a new browser signed in with key.
+func (s *site) signedIn(key string) *browser {
+	s.t.Helper()
+	b := s.browser()
+	b.signIn(key)
+	return b
+}
+
 type answer struct {
 	status int
 	header http.Header
