@@ -30,6 +30,46 @@ var clockedStorages = map[string]func(t *testing.T, clock ports.Clock) ports.Sto
 	"postgres": func(t *testing.T, _ ports.Clock) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
 }
 
+// deathLease is the workers' lease in the death tests.
+const deathLease = time.Minute
+
+// deathRig is two recoup services on one storage and one scripted Stripe
+// API, on a test clock: first's storage goes dark when dying.die() is
+// called (its worker dies), second's stays up. merchant, on account, has
+// the policy the rig was made with.
+type deathRig struct {
+	start         time.Time
+	clock         *clocktest.Clock
+	api           *stripetest.API
+	store         ports.Storage // second's: the same storage, never dark
+	dying         *dyingStorage
+	first, second *recoup.Service
+	account       string
+	merchant      domain.Merchant
+}
+
+func newDeathRig(t *testing.T, storage func(t *testing.T, clock ports.Clock) ports.Storage, p domain.DunningPolicy) deathRig {
+	t.Helper()
+	r := deathRig{start: time.Now().UTC().Truncate(time.Second), api: stripetest.NewAPI(t), account: stripetest.NewID("acct_")}
+	r.clock = clocktest.New(r.start)
+	r.api.SetClock(r.clock.Now)
+	gw := stripe.NewGateway(stripe.GatewayConfig{APIKey: "sk_test_death", APIBase: r.api.URL()})
+	store := storage(t, r.clock)
+	r.store, r.dying = store, &dyingStorage{Storage: store}
+	cfg := app.WorkerConfig{Lease: deathLease}
+	r.first = newService(t, recoup.Options{Storage: r.dying, Gateway: gw, Clock: r.clock, ReconcileInterval: -1, Worker: cfg})
+	r.second = newService(t, recoup.Options{Storage: store, Gateway: gw, Clock: r.clock, ReconcileInterval: -1, Worker: cfg})
+	var err error
+	r.merchant, _, err = r.second.Merchants().Create(t.Context(), "Shop", r.account)
+	if err == nil {
+		_, err = r.second.Policies().Set(t.Context(), r.merchant, p)
+	}
+	if err != nil {
+		t.Fatalf("merchant and policy: %v", err)
+	}
+	return r
+}
+
 // errDead is what a dead worker's storage answers.
 var errDead = errors.New("the worker is dead")
 
@@ -75,24 +115,11 @@ func TestEndDunningActsOnceAcrossAWorkerDeath(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			ctx := t.Context()
-			start := time.Now().UTC().Truncate(time.Second)
-			clock := clocktest.New(start)
-			api := stripetest.NewAPI(t)
-			api.SetClock(clock.Now)
-			gw := stripe.NewGateway(stripe.GatewayConfig{APIKey: "sk_test_death", APIBase: api.URL()})
-			store := storage(t, clock)
-			dying := &dyingStorage{Storage: store}
-			cfg := app.WorkerConfig{Lease: time.Minute}
-			first := newService(t, recoup.Options{Storage: dying, Gateway: gw, Clock: clock, ReconcileInterval: -1, Worker: cfg})
-			second := newService(t, recoup.Options{Storage: store, Gateway: gw, Clock: clock, ReconcileInterval: -1, Worker: cfg})
-
-			account := stripetest.NewID("acct_")
-			m, _, err := second.Merchants().Create(ctx, "Shop", account)
-			is.NoErr(err)
 			p := domain.DefaultDunningPolicy()
 			p.OnExhausted = domain.ExhaustedCancelSubscription
-			_, err = second.Policies().Set(ctx, m, p)
-			is.NoErr(err)
+			rig := newDeathRig(t, storage, p)
+			start, clock, api, dying, first, second := rig.start, rig.clock, rig.api, rig.dying, rig.first, rig.second
+			account, m := rig.account, rig.merchant
 
 			// An invoice whose attempts are spent: its dunning ends at once.
 			invoice, sub, charge := stripetest.NewID("in_"), stripetest.NewID("sub_"), stripetest.NewID("ch_")
@@ -131,7 +158,7 @@ func TestEndDunningActsOnceAcrossAWorkerDeath(t *testing.T) {
 			is.Equal(got.Status, domain.StatusRunning) // but nobody recorded it
 
 			// Its lease expires; the second worker runs the task again.
-			clock.Add(cfg.Lease + time.Second)
+			clock.Add(deathLease + time.Second)
 			_, err = second.Worker().RunOnce(ctx)
 			is.NoErr(err)
 			got, err = second.Tasks().Get(ctx, m, end.ID)
@@ -187,10 +214,6 @@ func subscriptionStatus(t *testing.T, api *stripetest.API, account, id string) s
 // acted once, and a payment counts as recoup's even when invoice.paid
 // was recorded first.
 func TestCloseOnceAcrossAWorkerDeath(t *testing.T) {
-	storages := map[string]func(t *testing.T, clock ports.Clock) ports.Storage{
-		"memory":   func(t *testing.T, clock ports.Clock) ports.Storage { return memory.New(clock) },
-		"postgres": func(t *testing.T, _ ports.Clock) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
-	}
 	cases := []struct {
 		name     string
 		attempts int // the failed invoice's attempt_count
@@ -204,29 +227,16 @@ func TestCloseOnceAcrossAWorkerDeath(t *testing.T) {
 		{"an end marks uncollectible", 8, domain.TypeEndDunning, domain.ExhaustedMarkUncollectible, "/mark_uncollectible",
 			domain.InvoiceUncollectible, string(domain.ExhaustedMarkUncollectible)},
 	}
-	for name, storage := range storages {
+	for name, storage := range clockedStorages {
 		for _, tc := range cases {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				is := is.New(t)
 				ctx := t.Context()
-				start := time.Now().UTC().Truncate(time.Second)
-				clock := clocktest.New(start)
-				api := stripetest.NewAPI(t)
-				api.SetClock(clock.Now)
-				gw := stripe.NewGateway(stripe.GatewayConfig{APIKey: "sk_test_death", APIBase: api.URL()})
-				store := storage(t, clock)
-				dying := &dyingStorage{Storage: store}
-				cfg := app.WorkerConfig{Lease: time.Minute}
-				first := newService(t, recoup.Options{Storage: dying, Gateway: gw, Clock: clock, ReconcileInterval: -1, Worker: cfg})
-				second := newService(t, recoup.Options{Storage: store, Gateway: gw, Clock: clock, ReconcileInterval: -1, Worker: cfg})
-
-				account := stripetest.NewID("acct_")
-				m, _, err := second.Merchants().Create(ctx, "Shop", account)
-				is.NoErr(err)
 				p := domain.DefaultDunningPolicy()
 				p.OnExhausted, p.Emails = tc.action, domain.EmailPolicy{} // no emails: only the task of the case runs
-				_, err = second.Policies().Set(ctx, m, p)
-				is.NoErr(err)
+				rig := newDeathRig(t, storage, p)
+				start, clock, api, dying, first, second := rig.start, rig.clock, rig.api, rig.dying, rig.first, rig.second
+				account, m := rig.account, rig.merchant
 
 				invoice := stripetest.NewID("in_")
 				api.PutCustomer(account, "cus_jenny", "jenny@example.com")
@@ -271,7 +281,7 @@ func TestCloseOnceAcrossAWorkerDeath(t *testing.T) {
 					is.Equal(rec.Code, http.StatusOK)
 				}
 
-				clock.Add(cfg.Lease + time.Second)
+				clock.Add(deathLease + time.Second)
 				_, err = second.Worker().RunOnce(ctx)
 				is.NoErr(err)
 				got, err = second.Tasks().Get(ctx, m, task.ID)
@@ -295,7 +305,7 @@ func TestCloseOnceAcrossAWorkerDeath(t *testing.T) {
 				is.Equal(effective, 1) // and Stripe acted once: the second was its first answer again
 
 				if tc.task == domain.TypeRetryPayment {
-					record, err := store.Ledger().Invoice(ctx, m.ID, invoice)
+					record, err := rig.store.Ledger().Invoice(ctx, m.ID, invoice)
 					is.NoErr(err)
 					is.Equal(record.RecoveredBy, domain.RecoveredByRecoupRetry) // recoup's payment, though reported first by Stripe
 				}
