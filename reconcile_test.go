@@ -82,11 +82,7 @@ func tasksOfOneDelivery(t *testing.T, account string, payload []byte) int {
 // once, whichever way it came first, and every other arrival is a
 // duplicate.
 func TestReconcileDuringAWebhookStorm(t *testing.T) {
-	storages := map[string]func(t *testing.T) ports.Storage{
-		"memory":   func(t *testing.T) ports.Storage { return nil },
-		"postgres": func(t *testing.T) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
-	}
-	for name, storage := range storages {
+	for name, storage := range e2eStorages() {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			api := stripetest.NewAPI(t)

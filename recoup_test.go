@@ -444,11 +444,7 @@ func (o *recordingObserver) outcomes() []string {
 // from another: each is refused (400) and nothing changes, on both
 // storages.
 func TestReplayOfAnOldDeliveryIsRefused(t *testing.T) {
-	storages := map[string]func(t *testing.T) ports.Storage{
-		"memory":   func(t *testing.T) ports.Storage { return nil },
-		"postgres": func(t *testing.T) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
-	}
-	for name, storage := range storages {
+	for name, storage := range e2eStorages() {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			clock := clocktest.New(time.Now().UTC().Truncate(time.Second))
@@ -508,11 +504,7 @@ func TestReplayOfAnOldDeliveryIsRefused(t *testing.T) {
 // made U+FFFD, the same on both storages — never a 500 that Stripe would
 // redeliver for days.
 func TestPoisonEventsAnswerAlike(t *testing.T) {
-	storages := map[string]func(t *testing.T) ports.Storage{
-		"memory":   func(t *testing.T) ports.Storage { return nil },
-		"postgres": func(t *testing.T) ports.Storage { return postgres.New(pgtest.NewMigratedDB(t)) },
-	}
-	for name, storage := range storages {
+	for name, storage := range e2eStorages() {
 		t.Run(name, func(t *testing.T) {
 			is := is.New(t)
 			svc := newService(t, recoup.Options{Storage: storage(t)})
