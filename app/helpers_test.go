@@ -14,6 +14,7 @@ import (
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/clocktest"
+	"github.com/recoupdev/recoup/internal/logtest"
 	"github.com/recoupdev/recoup/internal/stripetest"
 	"github.com/recoupdev/recoup/ports"
 )
@@ -24,7 +25,7 @@ type useCases struct {
 	mem       *memory.Store
 	clock     *clocktest.Clock
 	obs       *recordingObserver
-	logs      *lockedBuffer
+	logs      *logtest.Buffer
 	webhooks  *app.WebhookService
 	tasks     *app.TaskService
 	merchants *app.MerchantService
@@ -35,7 +36,7 @@ type useCases struct {
 func newUseCases(t *testing.T, wrap func(ports.Storage) ports.Storage) *useCases {
 	t.Helper()
 	clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	u := &useCases{mem: memory.New(clock), clock: clock, obs: &recordingObserver{}, logs: &lockedBuffer{}}
+	u := &useCases{mem: memory.New(clock), clock: clock, obs: &recordingObserver{}, logs: &logtest.Buffer{}}
 	var store ports.Storage = u.mem
 	if wrap != nil {
 		store = wrap(u.mem)

@@ -12,6 +12,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/recoupdev/recoup/app"
+	"github.com/recoupdev/recoup/internal/logtest"
 )
 
 // folderFunc is a ports.SumFolder made of a function.
@@ -40,7 +41,7 @@ func TestFoldSumsFoldsUntilItsContextEnds(t *testing.T) {
 		}
 		return nil
 	})
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	done := make(chan struct{})
 	go func() {

@@ -16,6 +16,7 @@ import (
 	"github.com/recoupdev/recoup/adapters/stripe"
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
+	"github.com/recoupdev/recoup/internal/logtest"
 	"github.com/recoupdev/recoup/internal/stripetest"
 )
 
@@ -70,7 +71,7 @@ func TestWorkerAgainstStripeMock(t *testing.T) {
 	notify.StripeInvoiceID = "in_1MockNotify"
 	f.schedule(t, retry, notify)
 
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	w, err := app.NewWorker(workerTestConfig(), app.WorkerPorts{Storage: f.store, Gateway: gateway,
 		Notifier: email.NewLogNotifier(slog.New(slog.NewJSONHandler(&logs, nil))), Clock: f.clock})
 	is.NoErr(err)                // worker

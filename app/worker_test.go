@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/recoupdev/recoup/app"
 	"github.com/recoupdev/recoup/domain"
 	"github.com/recoupdev/recoup/internal/clocktest"
+	"github.com/recoupdev/recoup/internal/logtest"
 	"github.com/recoupdev/recoup/ports"
 )
 
@@ -146,24 +146,6 @@ func (n *recordingNotifier) all() []domain.Notification {
 	return append([]domain.Notification(nil), n.sent...)
 }
 
-// lockedBuffer is a log sink safe for the worker's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // workerFixture is a memory store with one merchant, a clock and fakes.
 type workerFixture struct {
 	store    *memory.Store
@@ -171,14 +153,14 @@ type workerFixture struct {
 	merchant domain.Merchant
 	gateway  *scriptedGateway
 	notifier *recordingNotifier
-	logs     *lockedBuffer
+	logs     *logtest.Buffer
 }
 
 func newWorkerFixture(t *testing.T) *workerFixture {
 	t.Helper()
 	clock := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	f := &workerFixture{
-		store: memory.New(clock), clock: clock, gateway: &scriptedGateway{}, notifier: &recordingNotifier{}, logs: &lockedBuffer{},
+		store: memory.New(clock), clock: clock, gateway: &scriptedGateway{}, notifier: &recordingNotifier{}, logs: &logtest.Buffer{},
 	}
 	f.merchant = f.addMerchant(t, "Acme Books", "acct_1Acme")
 	return f

@@ -12,11 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/recoupdev/recoup/internal/logtest"
 	"github.com/recoupdev/recoup/internal/stripetest"
 )
 
@@ -51,26 +51,8 @@ type process struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	base string // http://127.0.0.1:port
-	logs *syncBuffer
+	logs *logtest.Buffer
 	done chan error
-}
-
-// syncBuffer collects a child's stderr while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServe starts `recoup serve` on a free port with env added to the
@@ -81,7 +63,7 @@ func startServe(t *testing.T, env []string, args ...string) *process {
 	cmd.Env = append(os.Environ(), "STRIPE_WEBHOOK_SECRET="+testSecret, "RECOUP_ADMIN_TOKEN="+adminToken, "RECOUP_LOG_FORMAT=json")
 	cmd.Env = append(cmd.Env, env...)
 	pr, pw := io.Pipe()
-	p := &process{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &process{t: t, cmd: cmd, logs: &logtest.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start recoup: %v", err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/recoupdev/recoup/internal/logtest"
 	"github.com/recoupdev/recoup/internal/pgtest"
 )
 
@@ -97,12 +98,12 @@ func (f *fakeStripe) snapshot() (charges map[string]int, keys map[string][]strin
 }
 
 // startWorker starts `recoup worker` and returns its command.
-func startWorker(t *testing.T, env ...string) (*exec.Cmd, *syncBuffer) {
+func startWorker(t *testing.T, env ...string) (*exec.Cmd, *logtest.Buffer) {
 	t.Helper()
 	cmd := exec.Command(binary, "worker")
 	cmd.Env = append(os.Environ(), "STRIPE_API_KEY=sk_test_process", "RECOUP_LOG_FORMAT=json")
 	cmd.Env = append(cmd.Env, env...)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start recoup worker: %v", err)
@@ -117,7 +118,7 @@ func startWorker(t *testing.T, env ...string) (*exec.Cmd, *syncBuffer) {
 }
 
 // terminate sends SIGTERM and expects exit status 0.
-func terminate(t *testing.T, cmd *exec.Cmd, logs *syncBuffer) {
+func terminate(t *testing.T, cmd *exec.Cmd, logs *logtest.Buffer) {
 	t.Helper()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -215,7 +216,7 @@ func TestTwoWorkerProcessesRunEachTaskOnce(t *testing.T) {
 		t.Errorf("the worker's start-up line is not as expected (an addr first?):\n%s", l)
 	}
 	// Both processes did part of the work.
-	for name, logs := range map[string]*syncBuffer{"a": alogs, "b": blogs} {
+	for name, logs := range map[string]*logtest.Buffer{"a": alogs, "b": blogs} {
 		if !strings.Contains(logs.String(), `"status":"succeeded"`) {
 			t.Errorf("worker %s ran no task", name)
 		}
@@ -225,7 +226,7 @@ func TestTwoWorkerProcessesRunEachTaskOnce(t *testing.T) {
 // succeededRuns scrapes the /metrics of a worker process (its address is in
 // its "serving metrics and health" log line) and returns its succeeded retry_payment
 // runs.
-func succeededRuns(t *testing.T, logs *syncBuffer) int {
+func succeededRuns(t *testing.T, logs *logtest.Buffer) int {
 	t.Helper()
 	var addr string
 	for _, line := range strings.Split(logs.String(), "\n") {

@@ -11,11 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/recoupdev/recoup/internal/logtest"
 	"github.com/recoupdev/recoup/internal/pgtest"
 	"github.com/recoupdev/recoup/internal/stripetest"
 )
@@ -50,28 +50,10 @@ func migratedDatabase(t *testing.T, binary string) string {
 	return url
 }
 
-// logBuffer collects the server's log while the test reads it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // server is a running `recoup serve`.
 type server struct {
 	base string // http://127.0.0.1:port
-	logs *logBuffer
+	logs *logtest.Buffer
 }
 
 // startServe starts `recoup serve` on a free loopback port with the test's
@@ -89,7 +71,7 @@ func startServe(t *testing.T, binary string, env ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start recoup serve: %v", err)
 	}
-	s := &server{logs: &logBuffer{}}
+	s := &server{logs: &logtest.Buffer{}}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
